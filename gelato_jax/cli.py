@@ -1,0 +1,275 @@
+"""Command-line interface: ``gelato <command>`` (also ``python -m gelato_jax``).
+
+Every command takes ``--json`` for machine-readable output. Invalid input prints one line
+``gelato: error: ...`` on stderr and exits with status 2, without a traceback and without
+writing a partial result.
+
+Parameters: ``--config FILE.toml`` (a ``[scenario]`` table and a ``[policy]`` table with
+``name = "gelato"``, or top-level keys), then ``--set field=value`` (repeatable), routed to the
+policy when the policy has that field and to the scenario otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+__all__ = ["main", "build_parser", "scenario_and_policy_from_args"]
+
+
+class CLIError(ValueError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        raise CLIError(f"{self.prog}: {message}")
+
+
+def _parse_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    if "," in text:
+        return tuple(_parse_value(t) for t in text.split(",") if t.strip())
+    return text
+
+
+def parse_assignments(items: Sequence[str] | None, flag: str = "--set") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise CLIError(f"{flag} expects field=value, got {item!r}")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise CLIError(f"{flag} expects field=value, got {item!r}")
+        out[key] = _parse_value(value.strip())
+    return out
+
+
+def scenario_and_policy_from_args(args: argparse.Namespace):
+    """Build ``(Scenario, Policy, policy_name)`` from ``--config``, ``--policy`` and ``--set``."""
+    from . import policies
+    from .scenario import Scenario, read_toml
+
+    scen_kw: dict[str, Any] = {}
+    pol_kw: dict[str, Any] = {}
+    name = None
+    if getattr(args, "config", None):
+        data = read_toml(args.config)
+        scen_tbl = data.get("scenario", {})
+        pol_tbl = dict(data.get("policy", {}))
+        if not isinstance(scen_tbl, dict) or not isinstance(pol_tbl, dict):
+            raise CLIError(f"{args.config}: [scenario] and [policy] must be tables")
+        name = pol_tbl.pop("name", None)
+        scen_kw.update(scen_tbl)
+        pol_kw.update(pol_tbl)
+        for k, v in data.items():
+            if k not in ("scenario", "policy"):
+                if isinstance(v, dict):
+                    raise CLIError(f"{args.config}: unknown table [{k}] (allowed: [scenario], [policy])")
+                scen_kw[k] = v
+    name = getattr(args, "policy", None) or name or "gelato"
+    key = str(name).lower().replace("_", "-")
+    if key not in policies.REGISTRY:
+        raise CLIError(f"--policy must be one of {sorted(policies.REGISTRY)}, got {name!r}")
+    pol_cls = policies.REGISTRY[key]
+    pol_fields = set(pol_cls._field_names)
+    for k, v in parse_assignments(getattr(args, "set", None)).items():
+        if k in pol_fields:
+            pol_kw[k] = v
+        elif k in Scenario._field_names:
+            scen_kw[k] = v
+        else:
+            raise CLIError(
+                f"--set: unknown field {k!r}; scenario fields: {', '.join(Scenario._field_names)}; "
+                f"{pol_cls.__name__} fields: {', '.join(pol_cls._field_names)}"
+            )
+    moved = {k: scen_kw.pop(k) for k in list(scen_kw) if k in pol_fields}
+    pol_kw.update(moved)
+    scenario = Scenario.from_dict(scen_kw)
+    policy = pol_cls(**pol_kw)
+    policy.validate(scenario)
+    return scenario, policy, key
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml", help="scenario/policy TOML file")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a scenario or policy field (repeatable)")
+    p.add_argument("--policy", help="policy name (default: gelato)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+_TABLE_ROWS = [
+    ("throughput", "throughput E[N/D]", "tok/s"),
+    ("goodput", "goodput ΣN/ΣD", "tok/s"),
+    ("energy", "energy per round", "J"),
+    ("arrival", "energy budget per round", "J"),
+    ("energy_per_token", "energy per token", "J"),
+    ("queue_mean", "queue mean Z", "J"),
+    ("queue_final", "queue final Z_T", "J"),
+    ("budget", "budget γ̃", ""),
+    ("sent", "sent L", ""),
+    ("passes", "draft passes P", ""),
+    ("accepted", "accepted A", ""),
+    ("tokens", "tokens N", ""),
+    ("latency", "latency D", "s"),
+    ("outage", "outage fraction", ""),
+]
+
+
+def format_summary(summary: dict[str, dict[str, float]], title: str) -> str:
+    lines = [title, f"{'metric':<26}{'mean':>12}   {'95% CI':<27}unit"]
+    for key, label, unit in _TABLE_ROWS:
+        if key not in summary:
+            continue
+        s = summary[key]
+        lines.append(f"{label:<26}{s['mean']:>12.5g}   [{s['ci_low']:.5g}, {s['ci_high']:.5g}]".ljust(67) + unit)
+    return "\n".join(lines)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from . import io as gio
+    from .simulator import simulate
+
+    scenario, policy, name = scenario_and_policy_from_args(args)
+    t0 = time.time()
+    res = simulate(
+        scenario,
+        policy,
+        seed=args.seed,
+        realizations=args.realizations,
+        rounds=args.rounds,
+        chunk=args.chunk,
+        progress=None if not args.quiet else False,
+    )
+    wall = time.time() - t0
+    summary = res.summary()
+    meta = {
+        "command": "simulate",
+        "policy": name,
+        "policy_fields": _fields(policy),
+        "scenario": scenario.to_dict(),
+        "seed": args.seed,
+        "realizations": args.realizations,
+        "rounds": args.rounds,
+        "wall_time_s": wall,
+        "summary": summary,
+    }
+    if args.out:
+        import os
+
+        os.makedirs(args.out, exist_ok=True)
+        gio.save_npz(os.path.join(args.out, "simulate.npz"), res.as_dict())
+        gio.save_json(os.path.join(args.out, "simulate.json"), {**meta, "environment": gio.environment_info()})
+    if args.json:
+        print(json.dumps(gio._jsonable(meta), indent=2))
+    else:
+        title = (
+            f"gelato simulate: policy={name} {_fields(policy)}\n"
+            f"{args.realizations} realizations x {args.rounds} rounds, seed {args.seed}, {wall:.1f} s"
+        )
+        print(format_summary(summary, title))
+    return 0
+
+
+def _fields(obj) -> dict[str, Any]:
+    return {n: getattr(obj, n) for n in type(obj)._field_names}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gelato", description="GELATO device-edge speculative decoding: simulator and theory verifier")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("simulate", help="simulate a policy on a scenario and print time averages with 95% CIs")
+    _add_model_args(p)
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--realizations", type=_positive_int, default=256)
+    p.add_argument("--rounds", type=_positive_int, default=5000)
+    p.add_argument("--chunk", type=_positive_int, default=None, help="realizations per compiled call")
+    p.add_argument("--out", metavar="DIR", help="save simulate.npz + simulate.json here")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_simulate)
+
+    for module in _EXTENSIONS:
+        add = _load_extension(module)
+        if add is not None:
+            add(sub)
+    return parser
+
+
+# Modules that register more subcommands with ``add_parsers(subparsers)``.
+_EXTENSIONS = (
+    "gelato_jax.lm.cli",
+    "gelato_jax.sweep_cli",
+    "gelato_jax.compare_cli",
+    "proofs_check.cli",
+    "figures.cli",
+    "bench.cli",
+)
+
+
+def _load_extension(module: str) -> Callable | None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+    return getattr(mod, "add_parsers", None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # e.g. `gelato simulate | head`
+        return 0
+    except (ValueError, OSError) as exc:  # includes CLIError and Scenario/Policy validation
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not msg.startswith("gelato"):
+            msg = f"gelato: error: {msg}"
+        print(msg, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gelato: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

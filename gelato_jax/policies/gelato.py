@@ -1,0 +1,88 @@
+r"""GELATO (MODEL.md §5, §6): drift-plus-penalty budget + leaky-bucket entropy early exit.
+
+Outer loop: ``γ̃_t = argmax_γ V T̂(γ, r_t) − Z_t Ê(γ, r_t)`` over ``{0..γ_max}`` (``{0}`` in
+outage, smallest γ on ties). Proxies:
+
+* ``proxy="mean"`` (the paper's): ``N̂ = (1 − ᾱ^{γ+1})/(1 − ᾱ)``, ``D̂``, ``Ê`` with
+  ``P = L = γ`` and the mean payload ``b̄``; ``ᾱ``, ``b̄`` by exact quadrature.
+* ``proxy="ewma"``: ``ᾱ`` replaced by an online estimate from observed acceptances. Each round
+  reveals ``A`` successes and, if ``A < L``, one failure of a geometric trial; the estimate is the
+  ratio of exponentially weighted sums ``ᾱ̂ = S_A / (S_A + S_F)`` with weight ``ewma_beta``,
+  started at the scenario's ``ᾱ`` with unit prior weight [ours: the paper gives no details].
+
+Inner loop: ``exit="bucket"`` (leaky bucket, §6) or ``exit="none"``.
+The queue update ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` with the actual energy is done by the
+rollout for every policy.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from .._pytree import check_choice, check_real, leaf_field, pytree_dataclass, static_field
+from ..controller import dpp_budget
+from ..costs import PAYLOADS
+from ..early_exit import leaky_bucket_exit, no_exit
+from .base import Policy
+
+__all__ = ["Gelato", "PROXIES", "EXITS"]
+
+PROXIES = ("mean", "ewma")
+EXITS = ("bucket", "none")
+
+_G = "Gelato"
+
+
+@pytree_dataclass(
+    checks={
+        "V": check_real(_G, 0, None),
+        "H_th": check_real(_G, 0, None),
+        "Theta_th": check_real(_G, 0, None),
+        "ewma_beta": check_real(_G, 0, 1, lo_open=True),
+        "proxy": check_choice(_G, PROXIES),
+        "exit": check_choice(_G, EXITS),
+        "payload": check_choice(_G, PAYLOADS),
+    }
+)
+class Gelato(Policy):
+    """GELATO controller. ``V`` trades throughput (large ``V``) for queue/energy (small ``V``)."""
+
+    V: float = leaf_field(1.0)
+    H_th: float = leaf_field(1.5, unit="nats")
+    Theta_th: float = leaf_field(1.0, unit="nats")
+    ewma_beta: float = leaf_field(0.05)
+    proxy: str = static_field("mean")
+    exit: str = static_field("bucket")
+    payload: str = static_field("topp")
+
+    def init_state(self, scenario, aux):
+        if self.proxy == "ewma":
+            one = jnp.ones((), jnp.result_type(float))
+            return (aux.alpha_bar * one, (1.0 - aux.alpha_bar) * one)
+        return ()
+
+    def acceptance_estimate(self, aux, state):
+        if self.proxy == "ewma":
+            s_acc, s_rej = state
+            return s_acc / (s_acc + s_rej)
+        return aux.alpha_bar
+
+    def choose_budget(self, scenario, aux, state, obs):
+        proxy = self.mean_proxy(scenario, aux, self.acceptance_estimate(aux, state), obs)
+        return dpp_budget(self.V, obs.queue, proxy.throughput, proxy.energy, obs.outage)
+
+    def draft(self, scenario, aux, state, budget, entropy):
+        if self.exit == "bucket":
+            return leaky_bucket_exit(entropy, budget, self.H_th, self.Theta_th)
+        return no_exit(entropy, budget)
+
+    def update_state(self, scenario, aux, state, outcome):
+        if self.proxy != "ewma":
+            return state
+        s_acc, s_rej = state
+        rejected = (outcome.accepted < outcome.sent).astype(s_acc.dtype)
+        observed = outcome.sent > 0
+        b = jnp.where(observed, self.ewma_beta, 0.0)
+        s_acc = (1 - b) * s_acc + b * outcome.accepted
+        s_rej = (1 - b) * s_rej + b * rejected
+        return (s_acc, s_rej)

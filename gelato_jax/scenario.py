@@ -1,0 +1,230 @@
+r"""The physical scenario: MODEL.md §2 (channel), §3 (compute, payload, energy), §4 (token
+surrogate), §9 (defaults).
+
+``Scenario`` is a frozen pytree. Numeric knobs are leaves, so ``jax.vmap`` over a stacked
+``Scenario`` sweeps them in one compiled program; mode strings and shape-determining integers
+(``gamma_max``, ``m_max``, ``channel``, ``energy_arrival``) are static.
+
+Every constructor call and ``replace`` validates concrete values and raises ``ValueError`` naming
+the field and its allowed range. Values that are JAX tracers (inside ``jit``/``vmap``) are not
+checked: they came from a validated object.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from typing import Any, Mapping
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._pytree import check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
+
+__all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS"]
+
+CHANNELS = ("rayleigh", "gauss_markov", "trace")
+ENERGY_ARRIVALS = ("constant", "exponential", "uniform")
+
+_S = "Scenario"
+
+
+def _check_trace(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{_S}.{name}: expected a 1-D sequence of positive finite gains, got {value!r}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{_S}.{name}: expected a non-empty 1-D sequence of positive finite gains, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{_S}.{name}: every gain must be finite and in (0, inf)")
+    return tuple(float(x) for x in arr)
+
+
+_CHECKS = {
+    # channel, MODEL §2
+    "W": check_real(_S, 0, None, lo_open=True),
+    "W_dl": check_real(_S, 0, None, lo_open=True),
+    "P_tx": check_real(_S, 0, None, lo_open=True),
+    "P_edge": check_real(_S, 0, None, lo_open=True),
+    "N0_dBm_Hz": check_real(_S, -300, 0),
+    "NF_dB": check_real(_S, 0, 100),
+    "d": check_real(_S, 0, 1e6, lo_open=True),
+    "channel": check_choice(_S, CHANNELS),
+    "rho": check_real(_S, 0, 1, hi_open=True),
+    "channel_trace": _check_trace,
+    "h_min": check_real(_S, 0, 1, lo_open=True),
+    "r_min": check_real(_S, 0, None),
+    # compute, MODEL §3
+    "c_d": check_real(_S, 0, None, lo_open=True),
+    "f": check_real(_S, 0, None, lo_open=True),
+    "kappa": check_real(_S, 0, None, lo_open=True),
+    "t_v0": check_real(_S, 0, None),
+    "t_v1": check_real(_S, 0, None),
+    "delta": check_real(_S, 0, None),
+    # payload, MODEL §3
+    "V_vocab": check_real(_S, 1, None),
+    "b_id": check_real(_S, 0, None, lo_open=True),
+    "b_prob": check_real(_S, 0, None, lo_open=True),
+    "b_dl": check_real(_S, 0, None),
+    "c_p": check_real(_S, 0, None, lo_open=True),
+    "m_max": check_int(_S, 1, 1_000_000),
+    # tokens, MODEL §4
+    "gamma_max": check_int(_S, 1, 256),
+    "k_H": check_real(_S, 0.05, 1e3),
+    "theta_H": check_real(_S, 0, 1e4, lo_open=True),
+    "rho_H": check_real(_S, 0, 1, hi_open=True),
+    "a0": check_real(_S, -1e3, 1e3),
+    "a1": check_real(_S, 0, 1e3),
+    # energy, MODEL §1, §9
+    "E_bar": check_real(_S, 0, None, lo_open=True),
+    "energy_arrival": check_choice(_S, ENERGY_ARRIVALS),
+}
+
+
+@pytree_dataclass(checks=_CHECKS)
+class Scenario:
+    r"""All physical parameters of one device–edge link (MODEL.md §2–§4, defaults §9).
+
+    Channel (§2): ``g = g0·h``, ``g0 = 10^{-PL/10}``, ``PL_dB = 128.1 + 37.6 log10(d_km)``;
+    uplink rate ``r = W log2(1 + P_tx g / (N0 W))``, downlink the same with ``W_dl``, ``P_edge``.
+    ``channel`` selects i.i.d. Rayleigh (``h ~ Exp(1)``), Gauss–Markov fading with correlation
+    ``rho`` (``h = |x|², x_{t+1} = rho x_t + sqrt(1-rho²) w_t``, ``w ~ CN(0,1)``, marginal Exp(1)),
+    or a replayed ``channel_trace`` of unit-mean gains (cyclic, random start per realization).
+    Draws are clamped to ``h ≥ h_min``; a round with uplink rate ``< r_min`` is in outage.
+
+    Compute (§3): draft pass time ``c_d/f`` s, energy ``kappa c_d f²`` J; verification
+    ``t_v0 + t_v1 L`` s; fixed latency ``delta`` s; downlink ``b_dl`` bits per round.
+
+    Payload (§3): ``b_id``, ``b_prob`` bits; top-p support ``m(H) = min(V_vocab, m_max,
+    ceil(c_p e^H))``.
+
+    Tokens (§4): draft entropies ``H ~ Gamma(k_H, theta_H)`` (nats), optionally AR(1) along the
+    positions of a round with lag-one correlation ``rho_H`` (beta–gamma autoregression, exact
+    Gamma marginals); acceptance ``alpha(H) = sigmoid(a0 - a1 H)``; ``gamma_max`` = largest
+    drafting budget.
+
+    Energy (§1): per-round budget ``E_bar`` J, delivered as a constant or as random arrivals
+    (``exponential`` or ``uniform`` on ``[0, 2 E_bar]``) with mean ``E_bar``.
+    """
+
+    W: float = leaf_field(1e6, unit="Hz")
+    W_dl: float = leaf_field(1e6, unit="Hz")
+    P_tx: float = leaf_field(0.2, unit="W")
+    P_edge: float = leaf_field(1.0, unit="W")
+    N0_dBm_Hz: float = leaf_field(-174.0, unit="dBm/Hz")
+    NF_dB: float = leaf_field(7.0, unit="dB")
+    d: float = leaf_field(300.0, unit="m")
+    channel: str = static_field("rayleigh")
+    rho: float = leaf_field(0.0)
+    channel_trace: tuple | None = static_field(None)
+    h_min: float = leaf_field(1e-12)
+    r_min: float = leaf_field(1e5, unit="bit/s")
+    c_d: float = leaf_field(3e7, unit="cycles/token")
+    f: float = leaf_field(2e9, unit="Hz")
+    kappa: float = leaf_field(2.5e-28)
+    t_v0: float = leaf_field(0.025, unit="s")
+    t_v1: float = leaf_field(0.002, unit="s")
+    delta: float = leaf_field(0.020, unit="s")
+    V_vocab: float = leaf_field(151936.0)
+    b_id: float = leaf_field(18.0, unit="bit")
+    b_prob: float = leaf_field(16.0, unit="bit")
+    b_dl: float = leaf_field(32.0, unit="bit")
+    c_p: float = leaf_field(2.0)
+    m_max: int = static_field(1024)
+    gamma_max: int = static_field(10)
+    k_H: float = leaf_field(0.8)
+    theta_H: float = leaf_field(1.5, unit="nats")
+    rho_H: float = leaf_field(0.0)
+    a0: float = leaf_field(4.8)
+    a1: float = leaf_field(1.8, unit="1/nats")
+    E_bar: float = leaf_field(0.06, unit="J/round")
+    energy_arrival: str = static_field("constant")
+
+    def _validate_cross(self) -> None:
+        if np.any(np.asarray(self.t_v0, dtype=float) + np.asarray(self.delta, dtype=float) <= 0):
+            raise ValueError(
+                "Scenario.t_v0 + Scenario.delta must be > 0 (a round without drafting must take time)"
+            )
+        if self.channel == "trace" and self.channel_trace is None:
+            raise ValueError("Scenario.channel_trace must be given (a 1-D sequence of gains) when channel='trace'")
+
+    # ----------------------------------------------------------------- derived quantities
+    @property
+    def g0(self):
+        """Large-scale gain ``10^{-PL_dB/10}``, ``PL_dB = 128.1 + 37.6 log10(d/1000)``."""
+        pl_db = 128.1 + 37.6 * jnp.log10(jnp.asarray(self.d) / 1000.0)
+        return 10.0 ** (-pl_db / 10.0)
+
+    @property
+    def N0(self):
+        """Noise power spectral density in W/Hz, noise figure included."""
+        return 10.0 ** ((jnp.asarray(self.N0_dBm_Hz) + self.NF_dB - 30.0) / 10.0)
+
+    @property
+    def tau_d(self):
+        """Draft pass time ``c_d / f`` (s)."""
+        return self.c_d / jnp.asarray(self.f)
+
+    @property
+    def e_d(self):
+        """Draft pass energy ``kappa c_d f²`` (J)."""
+        return self.kappa * self.c_d * jnp.asarray(self.f) ** 2
+
+    @property
+    def mean_snr(self):
+        """Uplink SNR at unit fading, ``P_tx g0 / (N0 W)``."""
+        return self.P_tx * self.g0 / (self.N0 * self.W)
+
+    # ----------------------------------------------------------------- construction helpers
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Scenario":
+        unknown = sorted(set(values) - set(cls._field_names))
+        if unknown:
+            raise ValueError(f"Scenario: unknown field(s) {unknown}; known fields: {list(cls._field_names)}")
+        return cls(**dict(values))
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> "Scenario":
+        """Read a scenario from a TOML file: top-level keys, or the keys of a ``[scenario]`` table."""
+        data = read_toml(path)
+        if "scenario" in data and isinstance(data["scenario"], dict):
+            data = data["scenario"]
+        else:
+            data = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for name in self._field_names:
+            v = getattr(self, name)
+            if isinstance(v, tuple):
+                v = list(v)
+            elif not isinstance(v, (str, int, float)) and v is not None:
+                arr = np.asarray(v)
+                v = arr.tolist()
+            out[name] = v
+        return out
+
+    @classmethod
+    def field_type(cls, name: str) -> type:
+        """The Python type of a field, for parsing command-line ``--set`` values."""
+        default = cls.__dataclass_fields__[name].default
+        if name == "channel_trace":
+            return tuple
+        return type(default)
+
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a TOML file, raising ``ValueError`` with the path on a missing or malformed file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"config file {path!r} does not exist")
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path!r} is not valid TOML: {exc}") from None
+

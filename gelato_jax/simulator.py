@@ -1,0 +1,406 @@
+r"""The simulator: exogenous randomness, the per-round step, ``rollout`` and ``simulate``.
+
+One round (MODEL.md §1): observe ``h_t`` and ``Z_t``; the policy picks ``γ̃_t`` (0 in outage);
+the inner loop drafts ``P_t`` passes and sends ``L_t`` tokens; the edge accepts the leading run of
+``A_t`` drafts (draft ``i`` accepted iff ``U_{t,i} < α(H_{t,i})``), ``N_t = A_t + 1``; latency
+and energy follow §3; ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` with the actual energy.
+
+Randomness: realization ``r`` uses ``k_r = fold_in(key(seed), r)`` and round ``t`` uses
+``fold_in(k_r, t)`` (split into channel, energy, entropy and acceptance keys), so results do not
+depend on batch size, chunking, device count or the number of rounds simulated.
+
+``rollout`` replays given ``Exogenous`` arrays and returns per-round ``(R, T)`` arrays;
+``simulate`` draws inside the ``lax.scan`` and streams time averages, memory ``O(R)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import channel, costs, tokens
+from .policies.base import Policy, RoundObs, RoundOutcome
+from .scenario import Scenario
+
+__all__ = ["Exogenous", "Trajectory", "SimResult", "sample_exogenous", "round_step", "rollout", "simulate"]
+
+
+class Exogenous(NamedTuple):
+    """Exogenous randomness of ``R`` realizations × ``T`` rounds.
+
+    channel_gain: ``(R, T)`` unit-mean small-scale fading ``h_t`` (path loss comes from the scenario).
+    energy_arrival: ``(R, T)`` energy budget ``a_t`` of each round (J).
+    entropy: ``(R, T, γ_max)`` draft entropies (nats) of the positions a round may draft.
+    uniform: ``(R, T, γ_max)`` acceptance uniforms: draft ``i`` accepted iff ``U < α(H)``.
+    """
+
+    channel_gain: Any
+    energy_arrival: Any
+    entropy: Any
+    uniform: Any
+
+
+class Trajectory(NamedTuple):
+    """Per-round outputs of ``rollout``, each ``(R, T)``. ``queue`` is ``Z_t`` before the update."""
+
+    budget: Any
+    sent: Any
+    passes: Any
+    accepted: Any
+    tokens: Any
+    latency: Any
+    energy: Any
+    queue: Any
+    rate: Any
+    arrival: Any
+    uplink_bits: Any
+    downlink_bits: Any
+
+
+# ----------------------------------------------------------------------------- randomness
+def _is_zero(x) -> bool:
+    try:
+        return bool(np.all(np.asarray(x) == 0))
+    except (TypeError, jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return False
+
+
+def _entropy_ar(scenario: Scenario) -> bool:
+    """Static switch: draw AR(1) entropies only when ``rho_H`` may be non-zero."""
+    return not _is_zero(scenario.rho_H)
+
+
+def _draw_round(scenario: Scenario, key_r, fading_state, t, *, ar: bool, dtype):
+    """The exogenous draws of round ``t`` of one realization."""
+    k = jax.random.fold_in(key_r, t)
+    k_ch, k_en, k_h, k_u = jax.random.split(k, 4)
+    h, fading_state = channel.next_fading(k_ch, scenario, fading_state, t, dtype)
+    if scenario.energy_arrival == "constant":
+        a = jnp.asarray(scenario.E_bar, dtype)
+    elif scenario.energy_arrival == "exponential":
+        a = scenario.E_bar * jax.random.exponential(k_en, (), dtype=dtype)
+    else:
+        a = 2.0 * scenario.E_bar * jax.random.uniform(k_en, (), dtype=dtype)
+    entropy = tokens.sample_entropies(k_h, scenario, scenario.gamma_max, ar=ar, dtype=dtype)
+    uniform = jax.random.uniform(k_u, (scenario.gamma_max,), dtype=dtype)
+    return (h, a, entropy, uniform), fading_state
+
+
+def _init_realization(scenario: Scenario, root, index, dtype):
+    """Round key base and initial fading state of realization ``index``."""
+    k_init, k_rounds = jax.random.split(jax.random.fold_in(root, index))
+    return k_rounds, channel.init_fading(k_init, scenario, dtype)
+
+
+# ----------------------------------------------------------------------------- one round
+def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
+    """One round for one realization. ``carry = (t, Z, policy_state)``,
+    ``exo_t = (h, a, entropy (γ_max,), uniform (γ_max,))``. Returns ``(carry, Trajectory row)``."""
+    t, queue, pstate = carry
+    h, arrival, entropy, uniform = exo_t
+    rate = channel.uplink_rate(scenario, h)
+    rate_dl = channel.downlink_rate(scenario, h)
+    outage = channel.in_outage(scenario, rate)
+    obs = RoundObs(t, queue, h, rate, rate_dl, outage)
+
+    budget = policy.choose_budget(scenario, aux, pstate, obs)
+    budget = jnp.where(outage, 0, jnp.clip(budget, 0, scenario.gamma_max)).astype(jnp.int32)
+    sent, passes = policy.draft(scenario, aux, pstate, budget, entropy)
+
+    pos = jnp.arange(scenario.gamma_max)
+    accept = (uniform < tokens.acceptance_prob(scenario, entropy)) & (pos < sent)
+    accepted = jnp.sum(jnp.cumprod(accept.astype(jnp.int32))).astype(jnp.int32)
+    n_tokens = accepted + 1
+
+    bits_ul = costs.uplink_bits(scenario, policy.payload, entropy, sent)
+    bits_dl = costs.downlink_bits(scenario, policy.payload, accepted < sent)
+    lat = costs.latency(scenario, passes, sent, bits_ul, bits_dl, rate, rate_dl)
+    en = costs.energy(scenario, passes, bits_ul, rate)
+
+    outcome = RoundOutcome(budget, sent, passes, accepted, n_tokens, lat, en, arrival)
+    pstate = policy.update_state(scenario, aux, pstate, outcome)
+    new_queue = jnp.maximum(queue + en - arrival, 0.0)
+    row = Trajectory(
+        budget, sent, passes, accepted, n_tokens, lat, en, queue, rate, arrival, bits_ul, bits_dl
+    )
+    return (t + 1, new_queue, pstate), row
+
+
+def _prepare(scenario: Scenario, policy: Policy, dtype):
+    if not isinstance(scenario, Scenario):
+        raise ValueError(f"scenario must be a gelato_jax.Scenario, got {type(scenario).__name__}")
+    if not isinstance(policy, Policy):
+        raise ValueError(f"policy must be a gelato_jax.policies.Policy, got {type(policy).__name__}")
+    policy.validate(scenario)
+    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    if dtype not in (jnp.dtype("float32"), jnp.dtype("float64")):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("dtype=float64 needs jax_enable_x64 (set JAX_ENABLE_X64=1 before importing jax)")
+
+    def cast(x):
+        if isinstance(x, (float, np.floating)) or (hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)):
+            return jnp.asarray(x, dtype)
+        return x
+
+    return jax.tree.map(cast, scenario), jax.tree.map(cast, policy), dtype
+
+
+def _check_positive_int(name: str, value, lo: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------- rollout
+@jax.jit
+def _rollout(scenario, policy, exo):
+    aux = policy.precompute(scenario)
+
+    def one(exo_r):
+        carry0 = (jnp.zeros((), jnp.int32), jnp.zeros((), exo_r.channel_gain.dtype), policy.init_state(scenario, aux))
+        _, rows = jax.lax.scan(lambda c, x: round_step(scenario, policy, aux, c, x), carry0, tuple(exo_r))
+        return rows
+
+    return jax.vmap(one)(exo)
+
+
+def rollout(scenario: Scenario, policy: Policy, exogenous: Exogenous) -> Trajectory:
+    """Replay ``exogenous`` through ``policy``; returns per-round ``(R, T)`` arrays.
+
+    ``Z_0 = 0``; ``queue[:, t]`` is the ``Z_t`` used for round ``t``'s decision.
+    """
+    if not isinstance(exogenous, Exogenous):
+        raise ValueError("exogenous must be a gelato_jax.Exogenous")
+    scenario, policy, dtype = _prepare(scenario, policy, None)
+    exo = Exogenous(*(jnp.asarray(x) for x in exogenous))
+    if exo.channel_gain.ndim != 2:
+        raise ValueError(f"Exogenous.channel_gain must have shape (R, T), got {exo.channel_gain.shape}")
+    R, T = exo.channel_gain.shape
+    g = scenario.gamma_max
+    for name, arr, shape in [
+        ("energy_arrival", exo.energy_arrival, (R, T)),
+        ("entropy", exo.entropy, (R, T, g)),
+        ("uniform", exo.uniform, (R, T, g)),
+    ]:
+        if arr.shape != shape:
+            raise ValueError(f"Exogenous.{name} must have shape {shape} (R, T{', gamma_max' if len(shape) == 3 else ''}), got {arr.shape}")
+    exo = Exogenous(
+        jnp.maximum(exo.channel_gain.astype(dtype), scenario.h_min),
+        exo.energy_arrival.astype(dtype),
+        exo.entropy.astype(dtype),
+        exo.uniform.astype(dtype),
+    )
+    return _rollout(scenario, policy, exo)
+
+
+@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
+def _sample_chunk(scenario, root, indices, *, rounds, ar, dtype):
+    def one(index):
+        key_r, fading = _init_realization(scenario, root, index, dtype)
+
+        def body(fading, t):
+            draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
+            return fading, draws
+
+        _, draws = jax.lax.scan(body, fading, jnp.arange(rounds, dtype=jnp.int32))
+        return draws
+
+    return Exogenous(*jax.vmap(one)(indices))
+
+
+def sample_exogenous(scenario: Scenario, *, seed: int, realizations: int, rounds: int, dtype=None) -> Exogenous:
+    """Materialise the exogenous draws that ``simulate`` would use for the same seed
+    (``(R, T)`` and ``(R, T, γ_max)`` arrays)."""
+    realizations = _check_positive_int("realizations", realizations)
+    rounds = _check_positive_int("rounds", rounds)
+    seed = _check_positive_int("seed", seed, lo=0)
+    scenario, _, dtype = _prepare(scenario, _NullPolicy(), dtype)
+    root = jax.random.key(seed)
+    idx = jnp.arange(realizations, dtype=jnp.uint32)
+    return _sample_chunk(scenario, root, idx, rounds=rounds, ar=_entropy_ar(scenario), dtype=dtype)
+
+
+class _NullPolicy(Policy):
+    pass
+
+
+# ----------------------------------------------------------------------------- simulate
+_SUM_FIELDS = (
+    "throughput",
+    "tokens",
+    "latency",
+    "energy",
+    "arrival",
+    "queue",
+    "budget",
+    "sent",
+    "passes",
+    "accepted",
+    "outage",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimResult:
+    """Per-realization time averages from ``simulate`` (each a ``(R,)`` numpy array).
+
+    throughput: mean of ``N_t / D_t`` (tokens/s) — the objective of §3.
+    goodput: ``Σ N_t / Σ D_t`` (tokens/s).
+    energy: mean ``E_t`` (J/round); arrival: mean ``a_t``; energy_per_token: ``Σ E_t / Σ N_t``.
+    queue_mean: mean ``Z_t`` over ``t = 0..T-1``; queue_final: ``Z_T``.
+    budget, sent, passes, accepted, tokens, latency: per-round means; outage: fraction of rounds.
+    """
+
+    throughput: np.ndarray
+    goodput: np.ndarray
+    energy: np.ndarray
+    energy_per_token: np.ndarray
+    arrival: np.ndarray
+    queue_mean: np.ndarray
+    queue_final: np.ndarray
+    budget: np.ndarray
+    sent: np.ndarray
+    passes: np.ndarray
+    accepted: np.ndarray
+    tokens: np.ndarray
+    latency: np.ndarray
+    outage: np.ndarray
+    rounds: int
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "rounds"}
+
+    def summary(self, confidence: float = 0.95) -> dict[str, dict[str, float]]:
+        """Mean over realizations with a Student-t confidence interval for each metric."""
+        from scipy import stats
+
+        out = {}
+        for name, x in self.as_dict().items():
+            x = np.asarray(x, dtype=np.float64)
+            n = x.size
+            mean = float(np.mean(x))
+            if n > 1 and np.std(x) > 0:
+                sem = float(np.std(x, ddof=1) / math.sqrt(n))
+                half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sem)
+            else:
+                half = 0.0
+            out[name] = {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+        return out
+
+
+def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rounds: int, ar: bool, dtype):
+    """Time averages of one realization (a dict of scalars); vmappable over ``index`` and over
+    scenario/policy leaves. Used by ``simulate`` and by sweeps."""
+    aux = policy.precompute(scenario)
+    key_r, fading = _init_realization(scenario, root, index, dtype)
+    zero = jnp.zeros((), dtype)
+    sums0 = {k: zero for k in _SUM_FIELDS}
+    carry0 = ((jnp.zeros((), jnp.int32), zero, policy.init_state(scenario, aux)), fading, sums0)
+
+    def body(carry, t):
+        step_carry, fading, sums = carry
+        draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
+        step_carry, row = round_step(scenario, policy, aux, step_carry, draws)
+        add = {
+            "throughput": row.tokens / row.latency,
+            "tokens": row.tokens,
+            "latency": row.latency,
+            "energy": row.energy,
+            "arrival": row.arrival,
+            "queue": row.queue,
+            "budget": row.budget,
+            "sent": row.sent,
+            "passes": row.passes,
+            "accepted": row.accepted,
+            "outage": channel.in_outage(scenario, row.rate),
+        }
+        sums = {k: sums[k] + add[k].astype(dtype) for k in _SUM_FIELDS}
+        return (step_carry, fading, sums), None
+
+    (step_carry, _, sums), _ = jax.lax.scan(body, carry0, jnp.arange(rounds, dtype=jnp.int32))
+    T = jnp.asarray(rounds, dtype)
+    out = {k: v / T for k, v in sums.items()}
+    out["goodput"] = sums["tokens"] / sums["latency"]
+    out["energy_per_token"] = sums["energy"] / sums["tokens"]
+    out["queue_final"] = step_carry[1]
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
+def _simulate_chunk(scenario, policy, root, indices, *, rounds, ar, dtype):
+    fn = lambda i: simulate_realization(scenario, policy, root, i, rounds=rounds, ar=ar, dtype=dtype)
+    return jax.vmap(fn)(indices)
+
+
+def simulate(
+    scenario: Scenario,
+    policy: Policy,
+    *,
+    seed: int = 0,
+    realizations: int = 1024,
+    rounds: int = 10_000,
+    chunk: int | None = None,
+    dtype=None,
+    progress: bool | None = False,
+) -> SimResult:
+    """Simulate ``realizations`` independent realizations of ``rounds`` rounds each.
+
+    Args:
+      scenario, policy: the model and the controller.
+      seed: root seed; realization ``r`` uses ``fold_in(key(seed), r)``.
+      realizations, rounds: sizes (memory is ``O(realizations)``, not ``O(R·T)``).
+      chunk: realizations per compiled call (default: all at once). Results are identical for
+        any chunk (the last chunk is padded, so every call has the same shape).
+      dtype: ``float32`` or ``float64`` (default: JAX's default float).
+      progress: show a tqdm bar over chunks (``None``: only on a terminal).
+    Returns:
+      ``SimResult`` of per-realization time averages.
+    """
+    realizations = _check_positive_int("realizations", realizations)
+    rounds = _check_positive_int("rounds", rounds)
+    seed = _check_positive_int("seed", seed, lo=0)
+    chunk = realizations if chunk is None else _check_positive_int("chunk", chunk)
+    chunk = min(chunk, realizations)
+    scenario, policy, dtype = _prepare(scenario, policy, dtype)
+    ar = _entropy_ar(scenario)
+    root = jax.random.key(seed)
+    n_chunks = -(-realizations // chunk)
+    parts = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_chunks, desc="simulate", unit="chunk", disable=(not progress) if progress is not None else None)
+    try:
+        for c in range(n_chunks):
+            start = c * chunk
+            idx = np.arange(start, start + chunk, dtype=np.uint32)
+            out = _simulate_chunk(scenario, policy, root, jnp.asarray(idx), rounds=rounds, ar=ar, dtype=dtype)
+            n_valid = min(chunk, realizations - start)
+            parts.append({k: np.asarray(v)[:n_valid] for k, v in out.items()})
+            bar.update(1)
+    finally:
+        bar.close()
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return SimResult(
+        throughput=merged["throughput"],
+        goodput=merged["goodput"],
+        energy=merged["energy"],
+        energy_per_token=merged["energy_per_token"],
+        arrival=merged["arrival"],
+        queue_mean=merged["queue"],
+        queue_final=merged["queue_final"],
+        budget=merged["budget"],
+        sent=merged["sent"],
+        passes=merged["passes"],
+        accepted=merged["accepted"],
+        tokens=merged["tokens"],
+        latency=merged["latency"],
+        outage=merged["outage"],
+        rounds=rounds,
+    )

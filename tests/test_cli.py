@@ -1,0 +1,76 @@
+"""CLI: simulate on defaults, JSON output, saved results, bad input -> one line + exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gelato_jax.cli import main
+
+SMALL = ["--realizations", "4", "--rounds", "50", "--quiet"]
+
+
+def test_simulate_json(capsys):
+    assert main(["simulate", *SMALL, "--json", "--set", "V=2", "--set", "W=2e6"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["policy_fields"]["V"] == 2.0 and out["scenario"]["W"] == 2e6
+    s = out["summary"]["throughput"]
+    assert s["ci_low"] <= s["mean"] <= s["ci_high"] and 15 < s["mean"] < 45
+
+
+def test_simulate_table_and_saved_results(capsys, tmp_path):
+    assert main(["simulate", *SMALL, "--policy", "static", "--set", "gamma=2", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "throughput" in text and "95% CI" in text
+    import numpy as np
+
+    data = np.load(tmp_path / "simulate.npz")
+    assert data["throughput"].shape == (4,)
+    meta = json.loads((tmp_path / "simulate.json").read_text())
+    assert meta["policy"] == "static" and meta["environment"]["jax"]
+
+
+def test_simulate_config_file(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[scenario]\nE_bar = 0.03\n[policy]\nname = "gelato"\nV = 0.5\nexit = "none"\n')
+    assert main(["simulate", *SMALL, "--json", "--config", str(cfg)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scenario"]["E_bar"] == 0.03 and out["policy_fields"]["exit"] == "none"
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--set", "W=-1"], "Scenario.W"),
+        (["--set", "W=nan"], "Scenario.W"),
+        (["--set", "V=-1"], "Gelato.V"),
+        (["--set", "gamma_max=0"], "Scenario.gamma_max"),
+        (["--set", "nope=1"], "unknown field"),
+        (["--set", "W"], "field=value"),
+        (["--policy", "magic"], "--policy"),
+        (["--policy", "static", "--set", "gamma=99"], "StaticSD.gamma"),
+        (["--config", "/does/not/exist.toml"], "does not exist"),
+        (["--rounds", "-5"], "--rounds"),
+        (["--realizations", "abc"], "--realizations"),
+    ],
+)
+def test_simulate_bad_input_one_line_exit_2(argv, needle, capsys, tmp_path):
+    out_dir = tmp_path / "out"
+    assert main(["simulate", *SMALL, "--out", str(out_dir), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())  # nothing written
+
+
+def test_module_entry_point_bad_input_subprocess():
+    proc = subprocess.run(
+        [sys.executable, "-m", "gelato_jax", "simulate", "--set", "E_bar=inf"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Scenario.E_bar" in proc.stderr
