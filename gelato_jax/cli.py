@@ -229,12 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that register more subcommands with ``add_parsers(subparsers)``.
 _EXTENSIONS = (
-    "gelato_jax.lm.cli",
-    "gelato_jax.sweep_cli",
-    "gelato_jax.compare_cli",
-    "proofs_check.cli",
-    "figures.cli",
-    "bench.cli",
+    "gelato_jax.sweep",  # gelato sweep
+    "gelato_jax.compare",  # gelato compare
+    "gelato_jax.bench",  # gelato bench
+    "gelato_jax.lm.cli",  # gelato train-lm, gelato calibrate
+    "proofs_check.cli",  # gelato verify
+    "figures.cli",  # gelato figures
 )
 
 
