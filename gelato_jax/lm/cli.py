@@ -1,0 +1,102 @@
+"""CLI commands of LM mode: ``gelato train-lm`` and ``gelato calibrate`` (MODEL.md §4).
+
+The main CLI registers them with :func:`add_parsers`; they also run standalone as
+``python -m gelato_jax.lm.cli <command> ...``.  Each handler returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+__all__ = ["add_parsers", "main", "cmd_train_lm", "cmd_calibrate"]
+
+
+def cmd_train_lm(args: argparse.Namespace) -> int:
+    from .train import train
+
+    which = ["draft", "target"] if args.which == "both" else [args.which]
+    out = {}
+    for w in which:
+        steps = args.steps if args.steps is not None else (args.target_steps if w == "target" else args.draft_steps)
+        rec = train(w, steps=steps, batch=args.batch, lr=args.lr, seed=args.seed, out_dir=args.out,
+                    ckpt_dir=args.ckpt_dir, ckpt_every=args.ckpt_every, eval_every=args.eval_every,
+                    quiet=args.quiet)
+        out[w] = {k: rec[k] for k in ("steps", "n_params", "val_loss_nats_per_byte", "train_seconds")}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for w, r in out.items():
+            print(f"{w}: {r['n_params']} params, {r['steps']} steps, val loss "
+                  f"{r['val_loss_nats_per_byte']:.4f} nats/byte, {r['train_seconds']:.0f} s")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import run_calibration
+
+    res = run_calibration(
+        csv=args.csv, out_dir=args.out, rounds=args.rounds, sequences=args.sequences,
+        gamma_max=args.gamma_max, top_p=args.top_p, seed=args.seed, weights_dir=args.weights,
+        quiet=args.quiet,
+    )
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        f = res["fit"]
+        print(f"pairs: {res['n_pairs']}  mean acceptance: {res['mean_acceptance']:.4f}  "
+              f"corr(H, accepted): {res['corr_entropy_accepted']:.4f}")
+        print(f"a0 = {f['a0']:.4f}  a1 = {f['a1']:.4f}  k_H = {f['k_H']:.4f}  "
+              f"theta_H = {f['theta_H']:.4f}  c_p = {f.get('c_p', float('nan')):.4f}")
+        print(f"wrote {res['toml']} and {res['plot']}")
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    """Register ``train-lm`` and ``calibrate`` on an ``argparse`` subparsers object."""
+    p = subparsers.add_parser("train-lm", help="train the byte-level draft/target LM pair (LM mode)")
+    p.add_argument("--which", choices=["draft", "target", "both"], default="both")
+    p.add_argument("--steps", type=int, default=None, help="steps for every model trained (overrides the two below)")
+    p.add_argument("--target-steps", type=int, default=1400)
+    p.add_argument("--draft-steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="weights directory (default: the package's lm/weights)")
+    p.add_argument("--ckpt-dir", default="runs/lm_ckpt")
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train_lm)
+
+    c = subparsers.add_parser("calibrate", help="fit α(H), the entropy law and c_p from LM mode or a CSV")
+    c.add_argument("--csv", default=None, help="CSV with columns entropy,accepted (optional: support)")
+    c.add_argument("--out", default="runs/calibration")
+    c.add_argument("--rounds", type=int, default=40)
+    c.add_argument("--sequences", type=int, default=64)
+    c.add_argument("--gamma-max", type=int, default=10)
+    c.add_argument("--top-p", type=float, default=0.95)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--weights", default=None, help="weights directory (default: the committed pair)")
+    c.add_argument("--quiet", action="store_true")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_calibrate)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gelato-lm")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parsers(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:
+        print(f"gelato: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
