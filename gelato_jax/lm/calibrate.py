@@ -1,0 +1,281 @@
+r"""Calibration of the surrogate token process from LM mode or logged pairs (MODEL.md §4).
+
+Fits, from ``(entropy, accepted[, support])`` records:
+
+* the acceptance map ``α(H) = σ(a0 − a1 H)`` by maximum likelihood (Bernoulli log-likelihood,
+  ``scipy.optimize.minimize`` BFGS with the analytic gradient; standard errors from the inverse
+  Hessian), compared to a binned estimate (equal-count bins of ``H``, Wilson 95 % intervals from
+  ``scipy.stats.binomtest(...).proportion_ci``);
+* the entropy law ``H ~ Gamma(k_H, θ_H)`` (``scipy.stats.gamma.fit`` with ``floc=0``);
+* the payload constant ``c_p`` of ``m(H) ≈ c_p e^H`` (§3), least squares in log space:
+  ``log c_p = mean(log m − H)``.
+
+Pairs from LM mode: each round drafts ``γ_max`` positions without early exit (so the entropy
+law is the per-position marginal and every verified position counts); a draft at position ``i``
+is *verified* iff ``i ≤ A`` and accepted iff ``i < A`` — the conditional acceptance that the
+surrogate's ``U_i < α(H_i)`` models.
+
+CSV input: a header line with columns ``entropy`` (nats) and ``accepted`` (0/1), optionally
+``support`` (top-p set size ``m``; without it ``c_p`` is not fitted).  Extra columns are ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from scipy import optimize, stats
+
+from .weights_io import atomic_write_bytes, atomic_write_json
+
+__all__ = [
+    "collect_pairs",
+    "read_pairs_csv",
+    "write_pairs_csv",
+    "fit_acceptance",
+    "binned_acceptance",
+    "fit_entropy_law",
+    "fit_payload_constant",
+    "calibration_toml",
+    "run_calibration",
+]
+
+
+def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int = 10, top_p: float = 0.95,
+                  seed: int = 0, quiet: bool = False) -> dict[str, np.ndarray]:
+    """Run ``rounds`` LM-mode rounds of ``sequences`` sequences (full budget, no exit).
+
+    Returns:
+      dict with ``entropy``/``accepted``/``support`` of verified positions, ``all_entropy`` and
+      ``all_support`` of every drafted position, and per-round ``accepted_count`` ``(rounds, R)``.
+    """
+    from tqdm.auto import tqdm
+
+    from .rounds import acceptance_pairs, corpus_contexts, lm_round
+
+    for name, v in (("rounds", rounds), ("sequences", sequences), ("gamma_max", gamma_max)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    root = jax.random.key(seed)
+    ctx = corpus_contexts(jax.random.fold_in(root, 0), sequences, pair.context_len)
+    budget = np.full((sequences,), gamma_max, np.int32)
+    ent, acc, sup, all_e, all_m, a_counts = [], [], [], [], [], []
+    for t in tqdm(range(rounds), desc="calibrate", disable=True if quiet else None):
+        out = lm_round(pair, ctx, budget, jax.random.fold_in(root, t + 1), exit=False, top_p=top_p,
+                       gamma_max=gamma_max)
+        e, a, m = acceptance_pairs(out)
+        ent.append(e), acc.append(a), sup.append(m)
+        all_e.append(np.asarray(out.entropy).ravel())
+        all_m.append(np.asarray(out.support).ravel())
+        a_counts.append(np.asarray(out.accepted))
+        ctx = out.context
+    return {
+        "entropy": np.concatenate(ent).astype(np.float64),
+        "accepted": np.concatenate(acc).astype(bool),
+        "support": np.concatenate(sup).astype(np.int64),
+        "all_entropy": np.concatenate(all_e).astype(np.float64),
+        "all_support": np.concatenate(all_m).astype(np.int64),
+        "accepted_count": np.stack(a_counts),
+    }
+
+
+def read_pairs_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read ``entropy,accepted[,support]`` columns (header required).
+
+    Raises:
+      ValueError: missing columns, non-numeric values, negative entropy, accepted not 0/1.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"csv file {str(path)!r} does not exist")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        reader.fieldnames = cols
+        for need in ("entropy", "accepted"):
+            if need not in cols:
+                raise ValueError(f"{path}: column {need!r} missing (columns: {cols}; need entropy,accepted)")
+        rows = list(reader)
+    if not rows:
+        raise ValueError(f"{path}: no data rows")
+    try:
+        ent = np.array([float(r["entropy"]) for r in rows])
+        acc = np.array([float(r["accepted"]) for r in rows])
+        sup = np.array([float(r["support"]) for r in rows]) if "support" in cols else None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: non-numeric value ({e})") from None
+    if not np.all(np.isfinite(ent) & (ent >= 0)):
+        raise ValueError(f"{path}: entropy must be finite and >= 0 (nats)")
+    if not np.all((acc == 0) | (acc == 1)):
+        raise ValueError(f"{path}: accepted must be 0 or 1")
+    out = {"entropy": ent, "accepted": acc.astype(bool), "all_entropy": ent}
+    if sup is not None:
+        if not np.all(sup >= 1):
+            raise ValueError(f"{path}: support must be >= 1")
+        out["support"] = sup.astype(np.int64)
+        out["all_support"] = out["support"]
+    return out
+
+
+def write_pairs_csv(path, entropy, accepted, support=None) -> None:
+    lines = ["entropy,accepted" + (",support" if support is not None else "")]
+    for i in range(len(entropy)):
+        row = f"{float(entropy[i]):.6g},{int(accepted[i])}"
+        if support is not None:
+            row += f",{int(support[i])}"
+        lines.append(row)
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def fit_acceptance(entropy, accepted) -> dict[str, float]:
+    r"""Maximum-likelihood ``(a0, a1)`` of ``P(accept | H) = σ(a0 − a1 H)``.
+
+    Returns:
+      ``a0, a1`` and their standard errors ``a0_se, a1_se`` (inverse observed information),
+      and the mean log-likelihood per pair.
+    """
+    h = np.asarray(entropy, np.float64)
+    y = np.asarray(accepted, np.float64)
+    if h.shape != y.shape or h.size < 2:
+        raise ValueError("entropy and accepted must be equal-length arrays with at least 2 pairs")
+    X = np.stack([np.ones_like(h), -h], axis=1)
+
+    def nll(w):
+        z = X @ w
+        return float(np.sum(np.logaddexp(0.0, z) - y * z)), X.T @ (1.0 / (1.0 + np.exp(-z)) - y)
+
+    res = optimize.minimize(nll, np.zeros(2), jac=True, method="BFGS", options={"gtol": 1e-8})
+    w = res.x
+    s = 1.0 / (1.0 + np.exp(-(X @ w)))
+    info = X.T @ (X * (s * (1 - s))[:, None])
+    try:
+        se = np.sqrt(np.diag(np.linalg.inv(info)))
+    except np.linalg.LinAlgError:
+        se = np.full(2, np.nan)
+    return {"a0": float(w[0]), "a1": float(w[1]), "a0_se": float(se[0]), "a1_se": float(se[1]),
+            "mean_loglik": float(-res.fun / h.size), "converged": bool(res.success)}
+
+
+def binned_acceptance(entropy, accepted, n_bins: int = 10, confidence: float = 0.95) -> list[dict[str, float]]:
+    """Equal-count bins of ``H``: mean ``H``, acceptance rate, Wilson interval, count."""
+    h = np.asarray(entropy, np.float64)
+    y = np.asarray(accepted, bool)
+    order = np.argsort(h, kind="stable")
+    bins = []
+    for idx in np.array_split(order, n_bins):
+        if idx.size == 0:
+            continue
+        k, n = int(y[idx].sum()), int(idx.size)
+        ci = stats.binomtest(k, n).proportion_ci(confidence, method="wilson")
+        bins.append({"h_mean": float(h[idx].mean()), "h_lo": float(h[idx].min()), "h_hi": float(h[idx].max()),
+                     "rate": k / n, "ci_low": float(ci.low), "ci_high": float(ci.high), "n": n})
+    return bins
+
+
+def fit_entropy_law(entropy) -> dict[str, float]:
+    """``Gamma(k_H, θ_H)`` by maximum likelihood with location fixed at 0 (values clamped ≥ 1e-6)."""
+    h = np.maximum(np.asarray(entropy, np.float64), 1e-6)
+    k, _, theta = stats.gamma.fit(h, floc=0)
+    return {"k_H": float(k), "theta_H": float(theta), "mean_H": float(h.mean()), "std_H": float(h.std())}
+
+
+def fit_payload_constant(entropy, support) -> dict[str, float]:
+    r"""``c_p`` of ``m ≈ c_p e^H``: ``log c_p = mean(log m − H)``; also ``corr(log m, H)``."""
+    h = np.asarray(entropy, np.float64)
+    m = np.asarray(support, np.float64)
+    logc = np.log(m) - h
+    return {"c_p": float(np.exp(logc.mean())), "corr_logm_H": float(np.corrcoef(np.log(m), h)[0, 1])
+            if h.std() > 0 and m.std() > 0 else float("nan"), "mean_support": float(m.mean())}
+
+
+def calibration_toml(fit: dict[str, float], comment: str = "") -> str:
+    """TOML snippet of the fitted scenario fields ``a0, a1, k_H, theta_H[, c_p]``."""
+    lines = [f"# {line}" for line in comment.splitlines()] + ["[scenario]"]
+    for name in ("a0", "a1", "k_H", "theta_H", "c_p"):
+        if name in fit and math.isfinite(fit[name]):
+            lines.append(f"{name} = {fit[name]:.6g}")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(path, bins, fit, entropy_all, default=(4.8, 1.8)):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    hm = np.array([b["h_mean"] for b in bins])
+    rate = np.array([b["rate"] for b in bins])
+    err = np.array([[b["rate"] - b["ci_low"] for b in bins], [b["ci_high"] - b["rate"] for b in bins]])
+    ax1.errorbar(hm, rate, yerr=err, fmt="o", capsize=3, label="binned (Wilson 95 %)")
+    grid = np.linspace(0, max(float(np.max(entropy_all)), 1e-3), 200)
+    ax1.plot(grid, 1 / (1 + np.exp(-(fit["a0"] - fit["a1"] * grid))), label=f"fit σ({fit['a0']:.2f} − {fit['a1']:.2f} H)")
+    ax1.plot(grid, 1 / (1 + np.exp(-(default[0] - default[1] * grid))), "--", label="default σ(4.8 − 1.8 H)")
+    ax1.set(xlabel="draft entropy H (nats)", ylabel="acceptance probability", ylim=(0, 1.02),
+            title="reliability of α(H)")
+    ax1.legend(fontsize=8)
+    ax2.hist(entropy_all, bins=50, density=True, alpha=0.6, label="drafted positions")
+    ax2.plot(grid, stats.gamma.pdf(grid, fit["k_H"], scale=fit["theta_H"]),
+             label=f"Gamma({fit['k_H']:.2f}, {fit['theta_H']:.2f})")
+    ax2.set(xlabel="draft entropy H (nats)", ylabel="density", title="entropy law")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "runs/calibration", rounds: int = 40,
+                    sequences: int = 64, gamma_max: int = 10, top_p: float = 0.95, seed: int = 0,
+                    weights_dir: str | None = None, quiet: bool = False, n_bins: int = 10) -> dict[str, Any]:
+    """Collect or read pairs, fit, and write ``calibration.toml``, ``reliability.png``,
+    ``calibration.json`` (and ``pairs.csv`` in LM mode) into ``out_dir``."""
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    out_dir = Path(out_dir)
+    if csv is not None:
+        data = read_pairs_csv(csv)
+        source = f"csv {csv}"
+    else:
+        from .rounds import LMPair
+
+        pair = LMPair.load(weights_dir)
+        data = collect_pairs(pair, rounds=rounds, sequences=sequences, gamma_max=gamma_max, top_p=top_p,
+                             seed=seed, quiet=quiet)
+        source = f"LM mode: {rounds} rounds x {sequences} sequences, gamma_max={gamma_max}, top_p={top_p}, seed={seed}"
+    h, y = data["entropy"], data["accepted"]
+    fit = fit_acceptance(h, y)
+    fit.update(fit_entropy_law(data["all_entropy"]))
+    if "support" in data:
+        fit.update(fit_payload_constant(data["all_entropy"], data["all_support"]))
+    bins = binned_acceptance(h, y, n_bins)
+    pred = [1 / (1 + math.exp(-(fit["a0"] - fit["a1"] * b["h_mean"]))) for b in bins]
+    covered = sum(b["ci_low"] <= a <= b["ci_high"] for b, a in zip(bins, pred))
+    res: dict[str, Any] = {
+        "source": source,
+        "n_pairs": int(h.size),
+        "mean_acceptance": float(y.mean()),
+        "corr_entropy_accepted": float(np.corrcoef(h, y.astype(np.float64))[0, 1]),
+        "fit": fit,
+        "bins": [dict(b, fitted=a) for b, a in zip(bins, pred)],
+        "bins_covering_fit": f"{covered}/{len(bins)}",
+    }
+    if "accepted_count" in data:
+        res["mean_accepted_per_round"] = float(data["accepted_count"].mean())
+        write_pairs_csv(out_dir / "pairs.csv", h, y, data.get("support"))
+    res["toml"] = str(out_dir / "calibration.toml")
+    res["plot"] = str(out_dir / "reliability.png")
+    comment = (f"gelato calibrate: {source}\nn_pairs={res['n_pairs']} mean_acceptance={res['mean_acceptance']:.4f} "
+               f"corr(H, accepted)={res['corr_entropy_accepted']:.4f}")
+    atomic_write_bytes(res["toml"], calibration_toml(fit, comment).encode())
+    _plot(res["plot"], bins, fit, data["all_entropy"])
+    atomic_write_json(out_dir / "calibration.json", res)
+    return res
