@@ -1,0 +1,87 @@
+"""Calibration fits recover known parameters from synthetic pairs (MODEL.md §4)."""
+
+import numpy as np
+import pytest
+
+from gelato_jax.lm.calibrate import (
+    binned_acceptance,
+    calibration_toml,
+    fit_acceptance,
+    fit_entropy_law,
+    fit_payload_constant,
+    read_pairs_csv,
+    run_calibration,
+    write_pairs_csv,
+)
+
+
+def _synthetic(n=20000, a0=4.8, a1=1.8, k=0.8, theta=1.5, seed=0):
+    rng = np.random.default_rng(seed)
+    h = rng.gamma(k, theta, n)
+    y = rng.uniform(size=n) < 1 / (1 + np.exp(-(a0 - a1 * h)))
+    return h, y
+
+
+def test_fit_acceptance_recovers_parameters():
+    h, y = _synthetic()
+    fit = fit_acceptance(h, y)
+    # 4 standard errors: false-failure rate ≈ 6e-5 per parameter under the asymptotic normal law
+    assert abs(fit["a0"] - 4.8) < 4 * fit["a0_se"]
+    assert abs(fit["a1"] - 1.8) < 4 * fit["a1_se"]
+    assert fit["a1_se"] < 0.2 and fit["converged"]
+
+
+def test_binned_acceptance_intervals_cover_truth():
+    h, y = _synthetic(seed=1)
+    bins = binned_acceptance(h, y, 10)
+    assert sum(b["n"] for b in bins) == len(h)
+    alpha = 1 / (1 + np.exp(-(4.8 - 1.8 * np.sort(h, kind="stable"))))
+    truth = [a.mean() for a in np.array_split(alpha, 10)]  # exact bin-average acceptance
+    covered = sum(b["ci_low"] <= t <= b["ci_high"] for b, t in zip(bins, truth))
+    # 95 % Wilson intervals over 10 independent bins: P(≥ 4 misses) ≈ 1e-3
+    assert covered >= 7
+    assert all(b["ci_low"] <= b["rate"] <= b["ci_high"] for b in bins)
+
+
+def test_fit_entropy_law_and_payload_constant():
+    h, _ = _synthetic(n=20000, seed=2)
+    law = fit_entropy_law(h)
+    # ML standard error of k for Gamma(0.8) at n = 2e4 is ≈ 0.007; θ's ≈ 0.017
+    assert abs(law["k_H"] - 0.8) < 0.04 and abs(law["theta_H"] - 1.5) < 0.09
+    m = np.ceil(2.0 * np.exp(h))
+    cp = fit_payload_constant(h, m)["c_p"]
+    assert 2.0 <= cp < 2.0 * np.exp(np.mean(np.log1p(1 / (2 * np.exp(h)))) + 1e-9)
+
+
+def test_csv_roundtrip_and_errors(tmp_path):
+    h, y = _synthetic(n=500, seed=3)
+    p = tmp_path / "pairs.csv"
+    write_pairs_csv(p, h, y)
+    d = read_pairs_csv(p)
+    np.testing.assert_allclose(d["entropy"], h, rtol=1e-5)
+    np.testing.assert_array_equal(d["accepted"], y)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("entropy,acc\n1.0,1\n")
+    with pytest.raises(ValueError, match="accepted"):
+        read_pairs_csv(bad)
+    bad.write_text("entropy,accepted\n-1.0,1\n")
+    with pytest.raises(ValueError, match="entropy"):
+        read_pairs_csv(bad)
+    bad.write_text("entropy,accepted\n1.0,2\n")
+    with pytest.raises(ValueError, match="accepted"):
+        read_pairs_csv(bad)
+
+
+def test_run_calibration_from_csv_writes_toml_and_plot(tmp_path):
+    import tomllib
+
+    h, y = _synthetic(n=5000, seed=4)
+    p = tmp_path / "pairs.csv"
+    write_pairs_csv(p, h, y, np.ceil(2.0 * np.exp(h)))
+    res = run_calibration(csv=str(p), out_dir=tmp_path / "cal", quiet=True)
+    toml = tomllib.loads((tmp_path / "cal" / "calibration.toml").read_text())["scenario"]
+    assert set(toml) == {"a0", "a1", "k_H", "theta_H", "c_p"}
+    assert abs(toml["a1"] - 1.8) < 4 * res["fit"]["a1_se"]
+    assert (tmp_path / "cal" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert res["corr_entropy_accepted"] < -0.2
+    assert "c_p" in calibration_toml(res["fit"]) and "[scenario]" in calibration_toml(res["fit"])
