@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from theory import _generated
+
 from . import tokens
 from .scenario import Scenario
 
@@ -96,10 +98,11 @@ def energy(scenario: Scenario, passes, bits_ul, rate):
 def expected_tokens_iid(alpha, gamma_max: int):
     r"""``N̂(γ) = Σ_{j=0}^{γ} α^j = (1 − α^{γ+1})/(1 − α)`` for ``γ = 0..gamma_max``.
 
-    Written as a cumulative sum, which is exact at ``α = 1`` (``γ + 1``) with finite gradients.
+    The formula is sympy's (``theory.closed_forms.N_iid``), printed to JAX in
+    ``theory/_generated.py``: the closed form away from ``α = 1`` and its Taylor polynomial near
+    it, so the value (``γ + 1``) and gradient at ``α = 1`` are finite.
     """
-    j = jnp.arange(gamma_max + 1)
-    return jnp.cumsum(jnp.asarray(alpha)[..., None] ** j, axis=-1)
+    return _generated.expected_tokens_iid(alpha, gamma_max)
 
 
 def mean_token_bits(scenario: Scenario, payload: str):

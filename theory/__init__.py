@@ -1,1 +1,16 @@
-"""placeholder"""
+r"""theory: sympy derivations of GELATO's closed forms, constants and theorem (MODEL.md §8).
+
+Modules (import them explicitly; this package import is light and does not load sympy):
+
+* ``theory.closed_forms`` — sympy objects: expected tokens (i.i.d. and position-dependent),
+  ``ᾱ`` as an integral, round latency/energy, mean proxy;
+* ``theory.codegen`` — prints their JAX forms into ``theory/_generated.py`` (used by the
+  simulator, checked up to date by a test);
+* ``theory.bounds`` — ``E_max``, ``T_max``, Slater slack, drift constant ``B``, proxy error
+  ``C`` and the theorem's bounds (sympy expressions + evaluators);
+* ``theory.exact_proxy`` — the joint law of (passes, sent, accepted) under the leaky-bucket
+  exit, for ``Gelato(proxy="exact")``;
+* ``theory.derivation`` — writes ``theory/DERIVATION.md`` from the sympy objects.
+
+``python -m theory`` prints the constants and bounds for a scenario.
+"""
