@@ -1,0 +1,479 @@
+r"""One check per claim of MODEL.md §8, each a small function of arrays returning a ``Verdict``.
+
+The functions take plain arrays (trajectories, per-realization time averages, constants) so a
+test can feed them a constructed counterexample and see them fail.  Producing the arrays
+(rollouts, the V sweep, the theory constants) is done by ``proofs_check.run``.
+
+Statistics (stated in every verdict's ``details``):
+
+* Deterministic claims (per-slot optimality, energy on every path, the per-round drift
+  inequality, ``E_t ≤ E_max``) are checked on every round / path with a floating-point
+  tolerance of ``64 ε`` times the magnitude of the terms; no randomness, no false failures
+  beyond rounding.
+* Claims about expectations (throughput gap, queue bound, ``T*`` as an upper bound) use the
+  ``R`` per-realization time averages, which are i.i.d. across realizations: a one-sided
+  Student-t lower confidence bound at level ``1 − α/n_V`` (Bonferroni over the ``n_V`` values
+  of ``V``). The check fails only when that lower bound exceeds the theorem's bound, so the
+  probability of a false failure when the claim holds is at most ``α`` (default ``1e-3``).
+* Slopes: ``scipy.stats.linregress`` of log-log points, percentile bootstrap over realizations
+  (rows resampled jointly across ``V``: every ``V`` uses the same random numbers for a given
+  realization), one-sided at level ``1 − α``.
+* Closed forms vs Monte Carlo: two-sided z-tests at ``α/k`` for ``k`` compared numbers.
+* Losslessness: a chi-square goodness-of-fit test at level ``α``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from .verdict import Verdict, not_run
+
+__all__ = [
+    "ALPHA",
+    "brute_force_budget",
+    "check_per_slot_optimality",
+    "check_energy_paths",
+    "check_drift_invariant",
+    "check_energy_bounded",
+    "check_gap_bound",
+    "check_queue_bound",
+    "check_lagrangian_upper_bound",
+    "check_gap_slope",
+    "check_queue_slope",
+    "check_closed_form",
+    "check_optimum_agreement",
+    "check_lossless",
+    "check_single_compile",
+    "log_slope",
+]
+
+ALPHA = 1e-3  # family-wise false-failure probability of each statistical check
+_EPS = float(np.finfo(np.float64).eps)
+_ROUND_TOL = 64.0  # rounding tolerance, in units of eps times the magnitude of the terms
+
+
+# ----------------------------------------------------------------------------- claim 1
+def brute_force_budget(V, queue, throughput_hat, energy_hat, outage):
+    r"""Reference maximiser of ``U(γ) = V T̂(γ) − Z Ê(γ)`` by an explicit loop over ``γ``.
+
+    Args: ``V``, ``queue``: ``(n,)`` (or scalars); ``throughput_hat``, ``energy_hat``:
+    ``(n, γ_max+1)``; ``outage``: ``(n,)`` bool (only ``γ = 0`` allowed).
+    Returns ``(budget (n,), U (n, γ_max+1))`` with ties to the smallest ``γ``.
+    """
+    T = np.asarray(throughput_hat, np.float64)
+    E = np.asarray(energy_hat, np.float64)
+    n, G = T.shape
+    V = np.broadcast_to(np.asarray(V, np.float64), (n,))
+    Z = np.broadcast_to(np.asarray(queue, np.float64), (n,))
+    out = np.broadcast_to(np.asarray(outage, bool), (n,))
+    U = V[:, None] * T - Z[:, None] * E
+    best = np.zeros(n, np.int64)
+    best_u = U[:, 0].copy()
+    for g in range(1, G):
+        better = (U[:, g] > best_u) & ~out
+        best = np.where(better, g, best)
+        best_u = np.where(better, U[:, g], best_u)
+    return best, U
+
+
+def check_per_slot_optimality(V, queue, throughput_hat, energy_hat, outage, budget) -> Verdict:
+    """Claim 1 (Lemma 1): the controller's budget is the exact maximiser of the per-slot
+    drift-plus-penalty objective on every round (ties: smallest ``γ``)."""
+    claim = "§8.1 per-slot optimality: budget = argmax_γ V·T̂(γ) − Z·Ê(γ) on every round"
+    ref, U = brute_force_budget(V, queue, throughput_hat, energy_hat, outage)
+    budget = np.asarray(budget).astype(np.int64).reshape(-1)
+    if budget.shape != ref.shape:
+        raise ValueError(f"budget must have shape {ref.shape}, got {budget.shape}")
+    n = ref.size
+    G = U.shape[1]
+    inside = (budget >= 0) & (budget < G)
+    u_ctrl = np.where(inside, U[np.arange(n), np.clip(budget, 0, G - 1)], -np.inf)
+    u_ref = U[np.arange(n), ref]
+    out = np.broadcast_to(np.asarray(outage, bool), (n,))
+    scale = np.max(np.abs(U), axis=1)
+    tol = _ROUND_TOL * _EPS * np.maximum(scale, 1e-300)
+    # a budget other than the reference is accepted only for a floating-point tie (the reference
+    # is computed in numpy, the controller in XLA), never in outage (only γ = 0 allowed)
+    ok = (budget == ref) | ((u_ref - u_ctrl <= tol) & ~(out & (budget != 0)))
+    regret = np.where(ok, 0.0, u_ref - u_ctrl)
+    bad = np.flatnonzero(~ok)
+    details = {
+        "rounds_checked": int(n),
+        "mismatches": int(bad.size),
+        "exact_index_matches": int(np.sum(budget == ref)),
+        "float_ties_accepted": int(np.sum(ok & (budget != ref))),
+        "tolerance": f"{_ROUND_TOL:g} eps x max|U| (rounding only; deterministic check)",
+    }
+    if bad.size:
+        i = int(bad[0])
+        details["first_mismatch"] = {"round": i, "controller": int(budget[i]), "argmax": int(ref[i]), "U": U[i].tolist()}
+    return Verdict(claim, float(np.max(regret)) if n else 0.0, 0.0, None, bool(bad.size == 0), details)
+
+
+# ----------------------------------------------------------------------------- claim 2
+def check_energy_paths(energy, arrival, queue_final, rounds: int | None = None) -> Verdict:
+    r"""Claim 2: on every sample path ``(1/T) Σ E_t ≤ (1/T) Σ a_t + Z_T / T``.
+
+    Args: ``energy``, ``arrival``: ``(R, T)`` per-round arrays, or ``(...,)`` per-path time
+    averages together with ``rounds = T``; ``queue_final``: final queues ``Z_T`` (same leading
+    shape).
+    """
+    claim = "§8.2 energy on every path: (1/T)ΣE_t ≤ (1/T)Σa_t + Z_T/T"
+    E = np.asarray(energy, np.float64)
+    a = np.asarray(arrival, np.float64)
+    Z = np.asarray(queue_final, np.float64)
+    if rounds is None:
+        if E.ndim != 2:
+            raise ValueError("energy must be (R, T) per-round arrays, or pass rounds= with time averages")
+        T = E.shape[1]
+        lhs, rhs_a = E.mean(axis=1), a.mean(axis=1)
+        mag = (np.abs(E).sum(axis=1) + np.abs(a).sum(axis=1) + np.abs(Z)) / T
+    else:
+        T = int(rounds)
+        lhs, rhs_a = E, a
+        mag = np.abs(E) + np.abs(a) + np.abs(Z) / T
+    excess = lhs - rhs_a - Z / T
+    tol = _ROUND_TOL * _EPS * T * np.maximum(mag, 1e-300)
+    bad = excess > tol
+    details = {
+        "paths_checked": int(excess.size),
+        "violations": int(np.sum(bad)),
+        "rounds": T,
+        "max_excess_over_tolerance": float(np.max(excess - tol)) if excess.size else 0.0,
+        "tolerance": "64 eps x T x magnitude (summation rounding; deterministic check)",
+    }
+    return Verdict(claim, float(np.max(excess)) if excess.size else 0.0, 0.0, None, bool(not np.any(bad)), details)
+
+
+def check_drift_invariant(queue, energy, arrival, V=0.0, throughput_hat_chosen=0.0) -> Verdict:
+    r"""Claim (issue 5, item 5): along every trajectory and round
+    ``½Z_{t+1}² − ½Z_t² − V T̂_t ≤ B_t + Z_t(E_t − a_t) − V T̂_t`` with
+    ``B_t = ½(E_t − a_t)²`` (the per-round term whose expectation the theorem bounds by ``B``).
+
+    Args: ``queue``: ``(R, T+1)`` queue path ``Z_0..Z_T``; ``energy``, ``arrival``: ``(R, T)``;
+    ``V`` and ``throughput_hat_chosen`` (``T̂`` of the chosen budget, ``(R, T)``) enter both sides.
+    """
+    claim = "per-round drift-plus-penalty: ½Z²_{t+1} − ½Z²_t − V·T̂_t ≤ B_t + Z_t(E_t − a_t) − V·T̂_t"
+    Z = np.asarray(queue, np.float64)
+    E = np.asarray(energy, np.float64)
+    a = np.asarray(arrival, np.float64)
+    if Z.shape[:-1] != E.shape[:-1] or Z.shape[-1] != E.shape[-1] + 1:
+        raise ValueError(f"queue must have shape (R, T+1) for energy (R, T); got {Z.shape} and {E.shape}")
+    pen = np.asarray(V, np.float64) * np.asarray(throughput_hat_chosen, np.float64)
+    z0, z1 = Z[..., :-1], Z[..., 1:]
+    d = E - a
+    lhs = 0.5 * z1**2 - 0.5 * z0**2 - pen
+    rhs = 0.5 * d**2 + z0 * d - pen
+    excess = lhs - rhs
+    tol = _ROUND_TOL * _EPS * (z1**2 + z0**2 + d**2 + np.abs(z0 * d) + np.abs(pen) + 1e-300)
+    bad = excess > tol
+    details = {
+        "rounds_checked": int(excess.size),
+        "violations": int(np.sum(bad)),
+        "max_slack_used": float(np.max(excess / np.maximum(np.abs(rhs), 1e-300))) if excess.size else 0.0,
+        "tolerance": "64 eps x magnitude of the terms (deterministic check)",
+    }
+    if np.any(bad):
+        idx = np.unravel_index(int(np.argmax(excess - tol)), excess.shape)
+        details["worst_round"] = [int(i) for i in idx]
+    return Verdict(claim, float(np.max(excess)) if excess.size else 0.0, 0.0, None, bool(not np.any(bad)), details)
+
+
+def check_energy_bounded(energy, E_max) -> Verdict:
+    """Assumption of §8: every round's energy is at most ``E_max``."""
+    claim = "§8 assumption: per-round energy E_t ≤ E_max on every round"
+    E = np.asarray(energy, np.float64)
+    worst = float(np.max(E)) if E.size else 0.0
+    ok = worst <= float(E_max) * (1 + _ROUND_TOL * _EPS)
+    return Verdict(claim, worst, float(E_max), None, bool(ok), {"rounds_checked": int(E.size), "violations": int(np.sum(E > float(E_max) * (1 + _ROUND_TOL * _EPS)))})
+
+
+# ----------------------------------------------------------------------------- helpers
+def _mean_lower(x, level):
+    """Mean over the last axis and its one-sided Student-t lower bound at ``level``."""
+    x = np.asarray(x, np.float64)
+    n = x.shape[-1]
+    m = x.mean(axis=-1)
+    if n < 2:
+        return m, np.full_like(m, -np.inf), np.full_like(m, np.inf)
+    se = x.std(axis=-1, ddof=1) / math.sqrt(n)
+    q = stats.t.ppf(level, n - 1)
+    return m, m - q * se, m + q * se
+
+
+# ----------------------------------------------------------------------------- claim 3
+def check_gap_bound(V, throughput, T_star, B, C, alpha: float = ALPHA) -> Verdict:
+    r"""Claim 3: ``gap(V) = T* − (1/T)Σ E[T_t] ≤ (B + C)/V`` for every ``V``.
+
+    Args: ``V`` ``(n_V,)``; ``throughput`` ``(n_V, R)`` per-realization time averages of
+    ``N_t/D_t``; ``T_star``, ``B``, ``C`` scalars. Fails when the one-sided lower confidence bound
+    of the gap (level ``1 − α/n_V``) exceeds the bound at some ``V``.
+    """
+    claim = "§8.3 throughput gap: T* − T̄(V) ≤ (B + C)/V for every V"
+    V = np.asarray(V, np.float64)
+    x = np.asarray(throughput, np.float64)
+    nV, R = x.shape
+    level = 1 - alpha / nV
+    m, lo_thr, hi_thr = _mean_lower(x, level)
+    gap = T_star - m
+    gap_lo = T_star - hi_thr  # lower confidence bound of the gap
+    gap_hi = T_star - lo_thr
+    bound = (B + C) / V
+    viol = gap_lo > bound
+    tight = V * gap / (B + C) if (B + C) > 0 else np.full(nV, np.inf)
+    k = int(np.argmax(gap_lo - bound))
+    details = {
+        "V": V,
+        "gap": gap,
+        "gap_ci_one_sided": [gap_lo, gap_hi],
+        "bound": bound,
+        "tightness_ratio_V_gap_over_B_plus_C": tight,
+        "max_tightness_ratio": float(np.max(tight)),
+        "T_star": float(T_star),
+        "B": float(B),
+        "C": float(C),
+        "realizations": int(R),
+        "violations": int(np.sum(viol)),
+        "test": f"fail iff one-sided Student-t lower bound of gap (level 1 - {alpha:g}/{nV}) > (B+C)/V; "
+        f"false-failure probability <= {alpha:g}",
+    }
+    return Verdict(claim, float(gap[k]), float(bound[k]), (float(gap_lo[k]), float(gap_hi[k])), bool(not np.any(viol)), details)
+
+
+def check_lagrangian_upper_bound(V, throughput, energy, arrival, T_star, lambda_star, *, t_star_tol: float = 0.0, alpha: float = ALPHA) -> Verdict:
+    r"""``T*`` is an upper bound: for any causal policy with i.i.d. states,
+    ``(1/T)Σ E[T_t − λ*(E_t − a_t)] ≤ T*`` (weak duality, slot by slot). Checks the independent
+    optimum from below: a ``T*`` that is too small, or a simulator that produces more throughput
+    than the model allows, fails. ``throughput``, ``energy``, ``arrival``: ``(n_V, R)``.
+    """
+    claim = "§8.3 T* is an upper bound: T̄(V) − λ*·(Ē(V) − ā) ≤ T* for every V (weak duality)"
+    x = np.asarray(throughput, np.float64) - lambda_star * (np.asarray(energy, np.float64) - np.asarray(arrival, np.float64))
+    nV, R = x.shape
+    m, lo, hi = _mean_lower(x, 1 - alpha / nV)
+    excess_lo = lo - T_star
+    viol = excess_lo > t_star_tol
+    k = int(np.argmax(excess_lo))
+    details = {
+        "V": np.asarray(V, np.float64),
+        "lagrangian_throughput": m,
+        "ci_one_sided": [lo, hi],
+        "T_star": float(T_star),
+        "lambda_star": float(lambda_star),
+        "t_star_tolerance": float(t_star_tol),
+        "violations": int(np.sum(viol)),
+        "test": f"fail iff one-sided lower bound (level 1 - {alpha:g}/{nV}) of T̄ − λ*(Ē−ā) exceeds T* + tol; "
+        f"false-failure probability <= {alpha:g}",
+    }
+    return Verdict(claim, float(m[k] - T_star), float(t_star_tol), (float(lo[k] - T_star), float(hi[k] - T_star)), bool(not np.any(viol)), details)
+
+
+# ----------------------------------------------------------------------------- claim 4
+def check_queue_bound(V, queue_mean, B, C, T_max, T_star, eps, alpha: float = ALPHA) -> Verdict:
+    r"""Claim 4: ``(1/T) Σ E[Z_t] ≤ (B + C + V (T_max − T*)) / ε`` for every ``V``.
+    ``queue_mean``: ``(n_V, R)`` per-realization time averages of ``Z_t``."""
+    claim = "§8.4 queue: (1/T)ΣE[Z_t] ≤ (B + C + V(T_max − T*))/ε for every V"
+    V = np.asarray(V, np.float64)
+    q = np.asarray(queue_mean, np.float64)
+    nV, R = q.shape
+    m, lo, hi = _mean_lower(q, 1 - alpha / nV)
+    bound = (B + C + V * (T_max - T_star)) / eps
+    viol = lo > bound
+    k = int(np.argmax(lo / bound))
+    details = {
+        "V": V,
+        "queue_mean": m,
+        "ci_one_sided": [lo, hi],
+        "bound": bound,
+        "ratio_queue_over_bound": m / bound,
+        "B": float(B),
+        "C": float(C),
+        "T_max": float(T_max),
+        "eps": float(eps),
+        "realizations": int(R),
+        "violations": int(np.sum(viol)),
+        "test": f"fail iff one-sided lower bound of mean queue (level 1 - {alpha:g}/{nV}) > bound; "
+        f"false-failure probability <= {alpha:g}",
+    }
+    return Verdict(claim, float(m[k]), float(bound[k]), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details)
+
+
+# ----------------------------------------------------------------------------- claim 5
+def log_slope(V, y):
+    """Least-squares slope of ``log y`` against ``log V`` (``scipy.stats.linregress``)."""
+    return stats.linregress(np.log(V), np.log(y)).slope
+
+
+def _bootstrap_slope(V, rows_to_y, R, *, alpha, seed, n_resamples):
+    """Percentile bootstrap over realizations of the log-log slope; ``rows_to_y(idx) -> y``."""
+
+    def stat(idx):
+        y = rows_to_y(np.asarray(idx, dtype=np.int64))
+        return log_slope(V, np.maximum(y, 1e-300))
+
+    res = stats.bootstrap(
+        (np.arange(R),),
+        stat,
+        vectorized=False,
+        n_resamples=n_resamples,
+        confidence_level=1 - 2 * alpha,  # two one-sided bounds at level 1 − α each
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def check_gap_slope(V, throughput, T_star, *, fit_mask=None, B_plus_C=None, alpha: float = ALPHA, seed: int = 0, n_resamples: int = 999) -> Verdict:
+    r"""Claim 5 (gap): the log-log slope of ``gap(V)`` is at most ``−1`` (``gap = O(1/V)``; a gap
+    falling faster than ``1/V`` passes). Fitted on the ``V`` where the gap is significantly
+    positive (one-sided lower bound > 0 at ``1 − α/n_V``), past the saturation knee (gap at
+    most half its value at the smallest ``V``: for ``V → 0`` the gap cannot exceed ``T*`` minus
+    the throughput of the most energy-frugal policy, a plateau the ``1/V`` law does not describe),
+    and inside ``fit_mask`` (the ``V`` whose horizon is long enough). Fails when the bootstrap
+    lower bound of the slope (level ``1 − α``) is above ``−1``; inconclusive with < 3 points.
+    """
+    claim = "§8.5 scaling: gap(V) falls at least like 1/V (log-log slope ≤ −1)"
+    V = np.asarray(V, np.float64)
+    x = np.asarray(throughput, np.float64)
+    nV, R = x.shape
+    m, lo_thr, hi_thr = _mean_lower(x, 1 - alpha / nV)
+    gap = T_star - m
+    gap_lo = T_star - hi_thr
+    mask = np.ones(nV, bool) if fit_mask is None else np.asarray(fit_mask, bool).copy()
+    mask &= gap_lo > 0
+    mask &= gap <= 0.5 * gap[0]
+    details = {
+        "V": V,
+        "gap": gap,
+        "fit_points": np.flatnonzero(mask),
+        "fit_rule": "gap significantly > 0, past the saturation knee (gap ≤ ½ gap(V_min)), horizon long enough",
+        "realizations": int(R),
+    }
+    if B_plus_C is not None:
+        details["tightness_ratio_V_gap_over_B_plus_C"] = V * gap / B_plus_C
+    if mask.sum() < 3:
+        details["reason"] = f"only {int(mask.sum())} V values with a measurable gap past the knee (need 3)"
+        return Verdict(claim, None, -1.0, None, None, details, status="inconclusive")
+    Vf = V[mask]
+    slope = log_slope(Vf, gap[mask])
+    lo, hi = _bootstrap_slope(Vf, lambda idx: T_star - x[mask][:, idx].mean(axis=1), R, alpha=alpha, seed=seed, n_resamples=n_resamples)
+    details["test"] = (
+        f"fail iff the percentile-bootstrap lower bound (level 1 - {alpha:g}, {n_resamples} resamples of realizations) "
+        f"of the slope > -1; false-failure probability <= {alpha:g} (asymptotically)"
+    )
+    return Verdict(claim, float(slope), -1.0, (lo, hi), bool(lo <= -1.0), details)
+
+
+def check_queue_slope(V, queue_mean, *, fit_mask=None, alpha: float = ALPHA, seed: int = 0, n_resamples: int = 999) -> Verdict:
+    r"""Claim 5 (queue): the log-log slope of the mean queue against ``V`` is at most ``+1``
+    (``E[Z] = O(V)``). Fitted on ``fit_mask`` (``V`` above the queue floor with a long enough
+    horizon). Fails when the bootstrap lower bound of the slope (level ``1 − α``) exceeds ``1``;
+    inconclusive with < 3 points."""
+    claim = "§8.5 scaling: mean queue grows at most like V (log-log slope ≤ +1)"
+    V = np.asarray(V, np.float64)
+    q = np.asarray(queue_mean, np.float64)
+    nV, R = q.shape
+    mask = np.ones(nV, bool) if fit_mask is None else np.asarray(fit_mask, bool).copy()
+    m = q.mean(axis=1)
+    mask &= m > 0
+    details = {"V": V, "queue_mean": m, "fit_points": np.flatnonzero(mask), "realizations": int(R)}
+    if mask.sum() < 3:
+        details["reason"] = f"only {int(mask.sum())} V values in the fit range (need 3)"
+        return Verdict(claim, None, 1.0, None, None, details, status="inconclusive")
+    Vf = V[mask]
+    slope = log_slope(Vf, m[mask])
+    lo, hi = _bootstrap_slope(Vf, lambda idx: q[mask][:, idx].mean(axis=1), R, alpha=alpha, seed=seed, n_resamples=n_resamples)
+    details["ci_contains_1"] = bool(lo <= 1.0 <= hi)
+    details["test"] = (
+        f"fail iff the percentile-bootstrap lower bound (level 1 - {alpha:g}) of the slope > 1; "
+        f"false-failure probability <= {alpha:g} (asymptotically)"
+    )
+    return Verdict(claim, float(slope), 1.0, (lo, hi), bool(lo <= 1.0), details)
+
+
+# ----------------------------------------------------------------------------- claim 6
+def check_closed_form(name: str, value, samples, *, alpha: float = ALPHA, abs_tol: float = 0.0) -> Verdict:
+    r"""Claim 6: a closed form equals the Monte Carlo mean of ``samples``, element-wise.
+
+    ``value``: ``(k,)`` closed-form numbers; ``samples``: ``(k, n)`` i.i.d. draws. Two-sided
+    z-test per element at level ``α/k`` (Bonferroni): fails when
+    ``|mean − value| > z_{1−α/(2k)} · SE + abs_tol``; false-failure probability ``≤ α``
+    (CLT; ``n`` is in the thousands). ``abs_tol`` covers a known deterministic error of the
+    closed form (quantisation), stated in the verdict.
+    """
+    claim = f"§8.6 closed form vs Monte Carlo: {name}"
+    v = np.atleast_1d(np.asarray(value, np.float64))
+    s = np.asarray(samples, np.float64)
+    if s.ndim == 1:
+        s = s[None, :]
+    k, n = s.shape
+    if v.shape != (k,):
+        raise ValueError(f"value must have shape ({k},) to match samples {s.shape}, got {v.shape}")
+    m = s.mean(axis=1)
+    se = s.std(axis=1, ddof=1) / math.sqrt(n)
+    z = stats.norm.ppf(1 - alpha / (2 * k))
+    half = z * se + abs_tol
+    err = np.abs(m - v)
+    bad = err > half
+    j = int(np.argmax(err - half))
+    details = {
+        "closed_form": v,
+        "monte_carlo": m,
+        "standard_error": se,
+        "samples_per_value": int(n),
+        "violations": int(np.sum(bad)),
+        "test": f"two-sided z-test per value at level {alpha:g}/{k}; abs_tol={abs_tol:g}; false-failure probability <= {alpha:g}",
+    }
+    return Verdict(claim, float(err[j]), float(half[j]), (float(m[j] - z * se[j]), float(m[j] + z * se[j])), bool(not np.any(bad)), details)
+
+
+def check_optimum_agreement(T_lp, T_dual, *, rel_tol: float = 1e-6) -> Verdict:
+    """Claim 3's ``T*`` computed two independent ways (LP and 1-D Lagrangian dual) agree."""
+    claim = "§8.3 T* two ways: LP (HiGHS) = Lagrangian dual"
+    diff = abs(float(T_lp) - float(T_dual))
+    tol = rel_tol * max(abs(float(T_lp)), 1.0)
+    return Verdict(claim, diff, tol, None, bool(diff <= tol), {"T_star_LP": float(T_lp), "T_star_dual": float(T_dual), "rel_tol": rel_tol})
+
+
+# ----------------------------------------------------------------------------- claim 7
+def check_lossless(counts, target, *, alpha: float = ALPHA, what: str = "first emitted token") -> Verdict:
+    r"""Claim 7: tokens emitted by speculative sampling follow the target law.
+
+    ``counts``: ``(V,)`` observed token counts; ``target``: ``(V,)`` target probabilities.
+    Cells with expected count < 5 are pooled. Chi-square goodness of fit; fails when the p-value
+    is below ``α`` (false-failure probability ``α``).
+    """
+    claim = f"§8.7 losslessness: {what} follows the target distribution"
+    c = np.asarray(counts, np.float64)
+    p = np.asarray(target, np.float64)
+    p = p / p.sum()
+    n = c.sum()
+    if np.any(c[p == 0] > 0):
+        return Verdict(claim, float("inf"), alpha, None, False, {"reason": "a token with target probability 0 was emitted", "samples": int(n)})
+    exp = n * p
+    big = exp >= 5
+    f_obs = np.append(c[big], c[~big].sum())
+    f_exp = np.append(exp[big], exp[~big].sum())
+    keep = f_exp > 0
+    res = stats.chisquare(f_obs[keep], f_exp[keep])
+    details = {
+        "samples": int(n),
+        "cells": int(keep.sum()),
+        "chi2": float(res.statistic),
+        "total_variation": float(0.5 * np.abs(c / n - p).sum()),
+        "test": f"chi-square goodness of fit, fail iff p < {alpha:g} (false-failure probability {alpha:g})",
+    }
+    return Verdict(claim, float(res.pvalue), alpha, None, bool(res.pvalue >= alpha), details)
+
+
+# ----------------------------------------------------------------------------- sweep mechanics
+def check_single_compile(cache_size: int, calls: int, n_V: int) -> Verdict:
+    """The V sweep is one compiled program: ``n_V`` values of ``V`` × all chunks, one trace."""
+    claim = "V sweep runs as one compiled program (vmap over V and realizations, no recompilation)"
+    return Verdict(claim, float(cache_size), 1.0, None, bool(cache_size == 1), {"jit_cache_size": int(cache_size), "compiled_calls": int(calls), "n_V": int(n_V)})
+
+
+def missing(claim: str, reason: str) -> Verdict:
+    return not_run(claim, reason)

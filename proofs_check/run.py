@@ -1,0 +1,483 @@
+r"""``gelato verify``: run every check of MODEL.md §8 on the configurations below.
+
+Configurations (``CONFIGS``):
+
+* ``a-exact-dpp`` — drift-plus-penalty where the mean proxy *is* the expectation, so ``C = 0`` and
+  the theorem applies as stated: no early exit (``exit="none"``) and a payload that does not depend
+  on the entropy (``"full"``: every token carries its whole draft distribution, downlink fixed at
+  ``b_dl``). With ``exit="none"`` the acceptances are independent of the payload and
+  ``E[N | γ] = Σ_{j≤γ} ᾱ^j`` exactly, while ``D`` and ``E`` are deterministic given ``(γ, h)``, so
+  ``E[N/D] = N̂/D̂``. The vocabulary is set to 64 tokens so that a ``full`` token costs
+  ``18 + 64·16 = 1042`` bits, close to GELATO's mean top-p payload (≈1071 bits at the defaults);
+  with Qwen's 151,936 tokens a full distribution (2.4 Mbit) would make drafting pointless.
+* ``b-gelato-exact`` — GELATO (leaky-bucket exit, top-p payload) with ``proxy="exact"``: the
+  controller uses the exact ``E[N/D]``, ``E[E]`` under the exit rule, so ``C = 0``.
+* ``c-gelato-paper`` — GELATO as in the paper (``proxy="mean"``), bounds with the measured ``C``.
+* ``d-random-arrivals`` — configuration (a) with exponential energy arrivals (mean ``Ē``).
+* ``e-gauss-markov`` — configuration (b) (or (c) when the exact proxy is unavailable) under
+  Gauss–Markov fading (``ρ = 0.9``): outside the i.i.d. assumption, the expectation claims are
+  reported as observations, not pass/fail (the sample-path claims still must hold).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from . import checks
+from .theory_adapter import TheoryConstants, theory_constants
+from .verdict import Verdict, not_run, observation
+
+__all__ = ["Sizes", "QUICK", "FULL", "CONFIGS", "ConfigResult", "run_verify", "run_config"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """Sample sizes of one verify run."""
+
+    realizations: int  # per V, per configuration
+    chunk: int  # realizations per compiled call
+    lo: float  # coarse V grid: V0·10^lo ..
+    hi: float  # .. V0·10^hi
+    n_coarse: int
+    n_fine: int  # extra V values in [0.1 V0, V0]
+    settle_factor: float  # horizon = settle_factor · V_max / V0 (settling times at the largest V)
+    min_rounds: int
+    rollout_realizations: int  # per-round checks
+    rollout_rounds_cap: int
+    mc_samples: int  # closed forms vs Monte Carlo
+    lossless_samples: int
+    quantiles: int  # for optimum()
+
+
+QUICK = Sizes(
+    realizations=64, chunk=32, lo=-1.5, hi=2.5, n_coarse=6, n_fine=5, settle_factor=20.0, min_rounds=2000,
+    rollout_realizations=8, rollout_rounds_cap=4000, mc_samples=20_000, lossless_samples=20_000, quantiles=2048,
+)
+FULL = Sizes(
+    realizations=4096, chunk=512, lo=-2.0, hi=3.7, n_coarse=10, n_fine=8, settle_factor=20.0, min_rounds=2000,
+    rollout_realizations=16, rollout_rounds_cap=25_000, mc_samples=200_000, lossless_samples=200_000, quantiles=4096,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str
+    title: str
+    scenario: dict
+    policy: dict
+    theorem: bool = True  # False: expectation claims are observations
+    fallback_policy: dict | None = None  # used when ``policy`` cannot be built (reported)
+
+
+_EXACT_DPP = dict(V_vocab=64.0)
+CONFIGS = (
+    Config("a-exact-dpp", "(a) exact DPP: exit=none, payload=full (V_vocab=64), C = 0", _EXACT_DPP, dict(exit="none", payload="full", proxy="mean")),
+    Config("b-gelato-exact", "(b) GELATO, leaky-bucket exit, proxy=exact (C = 0)", {}, dict(proxy="exact")),
+    Config("c-gelato-paper", "(c) GELATO as in the paper, proxy=mean (measured C)", {}, dict(proxy="mean")),
+    Config("d-random-arrivals", "(d) exact DPP with exponential energy arrivals", dict(_EXACT_DPP, energy_arrival="exponential"), dict(exit="none", payload="full", proxy="mean")),
+    Config(
+        "e-gauss-markov", "(e) GELATO under Gauss-Markov fading rho=0.9 (observation)", dict(channel="gauss_markov", rho=0.9),
+        dict(proxy="exact"), theorem=False, fallback_policy=dict(proxy="mean"),
+    ),
+)
+
+
+@dataclasses.dataclass
+class ConfigResult:
+    name: str
+    title: str
+    verdicts: list[Verdict]
+    constants: dict[str, Any]
+    data: dict[str, Any]  # arrays for figures and report.json
+    notes: list[str]
+
+
+# ----------------------------------------------------------------------------- proxies
+def proxy_tables(scenario, policy, h):
+    """``(T̂, Ê, outage)`` of every budget at fading gains ``h`` (any shape): the per-round
+    quantities the controller maximises over (via the policy's own ``proxy_costs``)."""
+    import jax
+    import jax.numpy as jnp
+
+    from gelato_jax import channel
+    from gelato_jax.policies.base import RoundObs
+
+    return _proxy_tables_jit(scenario, policy, jnp.asarray(h))
+
+
+def _make_proxy_jit():
+    import jax
+    import jax.numpy as jnp
+
+    from gelato_jax import channel
+    from gelato_jax.policies.base import RoundObs
+
+    @jax.jit
+    def tables(scenario, policy, h):
+        aux = policy.precompute(scenario)
+        state = policy.init_state(scenario, aux)
+        shape = h.shape
+
+        def one(hh):
+            hh = jnp.maximum(hh, scenario.h_min)
+            rate = channel.uplink_rate(scenario, hh)
+            rdl = channel.downlink_rate(scenario, hh)
+            outage = channel.in_outage(scenario, rate)
+            obs = RoundObs(jnp.zeros((), jnp.int32), jnp.zeros((), hh.dtype), hh, rate, rdl, outage)
+            if hasattr(policy, "proxy_costs"):
+                pc = policy.proxy_costs(scenario, aux, state, obs)
+            else:
+                pc = policy.mean_proxy(scenario, aux, aux.alpha_bar, obs)
+            return pc.throughput, pc.energy, outage
+
+        T, E, o = jax.vmap(one)(h.reshape(-1))
+        return T.reshape(shape + T.shape[-1:]), E.reshape(shape + E.shape[-1:]), o.reshape(shape)
+
+    return tables
+
+
+_proxy_tables_cache = {}
+
+
+def _proxy_tables_jit(scenario, policy, h):
+    if "f" not in _proxy_tables_cache:
+        _proxy_tables_cache["f"] = _make_proxy_jit()
+    return _proxy_tables_cache["f"](scenario, policy, h)
+
+
+# ----------------------------------------------------------------------------- one config
+def _policy_for(cfg: Config, notes: list[str]):
+    from gelato_jax.policies import Gelato
+    from gelato_jax.scenario import Scenario
+
+    scenario = Scenario(**cfg.scenario)
+    try:
+        policy = Gelato(**cfg.policy)
+        policy.validate(scenario)
+        return scenario, policy
+    except ValueError as exc:
+        if cfg.fallback_policy is None:
+            raise
+        notes.append(f"policy {cfg.policy} unavailable ({exc}); using {cfg.fallback_policy} instead")
+        policy = Gelato(**cfg.fallback_policy)
+        policy.validate(scenario)
+        return scenario, policy
+
+
+def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | None = None) -> ConfigResult:
+    import jax.numpy as jnp
+
+    from gelato_jax.simulator import rollout, sample_exogenous
+
+    from .sweep import horizon, sweep_cache_size, v_grid, v_sweep
+
+    notes: list[str] = []
+    verdicts: list[Verdict] = []
+    try:
+        scenario, policy = _policy_for(cfg, notes)
+    except ValueError as exc:
+        reason = f"configuration cannot be built: {exc}"
+        v = [not_run(c, reason).with_config(cfg.name) for c in _CLAIMS]
+        return ConfigResult(cfg.name, cfg.title, v, {}, {}, [reason])
+
+    th = theory_constants(scenario, policy, quantiles=sizes.quantiles)
+    if th.lambda_star is not None and th.eps is not None and th.lambda_star > 0:
+        V0 = th.eps / th.lambda_star
+        notes.append(f"V0 = eps/lambda* = {th.eps:.4g}/{th.lambda_star:.4g} = {V0:.4g}")
+    else:
+        V0 = 1e-3
+        notes.append(f"lambda* or eps unavailable ({th.need('lambda_star', 'eps')}); V grid centred on V0 = 1e-3 instead")
+    Vs = v_grid(V0, lo=sizes.lo, hi=sizes.hi, n_coarse=sizes.n_coarse, n_fine=sizes.n_fine)
+    rounds = horizon(float(Vs[-1]), V0, settle_factor=sizes.settle_factor, minimum=sizes.min_rounds)
+
+    # ---------------------------------------------------------------- per-round checks (rollout)
+    T_roll = min(rounds, sizes.rollout_rounds_cap)
+    R_roll = sizes.rollout_realizations
+    exo = sample_exogenous(scenario, seed=seed + 1, realizations=R_roll, rounds=T_roll + 1)
+    V_roll = np.array([0.3 * V0, 3.0 * V0, float(Vs[-1])])
+    h = np.maximum(np.asarray(exo.channel_gain), float(scenario.h_min))
+    T_hat, E_hat, outage = (np.asarray(x) for x in proxy_tables(scenario, policy, jnp.asarray(h)))
+    opt_args: dict[str, list] = {k: [] for k in ("V", "queue", "T", "E", "out", "budget")}
+    inv_args: dict[str, list] = {k: [] for k in ("queue", "energy", "arrival", "pen")}
+    queue_traj = []
+    energy_all = []
+    for V in V_roll:
+        tr = rollout(scenario, policy.replace(V=float(V)), exo)
+        q = np.asarray(tr.queue)  # (R, T+1): Z_0..Z_T
+        b = np.asarray(tr.budget)[:, :T_roll]
+        e = np.asarray(tr.energy)[:, :T_roll]
+        a = np.asarray(tr.arrival)[:, :T_roll]
+        n = R_roll * T_roll
+        opt_args["V"].append(np.full(n, V))
+        opt_args["queue"].append(q[:, :T_roll].reshape(-1))
+        opt_args["T"].append(T_hat[:, :T_roll].reshape(n, -1))
+        opt_args["E"].append(E_hat[:, :T_roll].reshape(n, -1))
+        opt_args["out"].append(outage[:, :T_roll].reshape(-1))
+        opt_args["budget"].append(b.reshape(-1))
+        chosen = np.take_along_axis(T_hat[:, :T_roll], b[..., None].astype(np.int64), axis=-1)[..., 0]
+        inv_args["queue"].append(q)
+        inv_args["energy"].append(e)
+        inv_args["arrival"].append(a)
+        inv_args["pen"].append(V * chosen)
+        queue_traj.append(q)
+        energy_all.append(e)
+    cat = lambda xs: np.concatenate(xs, axis=0)
+    verdicts.append(
+        _tag(checks.check_per_slot_optimality(cat(opt_args["V"]), cat(opt_args["queue"]), cat(opt_args["T"]), cat(opt_args["E"]), cat(opt_args["out"]), cat(opt_args["budget"])), cfg, V_roll=V_roll)
+    )
+    verdicts.append(
+        _tag(checks.check_energy_paths(cat(inv_args["energy"]), cat(inv_args["arrival"]), cat(inv_args["queue"])[:, -1]), cfg, source="rollout", V_roll=V_roll)
+    )
+    verdicts.append(
+        _tag(checks.check_drift_invariant(cat(inv_args["queue"]), cat(inv_args["energy"]), cat(inv_args["arrival"]), 1.0, cat(inv_args["pen"])), cfg, V_roll=V_roll)
+    )
+    if th.E_max is not None:
+        verdicts.append(_tag(checks.check_energy_bounded(cat(energy_all), th.E_max), cfg))
+    else:
+        verdicts.append(not_run("§8 assumption: per-round energy E_t ≤ E_max on every round", th.need("E_max")).with_config(cfg.name))
+
+    # ---------------------------------------------------------------- the V sweep
+    before = sweep_cache_size()
+    t0 = time.time()
+    sw = v_sweep(scenario, policy, Vs, seed=seed, realizations=sizes.realizations, rounds=rounds, chunk=sizes.chunk, progress=progress, desc=f"verify {cfg.name}")
+    wall = time.time() - t0
+    calls = sw.pop("_calls")
+    verdicts.append(_tag(checks.check_single_compile(sweep_cache_size() - before, calls, len(Vs)), cfg))
+    verdicts.append(
+        _tag(checks.check_energy_paths(sw["energy"], sw["arrival"], sw["queue_final"], rounds=rounds), cfg, source="V sweep, every V and realization")
+    )
+
+    thr = sw["throughput"]
+    data: dict[str, Any] = {
+        "V": Vs,
+        "V0": V0,
+        "rounds": rounds,
+        "realizations": sizes.realizations,
+        "sweep_wall_s": wall,
+        "throughput_mean": thr.mean(axis=1),
+        "throughput_sem": thr.std(axis=1, ddof=1) / math.sqrt(thr.shape[1]),
+        "energy_mean": sw["energy"].mean(axis=1),
+        "arrival_mean": sw["arrival"].mean(axis=1),
+        "queue_mean": sw["queue"].mean(axis=1),
+        "queue_sem": sw["queue"].std(axis=1, ddof=1) / math.sqrt(thr.shape[1]),
+        "overdraft_ZT_over_T": sw["queue_final"].mean(axis=1) / rounds,
+        "budget_mean": sw["budget"].mean(axis=1),
+        "queue_trajectories": {"V": V_roll, "Z": [q[:, :T_roll].mean(axis=0) for q in queue_traj], "Z_first": [q[0, :T_roll] for q in queue_traj]},
+    }
+    theorem_claims = cfg.theorem
+    # claims 3, 4, 5 need T*, B, C (and T_max, eps)
+    need_gap = th.need("T_star", "B", "C")
+    if need_gap:
+        verdicts.append(not_run("§8.3 throughput gap: T* − T̄(V) ≤ (B + C)/V for every V", need_gap).with_config(cfg.name))
+        verdicts.append(not_run("§8.5 scaling: gap(V) falls at least like 1/V (log-log slope ≤ −1)", need_gap).with_config(cfg.name))
+    else:
+        v = checks.check_gap_bound(Vs, thr, th.T_star, th.B, th.C)
+        data["gap"] = th.T_star - data["throughput_mean"]
+        data["gap_bound"] = (th.B + th.C) / Vs
+        verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
+        v = checks.check_gap_slope(Vs, thr, th.T_star, B_plus_C=th.B + th.C, seed=seed)
+        verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
+    need_q = th.need("B", "C", "T_max", "T_star", "eps")
+    if need_q:
+        verdicts.append(not_run("§8.4 queue: (1/T)ΣE[Z_t] ≤ (B + C + V(T_max − T*))/ε for every V", need_q).with_config(cfg.name))
+    else:
+        v = checks.check_queue_bound(Vs, sw["queue"], th.B, th.C, th.T_max, th.T_star, th.eps)
+        data["queue_bound"] = (th.B + th.C + Vs * (th.T_max - th.T_star)) / th.eps
+        verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
+    v = checks.check_queue_slope(Vs, sw["queue"], fit_mask=Vs >= V0, seed=seed)
+    verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
+    need_opt = th.need("T_star", "T_star_dual")
+    if need_opt:
+        verdicts.append(not_run("§8.3 T* two ways: LP (HiGHS) = Lagrangian dual", need_opt).with_config(cfg.name))
+    else:
+        verdicts.append(_tag(checks.check_optimum_agreement(th.T_star, th.T_star_dual, rel_tol=1e-4), cfg))
+    need_l = th.need("T_star", "lambda_star", "C")
+    if need_l:
+        verdicts.append(not_run("§8.3 T* is an upper bound: T̄(V) − λ*·(Ē(V) − ā) ≤ T* for every V (weak duality)", need_l).with_config(cfg.name))
+    elif th.C != 0.0:
+        verdicts.append(
+            not_run(
+                "§8.3 T* is an upper bound: T̄(V) − λ*·(Ē(V) − ā) ≤ T* for every V (weak duality)",
+                f"C = {th.C:.4g} ≠ 0: T* is the optimum of the proxy problem, not an upper bound on the realized throughput",
+            ).with_config(cfg.name)
+        )
+    else:
+        tol = abs(th.T_star - th.T_star_dual) if th.T_star_dual is not None else 0.0
+        v = checks.check_lagrangian_upper_bound(Vs, thr, sw["energy"], sw["arrival"], th.T_star, th.lambda_star, t_star_tol=tol)
+        verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
+    return ConfigResult(cfg.name, cfg.title, verdicts, th.as_dict(), data, notes)
+
+
+_CLAIMS = (
+    "§8.1 per-slot optimality",
+    "§8.2 energy on every path",
+    "§8.3 throughput gap",
+    "§8.4 queue bound",
+    "§8.5 scaling slopes",
+)
+
+
+def _tag(v: Verdict, cfg: Config, **extra) -> Verdict:
+    if extra:
+        v = dataclasses.replace(v, details={**v.details, **{k: (np.asarray(x).tolist() if isinstance(x, np.ndarray) else x) for k, x in extra.items()}})
+    return v.with_config(cfg.name)
+
+
+def _maybe_observation(v: Verdict, theorem: bool) -> Verdict:
+    if theorem or v.status == "not run":
+        return v
+    return observation(v.claim + " [outside the i.i.d. assumption]", v.statistic, v.bound, v.ci, would_pass=v.passed, **v.details)
+
+
+# ----------------------------------------------------------------------------- global checks
+def closed_form_checks(sizes: Sizes, *, seed: int = 0) -> list[Verdict]:
+    """Claim 6: closed forms of the theory vs Monte Carlo (numpy random numbers, independent of
+    the JAX simulator)."""
+    import jax.numpy as jnp
+
+    from gelato_jax import tokens
+    from gelato_jax.scenario import Scenario
+
+    out: list[Verdict] = []
+    s = Scenario()
+    rng = np.random.default_rng(seed + 7)
+    n = sizes.mc_samples
+    G = s.gamma_max
+    H = rng.gamma(s.k_H, s.theta_H, size=(n, G))
+    alpha = 1.0 / (1.0 + np.exp(-(s.a0 - s.a1 * H)))
+    U = rng.random((n, G))
+    acc = U < alpha
+    lead = np.cumprod(acc, axis=1)
+    # N(γ) = 1 + number of leading accepted among the first γ drafts
+    N = np.concatenate([np.ones((n, 1)), 1 + np.cumsum(lead, axis=1)], axis=1)
+    a_bar = float(tokens.mean_acceptance(s))
+    out.append(checks.check_closed_form("ᾱ = E[α(H)] (quadrature)", [a_bar], alpha[:, 0][None, :]))
+    out.append(checks.check_closed_form("b̄ = E[b(H)] (exact sum)", [float(tokens.mean_topp_bits(s))], np.asarray(tokens.topp_bits(s, jnp.asarray(H[:, 0])))[None, :]))
+    try:
+        from theory._generated import expected_tokens_iid, expected_tokens_position
+    except ImportError as exc:
+        out.append(not_run("§8.6 closed form vs Monte Carlo: expected tokens", f"theory._generated not importable ({exc})"))
+        return out
+    out.append(checks.check_closed_form("expected tokens N(γ) = (1 − ᾱ^{γ+1})/(1 − ᾱ), i.i.d. entropies, γ = 0..γ_max", np.asarray(expected_tokens_iid(a_bar, G)), N.T))
+    alphas = np.linspace(0.95, 0.5, G)
+    Up = rng.random((n, G)) < alphas
+    Np = np.concatenate([np.ones((n, 1)), 1 + np.cumsum(np.cumprod(Up, axis=1), axis=1)], axis=1)
+    out.append(checks.check_closed_form("expected tokens, position-dependent α_i, γ = 0..γ_max", np.asarray(expected_tokens_position(jnp.asarray(alphas))), Np.T))
+    return out
+
+
+def proxy_vs_monte_carlo(cfg: Config, sizes: Sizes, *, seed: int = 0) -> Verdict:
+    """Claim 6 for a C = 0 configuration: the controller's per-round proxies ``T̂(γ, h)`` and
+    ``Ê(γ, h)`` equal the Monte Carlo means of ``N/D`` and ``E`` for every budget, at three
+    channel gains (the realized rounds are simulated with the simulator's own draft/accept rules)."""
+    import jax
+    import jax.numpy as jnp
+
+    from gelato_jax import channel, costs, tokens
+
+    claim_name = f"proxies T̂(γ,h) = E[N/D], Ê(γ,h) = E[E] for {cfg.name}"
+    notes: list[str] = []
+    try:
+        scenario, policy = _policy_for(cfg, notes)
+    except ValueError as exc:
+        return not_run(f"§8.6 closed form vs Monte Carlo: {claim_name}", str(exc))
+    hs = np.array([0.3, 1.0, 3.0])
+    T_hat, E_hat, outage = (np.asarray(x) for x in proxy_tables(scenario, policy, jnp.asarray(hs)))
+    n = sizes.mc_samples // 4
+    G = scenario.gamma_max
+    key = jax.random.key(seed + 11)
+
+    @jax.jit
+    def mc(scenario, policy, key, h, budget):
+        aux = policy.precompute(scenario)
+        state = policy.init_state(scenario, aux)
+        rate = channel.uplink_rate(scenario, h)
+        rdl = channel.downlink_rate(scenario, h)
+
+        def one(k):
+            k1, k2 = jax.random.split(k)
+            H = tokens.sample_entropies(k1, scenario, G)
+            U = jax.random.uniform(k2, (G,), dtype=H.dtype)
+            sent, passes = policy.draft(scenario, aux, state, budget, H)
+            pos = jnp.arange(G)
+            acc = (U < tokens.acceptance_prob(scenario, H)) & (pos < sent)
+            A = jnp.sum(jnp.cumprod(acc.astype(jnp.int32)))
+            bits = costs.uplink_bits(scenario, policy.payload, H, sent)
+            bdl = costs.downlink_bits(scenario, policy.payload, A < sent)
+            D = costs.latency(scenario, passes, sent, bits, bdl, rate, rdl)
+            E = costs.energy(scenario, passes, bits, rate)
+            return (A + 1) / D, E
+
+        return jax.vmap(one)(jax.random.split(key, n))
+
+    vals, samples = [], []
+    for i, h in enumerate(hs):
+        for g in range(G + 1):
+            if outage[i] and g > 0:
+                continue
+            t, e = mc(scenario, policy, jax.random.fold_in(key, i * (G + 1) + g), jnp.asarray(h), jnp.asarray(g, jnp.int32))
+            vals += [T_hat[i, g], E_hat[i, g]]
+            samples += [np.asarray(t), np.asarray(e)]
+    v = checks.check_closed_form(claim_name, np.array(vals), np.stack(samples))
+    return v.with_config(cfg.name)
+
+
+def lossless_checks(sizes: Sizes, *, seed: int = 0) -> list[Verdict]:
+    """Claim 7: speculative sampling with top-p truncation (``gelato_jax.lm.sampling``) emits the
+    target law, at the first and the second emitted position."""
+    claim = "§8.7 losslessness: speculative sampling with top-p reproduces the target law"
+    try:
+        from gelato_jax.lm import sampling
+    except ImportError as exc:
+        return [not_run(claim, f"gelato_jax.lm.sampling not importable ({exc})")]
+    import jax
+    import jax.numpy as jnp
+
+    needed = ("topp_truncate", "verify_one")
+    if not all(hasattr(sampling, n) for n in needed):
+        return [not_run(claim, f"gelato_jax.lm.sampling lacks {needed}")]
+    Vv, G = 8, 3
+    rng = np.random.default_rng(seed + 3)
+    p = jax.nn.softmax(jnp.asarray(rng.normal(size=(G + 1, Vv)) * 1.5), axis=-1)
+    q_raw = jax.nn.softmax(jnp.asarray(rng.normal(size=(G, Vv)) * 1.5), axis=-1)
+    q = jax.vmap(lambda r: sampling.topp_truncate(r, 0.9)[0])(q_raw)
+    n = sizes.lossless_samples
+
+    @jax.jit
+    def one(key):
+        kd, kv = jax.random.split(key)
+        drafts = jax.random.categorical(kd, jnp.log(q), axis=-1).astype(jnp.int32)
+        A, nxt = sampling.verify_one(kv, p, q, drafts, jnp.asarray(G, jnp.int32))
+        first = jnp.where(A >= 1, drafts[0], nxt)
+        second = jnp.where(A >= 2, drafts[1], nxt)
+        return A, first, second
+
+    A, first, second = jax.vmap(one)(jax.random.split(jax.random.key(seed + 5), n))
+    A, first, second = np.asarray(A), np.asarray(first), np.asarray(second)
+    half = checks.ALPHA / 2  # two tests: family false-failure probability ALPHA
+    v1 = checks.check_lossless(np.bincount(first, minlength=Vv), np.asarray(p[0]), alpha=half, what="first emitted token (top-p 0.9 drafts)")
+    sel = A >= 1
+    v2 = checks.check_lossless(np.bincount(second[sel], minlength=Vv), np.asarray(p[1]), alpha=half, what="second emitted token, given the first draft was accepted")
+    return [v1, v2]
+
+
+# ----------------------------------------------------------------------------- everything
+def run_verify(*, quick: bool = True, seed: int = 0, configs=None, sizes: Sizes | None = None, progress: bool | None = None) -> dict[str, Any]:
+    """Run every check; returns ``{"verdicts": [...], "configs": [...], "sizes": ..., "wall_s": ...}``."""
+    sizes = sizes or (QUICK if quick else FULL)
+    cfgs = CONFIGS if configs is None else tuple(c for c in CONFIGS if c.name in configs)
+    t0 = time.time()
+    results = [run_config(c, sizes, seed=seed, progress=progress) for c in cfgs]
+    global_v: list[Verdict] = []
+    global_v += closed_form_checks(sizes, seed=seed)
+    for c in cfgs:
+        if c.name in ("a-exact-dpp", "b-gelato-exact"):
+            global_v.append(proxy_vs_monte_carlo(c, sizes, seed=seed))
+    global_v += lossless_checks(sizes, seed=seed)
+    verdicts = [v for r in results for v in r.verdicts] + global_v
+    return {"verdicts": verdicts, "configs": results, "sizes": dataclasses.asdict(sizes), "quick": quick, "seed": seed, "wall_s": time.time() - t0}

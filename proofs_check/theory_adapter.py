@@ -1,0 +1,92 @@
+"""The theory constants a configuration needs, gathered from ``gelato_jax.optimum`` and
+``theory.bounds`` (written by the theory issue). Anything missing is recorded with its reason, so
+the checks that need it report "not run" instead of passing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+
+@dataclasses.dataclass
+class TheoryConstants:
+    T_star: float | None = None  # LP optimum
+    T_star_dual: float | None = None  # Lagrangian dual optimum
+    lambda_star: float | None = None  # optimal energy price (tok/s per J)
+    B: float | None = None  # drift constant, worst case (the theorem's B)
+    B_actual: float | None = None  # drift constant of the actual policy (reported)
+    C: float | None = None  # per-slot proxy error
+    E_max: float | None = None
+    T_max: float | None = None
+    eps: float | None = None  # Slater slack
+    missing: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def need(self, *names: str) -> str | None:
+        """``None`` when every named constant is available, else the reason for the first missing."""
+        for n in names:
+            if getattr(self, n) is None:
+                return f"{n} unavailable: {self.missing.get(n, 'not computed')}"
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _f(x) -> float:
+    import numpy as np
+
+    v = float(np.asarray(x))
+    if not math.isfinite(v):
+        raise ValueError(f"non-finite value {v}")
+    return v
+
+
+def _call(fn, *args, **kw):
+    """Call a theory evaluator with ``(scenario, policy)``; fall back to ``(scenario)``."""
+    try:
+        return fn(*args, **kw)
+    except TypeError:
+        if len(args) > 1:
+            return fn(args[0], **kw)
+        raise
+
+
+def theory_constants(scenario, policy, *, quantiles: int = 2048) -> TheoryConstants:
+    th = TheoryConstants()
+    try:
+        from gelato_jax.optimum import optimum
+    except ImportError as exc:
+        for n in ("T_star", "T_star_dual", "lambda_star"):
+            th.missing[n] = f"gelato_jax.optimum not importable ({exc})"
+    else:
+        try:
+            opt = optimum(scenario, policy, quantiles=quantiles)
+            th.T_star = _f(opt.T_star)
+            th.T_star_dual = _f(getattr(opt, "T_star_dual"))
+            th.lambda_star = _f(getattr(opt, "lambda_star"))
+        except Exception as exc:  # noqa: BLE001 - reported as "not run", never a pass
+            for n in ("T_star", "T_star_dual", "lambda_star"):
+                if getattr(th, n) is None:
+                    th.missing[n] = f"optimum() failed: {type(exc).__name__}: {exc}"
+    try:
+        from theory import bounds
+    except ImportError as exc:
+        for n in ("B", "B_actual", "C", "E_max", "T_max", "eps"):
+            th.missing[n] = f"theory.bounds not importable ({exc})"
+        return th
+    getters = {
+        "B": lambda: bounds.drift_constant(scenario, policy, kind="worst"),
+        "B_actual": lambda: bounds.drift_constant(scenario, policy, kind="actual"),
+        "C": lambda: bounds.proxy_error(scenario, policy),
+        "E_max": lambda: _call(bounds.E_max, scenario, policy),
+        "T_max": lambda: _call(bounds.T_max, scenario, policy),
+        "eps": lambda: _call(bounds.slater_slack, scenario, policy),
+    }
+    for name, get in getters.items():
+        try:
+            setattr(th, name, _f(get()))
+        except Exception as exc:  # noqa: BLE001
+            th.missing[name] = f"theory.bounds failed: {type(exc).__name__}: {exc}"
+    return th
