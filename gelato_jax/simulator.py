@@ -61,6 +61,8 @@ class Trajectory(NamedTuple):
     arrival: Any
     uplink_bits: Any
     downlink_bits: Any
+    unverified: Any = 0  # tokens kept without verification (lossy policies such as UHLM), else 0
+    mismatch: Any = 0  # of those, how many verification would have rejected (U >= alpha(H))
 
 
 # ----------------------------------------------------------------------------- randomness
@@ -119,15 +121,40 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     n_tokens = accepted + 1
 
     bits_ul = costs.uplink_bits(scenario, policy.payload, entropy, sent)
-    bits_dl = costs.downlink_bits(scenario, policy.payload, accepted < sent)
+    # optional policy hook: its own downlink payload (e.g. DSSD with a top-k target distribution)
+    dl_hook = getattr(policy, "downlink_bits", None)
+    if dl_hook is None:
+        bits_dl = costs.downlink_bits(scenario, policy.payload, accepted < sent)
+    else:
+        bits_dl = dl_hook(scenario, accepted < sent)
     lat = costs.latency(scenario, passes, sent, bits_ul, bits_dl, rate, rate_dl)
     en = costs.energy(scenario, passes, bits_ul, rate)
+    unverified = jnp.zeros((), jnp.int32)
+    mismatch = jnp.zeros((), jnp.int32)
+
+    # optional policy hook (lossy policies, e.g. UHLM): keep the ``sent`` drafts on the device
+    # without upload or verification. Such a round costs only its draft passes; its tokens are
+    # unverified, and ``mismatch`` counts those verification would have rejected (sent − A).
+    skip_hook = getattr(policy, "skip_verification", None)
+    if skip_hook is not None:
+        skip = skip_hook(scenario, aux, pstate, entropy, sent) & (sent > 0)
+        zero = jnp.zeros((), jnp.int32)
+        unverified = jnp.where(skip, sent, zero)
+        mismatch = jnp.where(skip, sent - accepted, zero)
+        n_tokens = jnp.where(skip, sent, n_tokens)
+        accepted = jnp.where(skip, zero, accepted)
+        sent = jnp.where(skip, zero, sent)
+        bits_ul = jnp.where(skip, 0.0, bits_ul)
+        bits_dl = jnp.where(skip, 0.0, bits_dl)
+        lat = jnp.where(skip, passes * scenario.tau_d, lat)
+        en = jnp.where(skip, passes * scenario.e_d, en)
 
     outcome = RoundOutcome(budget, sent, passes, accepted, n_tokens, lat, en, arrival)
     pstate = policy.update_state(scenario, aux, pstate, outcome)
     new_queue = jnp.maximum(queue + en - arrival, 0.0)
     row = Trajectory(
-        budget, sent, passes, accepted, n_tokens, lat, en, queue, rate, arrival, bits_ul, bits_dl
+        budget, sent, passes, accepted, n_tokens, lat, en, queue, rate, arrival, bits_ul, bits_dl,
+        unverified, mismatch,
     )
     return (t + 1, new_queue, pstate), row
 

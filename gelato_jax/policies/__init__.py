@@ -1,19 +1,42 @@
 """Policies: GELATO and the baselines of MODEL.md §7, all on one rollout interface.
 
 ``REGISTRY`` maps command-line names to policy classes; ``make(name, **fields)`` builds one.
+
+=================  ==================  ==============================================================
+name               class               mechanism (module)
+=================  ==================  ==============================================================
+``gelato``         ``Gelato``          drift-plus-penalty budget + leaky-bucket exit (gelato.py)
+``static``         ``StaticSD``        fixed γ, ``full`` payload (static.py)
+``dssd``           ``DSSD``            fixed γ, scalar uplink, distribution on rejection (dssd.py)
+``adaedl``         ``AdaEDL``          entropy lower-bound stop, adaptive λ (adaedl.py)
+``uhlm``           ``UHLM``            γ = 1, skip verification when confident; lossy (uhlm.py)
+``greedy``         ``GreedyThroughput`` GELATO with ``Z ≡ 0`` (ablations.py)
+``lyapunov-only``  ``LyapunovOnly``    GELATO without exit (ablations.py)
+``exit-only``      ``ExitOnly``        fixed budget + leaky bucket (ablations.py)
+=================  ==================  ==============================================================
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .ablations import ExitOnly, GreedyThroughput, LyapunovOnly
+from .adaedl import AdaEDL
 from .base import Policy, RoundObs, RoundOutcome, ScenarioStats, scenario_stats
+from .dssd import DSSD
 from .gelato import Gelato
 from .static import StaticSD
+from .uhlm import UHLM
 
 REGISTRY: dict[str, type] = {
     "gelato": Gelato,
     "static": StaticSD,
+    "dssd": DSSD,
+    "adaedl": AdaEDL,
+    "uhlm": UHLM,
+    "greedy": GreedyThroughput,
+    "lyapunov-only": LyapunovOnly,
+    "exit-only": ExitOnly,
 }
 
 
@@ -33,6 +56,12 @@ __all__ = [
     "scenario_stats",
     "Gelato",
     "StaticSD",
+    "DSSD",
+    "AdaEDL",
+    "UHLM",
+    "GreedyThroughput",
+    "LyapunovOnly",
+    "ExitOnly",
     "REGISTRY",
     "make",
 ]
