@@ -67,8 +67,16 @@ class Gelato(Policy):
             return s_acc / (s_acc + s_rej)
         return aux.alpha_bar
 
+    def proxy_costs(self, scenario, aux, state, obs):
+        """The expectation proxy ``(N̂, D̂, Ê)`` of every budget at this round's rates (§5).
+
+        ``gelato_jax.optimum`` evaluates this same method, so ``T*`` is the optimum of exactly the
+        per-round problem the controller solves.
+        """
+        return self.mean_proxy(scenario, aux, self.acceptance_estimate(aux, state), obs)
+
     def choose_budget(self, scenario, aux, state, obs):
-        proxy = self.mean_proxy(scenario, aux, self.acceptance_estimate(aux, state), obs)
+        proxy = self.proxy_costs(scenario, aux, state, obs)
         return dpp_budget(self.V, obs.queue, proxy.throughput, proxy.energy, obs.outage)
 
     def draft(self, scenario, aux, state, budget, entropy):
