@@ -276,7 +276,7 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         verdicts.append(not_run("§8.3 throughput gap: T* − T̄(V) ≤ (B + C)/V for every V", need_gap).with_config(cfg.name))
         verdicts.append(not_run("§8.5 scaling: gap(V) falls at least like 1/V (log-log slope ≤ −1)", need_gap).with_config(cfg.name))
     else:
-        v = checks.check_gap_bound(Vs, thr, th.T_star, th.B, th.C)
+        v = checks.check_gap_bound(Vs, thr, th.T_star, th.B, th.C, t_star_tol=th.T_star_tol or 0.0)
         data["gap"] = th.T_star - data["throughput_mean"]
         data["gap_bound"] = (th.B + th.C) / Vs
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
@@ -295,7 +295,8 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     if need_opt:
         verdicts.append(not_run("§8.3 T* two ways: LP (HiGHS) = Lagrangian dual", need_opt).with_config(cfg.name))
     else:
-        verdicts.append(_tag(checks.check_optimum_agreement(th.T_star, th.T_star_dual, rel_tol=1e-4), cfg))
+        rel = max(1e-9, 2 * (th.solver_tol or 0.0) / max(abs(th.T_star), 1.0))
+        verdicts.append(_tag(checks.check_optimum_agreement(th.T_star, th.T_star_dual, rel_tol=rel), cfg))
     need_l = th.need("T_star", "lambda_star", "C")
     if need_l:
         verdicts.append(not_run("§8.3 T* is an upper bound: T̄(V) − λ*·(Ē(V) − ā) ≤ T* for every V (weak duality)", need_l).with_config(cfg.name))
@@ -307,7 +308,7 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
             ).with_config(cfg.name)
         )
     else:
-        tol = abs(th.T_star - th.T_star_dual) if th.T_star_dual is not None else 0.0
+        tol = (th.T_star_tol or 0.0) + abs(th.T_star - th.T_star_dual)
         v = checks.check_lagrangian_upper_bound(Vs, thr, sw["energy"], sw["arrival"], th.T_star, th.lambda_star, t_star_tol=tol)
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
     return ConfigResult(cfg.name, cfg.title, verdicts, th.as_dict(), data, notes)

@@ -15,6 +15,8 @@ class TheoryConstants:
     T_star: float | None = None  # LP optimum
     T_star_dual: float | None = None  # Lagrangian dual optimum
     lambda_star: float | None = None  # optimal energy price (tok/s per J)
+    T_star_tol: float | None = None  # numerical uncertainty of T* for the continuous law of h
+    solver_tol: float | None = None  # bound on |T*_LP − T*_dual| from the solvers' tolerances
     B: float | None = None  # drift constant, worst case (the theorem's B)
     B_actual: float | None = None  # drift constant of the actual policy (reported)
     C: float | None = None  # per-slot proxy error
@@ -58,7 +60,7 @@ def theory_constants(scenario, policy, *, quantiles: int = 2048) -> TheoryConsta
     try:
         from gelato_jax.optimum import optimum
     except ImportError as exc:
-        for n in ("T_star", "T_star_dual", "lambda_star"):
+        for n in ("T_star", "T_star_dual", "lambda_star", "T_star_tol"):
             th.missing[n] = f"gelato_jax.optimum not importable ({exc})"
     else:
         try:
@@ -66,8 +68,12 @@ def theory_constants(scenario, policy, *, quantiles: int = 2048) -> TheoryConsta
             th.T_star = _f(opt.T_star)
             th.T_star_dual = _f(getattr(opt, "T_star_dual"))
             th.lambda_star = _f(getattr(opt, "lambda_star"))
+            # quantisation bracket [T_lower, T_upper] of the continuous optimum + solver tolerance
+            lo, hi = getattr(opt, "T_lower", th.T_star), getattr(opt, "T_upper", th.T_star)
+            th.solver_tol = abs(_f(getattr(opt, "tolerance", 0.0)))
+            th.T_star_tol = max(_f(hi) - th.T_star, th.T_star - _f(lo), 0.0) + abs(_f(getattr(opt, "tolerance", 0.0)))
         except Exception as exc:  # noqa: BLE001 - reported as "not run", never a pass
-            for n in ("T_star", "T_star_dual", "lambda_star"):
+            for n in ("T_star", "T_star_dual", "lambda_star", "T_star_tol"):
                 if getattr(th, n) is None:
                     th.missing[n] = f"optimum() failed: {type(exc).__name__}: {exc}"
     try:
