@@ -1,0 +1,450 @@
+r"""Paired comparison of policies on common random numbers (``gelato compare``).
+
+Every policy is simulated on the **same** exogenous draws: realization ``r`` uses
+``fold_in(key(seed), r)`` and round ``t`` ``fold_in(k_r, t)`` exactly as ``simulate`` does (the
+draws of a round never depend on the policy: all ``γ_max`` entropies and uniforms are drawn
+whether or not they are used). Per-realization time averages of two policies are therefore
+paired, and the confidence interval of their difference is a paired Student-t interval over
+realizations, much narrower than an unpaired one.
+
+Metrics per realization (time averages over ``rounds``):
+throughput ``mean N/D`` (tok/s, the objective), goodput ``ΣN/ΣD``, energy ``mean E`` (J/round),
+energy per token ``ΣE/ΣN`` (J), energy per second ``ΣE/ΣD`` (W), queue mean/final (J),
+budget, sent, tokens per round, latency per round, outage fraction, and quality for lossy policies
+(UHLM): ``mismatch_rate = Σ mismatch / Σ unverified`` (fraction of kept-unverified tokens that
+verification would have rejected; 0 when nothing was kept unverified) and
+``mismatch_per_token = Σ mismatch / ΣN``.
+
+Relative change of the reference (GELATO) against policy ``b``: ``100 (m_ref / m_b − 1)`` % with
+``m`` the mean over realizations; its CI is the paired delta-method interval of the ratio of
+means (linearisation ``d_i = x_ref,i − R x_b,i``, ``se = sd(d)/(√n m_b)``), Student-t with
+``n − 1`` degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["METRICS", "Comparison", "compare", "paired_difference", "ratio_change", "add_parsers"]
+
+# (key, label, unit)
+METRICS = (
+    ("throughput", "throughput E[N/D]", "tok/s"),
+    ("goodput", "goodput ΣN/ΣD", "tok/s"),
+    ("energy", "energy per round", "J"),
+    ("energy_per_token", "energy per token", "J"),
+    ("power", "device power ΣE/ΣD", "W"),
+    ("queue_mean", "queue mean Z", "J"),
+    ("queue_final", "queue final Z_T", "J"),
+    ("budget", "budget γ̃", ""),
+    ("sent", "sent L", ""),
+    ("tokens", "tokens N per round", ""),
+    ("latency", "latency D", "s"),
+    ("outage", "outage fraction", ""),
+    ("mismatch_rate", "mismatch rate (unverified)", ""),
+    ("mismatch_per_token", "mismatched per token", ""),
+)
+_SUMS = ("throughput", "tokens", "latency", "energy", "queue", "budget", "sent", "outage", "unverified", "mismatch")
+
+
+def _realization(scenario, policy, root, index, *, rounds, ar, dtype):
+    """Time averages of one realization, on ``simulate``'s draws (vmappable over ``index``)."""
+    import jax
+    import jax.numpy as jnp
+
+    from . import channel
+    from .simulator import _draw_round, _init_realization, round_step
+
+    aux = policy.precompute(scenario)
+    key_r, fading = _init_realization(scenario, root, index, dtype)
+    zero = jnp.zeros((), dtype)
+    sums0 = {k: zero for k in _SUMS}
+    carry0 = ((jnp.zeros((), jnp.int32), zero, policy.init_state(scenario, aux)), fading, sums0)
+
+    def body(carry, t):
+        step_carry, fading, sums = carry
+        draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
+        step_carry, row = round_step(scenario, policy, aux, step_carry, draws)
+        add = {
+            "throughput": row.tokens / row.latency,
+            "tokens": row.tokens,
+            "latency": row.latency,
+            "energy": row.energy,
+            "queue": row.queue,
+            "budget": row.budget,
+            "sent": row.sent,
+            "outage": channel.in_outage(scenario, row.rate),
+            "unverified": row.unverified,
+            "mismatch": row.mismatch,
+        }
+        sums = {k: sums[k] + jnp.asarray(add[k]).astype(dtype) for k in _SUMS}
+        return (step_carry, fading, sums), None
+
+    (step_carry, _, s), _ = jax.lax.scan(body, carry0, jnp.arange(rounds, dtype=jnp.int32))
+    T = jnp.asarray(rounds, dtype)
+    return {
+        "throughput": s["throughput"] / T,
+        "goodput": s["tokens"] / s["latency"],
+        "energy": s["energy"] / T,
+        "energy_per_token": s["energy"] / s["tokens"],
+        "power": s["energy"] / s["latency"],
+        "queue_mean": s["queue"] / T,
+        "queue_final": step_carry[1],
+        "budget": s["budget"] / T,
+        "sent": s["sent"] / T,
+        "tokens": s["tokens"] / T,
+        "latency": s["latency"] / T,
+        "outage": s["outage"] / T,
+        "mismatch_rate": jnp.where(s["unverified"] > 0, s["mismatch"] / jnp.maximum(s["unverified"], 1.0), 0.0),
+        "mismatch_per_token": s["mismatch"] / s["tokens"],
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled():
+    import jax
+
+    @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
+    def run(scenario, policy, root, indices, *, rounds, ar, dtype):
+        return jax.vmap(lambda i: _realization(scenario, policy, root, i, rounds=rounds, ar=ar, dtype=dtype))(indices)
+
+    return run
+
+
+def simulate_metrics(scenario, policy, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None):
+    """Per-realization metrics (dict of ``(R,)`` arrays) of one policy on ``simulate``'s draws."""
+    import jax
+    import jax.numpy as jnp
+
+    from .simulator import _check_positive_int, _entropy_ar, _prepare
+
+    realizations = _check_positive_int("realizations", realizations)
+    rounds = _check_positive_int("rounds", rounds)
+    seed = _check_positive_int("seed", seed, lo=0)
+    chunk = realizations if chunk is None else min(_check_positive_int("chunk", chunk), realizations)
+    scenario, policy, dtype = _prepare(scenario, policy, dtype)
+    ar = _entropy_ar(scenario)
+    root = jax.random.key(seed)
+    parts = []
+    for start in range(0, realizations, chunk):
+        idx = jnp.arange(start, start + chunk, dtype=jnp.uint32)
+        out = _compiled()(scenario, policy, root, idx, rounds=rounds, ar=ar, dtype=dtype)
+        n = min(chunk, realizations - start)
+        parts.append({k: np.asarray(v, dtype=np.float64)[:n] for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _t_half(sd: float, n: int, confidence: float) -> float:
+    from scipy import stats
+
+    if n < 2 or not np.isfinite(sd) or sd == 0:
+        return 0.0
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n))
+
+
+def paired_difference(x, y, confidence: float = 0.95) -> dict[str, float]:
+    """Mean of ``x − y`` over paired realizations with a Student-t CI."""
+    d = np.asarray(x, np.float64) - np.asarray(y, np.float64)
+    m = float(np.mean(d))
+    h = _t_half(float(np.std(d, ddof=1)) if d.size > 1 else 0.0, d.size, confidence)
+    return {"mean": m, "ci_low": m - h, "ci_high": m + h}
+
+
+def ratio_change(x, y, confidence: float = 0.95) -> dict[str, float]:
+    """``100 (mean x / mean y − 1)`` % with the paired delta-method CI (see module docstring).
+
+    Returns NaNs when ``mean y`` is 0 (no relative change is defined)."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    my = float(np.mean(y))
+    if my == 0:
+        nan = float("nan")
+        return {"mean": nan, "ci_low": nan, "ci_high": nan}
+    R = float(np.mean(x)) / my
+    d = x - R * y
+    h = _t_half(float(np.std(d, ddof=1)) if d.size > 1 else 0.0, d.size, confidence) / abs(my)
+    return {"mean": 100 * (R - 1), "ci_low": 100 * (R - h - 1), "ci_high": 100 * (R + h - 1)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Per-realization metrics of each policy (``metrics[name][key]`` is ``(R,)``) on common draws."""
+
+    names: tuple
+    reference: str
+    metrics: dict
+    seed: int
+    realizations: int
+    rounds: int
+
+    def summary(self, confidence: float = 0.95) -> dict[str, dict[str, dict[str, float]]]:
+        """``summary[name][metric] = {mean, ci_low, ci_high}`` (unpaired Student-t per policy)."""
+        out = {}
+        for name in self.names:
+            out[name] = {}
+            for key, _, _ in METRICS:
+                x = self.metrics[name][key]
+                m = float(np.mean(x))
+                h = _t_half(float(np.std(x, ddof=1)) if x.size > 1 else 0.0, x.size, confidence)
+                out[name][key] = {"mean": m, "ci_low": m - h, "ci_high": m + h}
+        return out
+
+    def versus(self, confidence: float = 0.95) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+        """Reference vs each other policy: ``versus[b][metric] = {"diff": ..., "change_pct": ...}``
+        with ``diff = ref − b`` and ``change_pct = 100 (ref/b − 1)``, paired CIs."""
+        ref = self.metrics[self.reference]
+        out = {}
+        for name in self.names:
+            if name == self.reference:
+                continue
+            out[name] = {
+                key: {
+                    "diff": paired_difference(ref[key], self.metrics[name][key], confidence),
+                    "change_pct": ratio_change(ref[key], self.metrics[name][key], confidence),
+                }
+                for key, _, _ in METRICS
+            }
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f"{n}__{k}": v for n in self.names for k, v in self.metrics[n].items()}
+
+
+def compare(
+    scenario,
+    policies: Mapping[str, Any],
+    *,
+    seed: int = 0,
+    realizations: int = 64,
+    rounds: int = 2000,
+    reference: str | None = None,
+    chunk: int | None = None,
+    progress: bool | None = False,
+) -> Comparison:
+    """Simulate each policy of ``policies`` (``{label: Policy}``) on the same draws.
+
+    Args:
+      scenario: a ``Scenario``.
+      policies: labels → policies (at least one).
+      seed, realizations, rounds: as in ``simulate``; every policy sees the same draws.
+      reference: label the others are compared against (default: ``"gelato"`` if present, else the
+        first label).
+    Returns:
+      ``Comparison`` with paired per-realization metrics.
+    """
+    from .policies import Policy
+
+    if not policies:
+        raise ValueError("policies must name at least one policy")
+    for label, pol in policies.items():
+        if not isinstance(pol, Policy):
+            raise ValueError(f"policies[{label!r}] must be a gelato_jax Policy, got {type(pol).__name__}")
+        pol.validate(scenario)
+    names = tuple(policies)
+    if reference is None:
+        reference = "gelato" if "gelato" in policies else names[0]
+    if reference not in policies:
+        raise ValueError(f"reference must be one of {list(names)}, got {reference!r}")
+    from tqdm.auto import tqdm
+
+    metrics = {}
+    bar = tqdm(names, desc="compare", unit="policy", disable=(not progress) if progress is not None else None)
+    for label in bar:
+        metrics[label] = simulate_metrics(
+            scenario, policies[label], seed=seed, realizations=realizations, rounds=rounds, chunk=chunk
+        )
+    return Comparison(names, reference, metrics, seed, realizations, rounds)
+
+
+# ----------------------------------------------------------------------------- CLI
+DEFAULT_POLICIES = ("gelato", "static", "dssd", "adaedl", "uhlm", "greedy", "lyapunov-only", "exit-only")
+
+
+def parse_policy_specs(names: Sequence[str], psets: Sequence[str] | None):
+    """Build ``{label: Policy}`` from registry names and ``--pset NAME.FIELD=VALUE`` overrides.
+
+    A label may be ``label=name`` to run one registry policy twice with different fields
+    (e.g. ``gelato-v2=gelato`` and ``--pset gelato-v2.V=2``)."""
+    from . import policies as P
+    from .cli import parse_assignments
+
+    labels: dict[str, str] = {}
+    for item in names:
+        item = item.strip()
+        if not item:
+            continue
+        label, _, name = item.partition("=")
+        name = (name or label).lower().replace("_", "-")
+        if name not in P.REGISTRY:
+            raise ValueError(f"--policies: unknown policy {name!r}; allowed: {sorted(P.REGISTRY)}")
+        if label in labels:
+            raise ValueError(f"--policies: label {label!r} given twice")
+        labels[label] = name
+    if not labels:
+        raise ValueError("--policies must name at least one policy")
+    fields: dict[str, dict[str, Any]] = {k: {} for k in labels}
+    for key, value in parse_assignments(psets, flag="--pset").items():
+        label, dot, field = key.partition(".")
+        targets = list(labels) if label == "*" else [label]
+        if not dot or (label != "*" and label not in labels):
+            raise ValueError(f"--pset expects LABEL.FIELD=VALUE with LABEL in {list(labels)} or '*', got {key!r}")
+        for lab in targets:
+            cls = P.REGISTRY[labels[lab]]
+            if field in cls._field_names:
+                fields[lab][field] = value
+            elif label != "*":
+                raise ValueError(f"--pset: {cls.__name__} has no field {field!r}; fields: {', '.join(cls._field_names)}")
+    return {lab: P.REGISTRY[name](**fields[lab]) for lab, name in labels.items()}
+
+
+def _fmt_ci(s: Mapping[str, float], pct: bool = False) -> str:
+    if pct:
+        if not all(np.isfinite(s[k]) and abs(s[k]) < 1e5 for k in ("mean", "ci_low", "ci_high")):
+            return "n/a (reference ~ 0)"
+        return f"{s['mean']:+.2f}% [{s['ci_low']:+.2f}, {s['ci_high']:+.2f}]"
+    return f"{s['mean']:.4g} [{s['ci_low']:.4g}, {s['ci_high']:.4g}]"
+
+
+def format_comparison(cmp: Comparison, title: str = "") -> str:
+    summ = cmp.summary()
+    width = max(12, *(len(n) + 2 for n in cmp.names))
+    lines = [title] if title else []
+    head = f"{'metric':<28}" + "".join(f"{n:>{width}}" for n in cmp.names) + "  unit"
+    lines += [head, "-" * len(head)]
+    for key, label, unit in METRICS:
+        lines.append(f"{label:<28}" + "".join(f"{summ[n][key]['mean']:>{width}.4g}" for n in cmp.names) + f"  {unit}")
+    vs = cmp.versus()
+    if vs:
+        lines += ["", f"{cmp.reference} vs each policy: paired change 100·(ref/other − 1) with 95% CI"]
+        keys = ("throughput", "goodput", "energy", "energy_per_token", "queue_mean")
+        lines.append(f"{'policy':<16}" + "".join(f"{k:>36}" for k in keys))
+        for name, d in vs.items():
+            lines.append(f"{name:<16}" + "".join(f"{_fmt_ci(d[k]['change_pct'], True):>36}" for k in keys))
+        lines += ["", f"{cmp.reference} − policy: paired difference with 95% CI"]
+        lines.append(f"{'policy':<16}" + "".join(f"{k:>36}" for k in keys))
+        for name, d in vs.items():
+            lines.append(f"{name:<16}" + "".join(f"{_fmt_ci(d[k]['diff']):>36}" for k in keys))
+    return "\n".join(lines)
+
+
+def comparison_record(cmp: Comparison, scenario, policies: Mapping[str, Any], wall: float) -> dict:
+    return {
+        "command": "compare",
+        "names": list(cmp.names),
+        "reference": cmp.reference,
+        "policies": {
+            lab: {"class": type(p).__name__, "fields": {f: getattr(p, f) for f in type(p)._field_names}}
+            for lab, p in policies.items()
+        },
+        "scenario": scenario.to_dict(),
+        "seed": cmp.seed,
+        "realizations": cmp.realizations,
+        "rounds": cmp.rounds,
+        "wall_time_s": wall,
+        "summary": cmp.summary(),
+        "versus": cmp.versus(),
+    }
+
+
+def save_comparison(out_dir: str, cmp: Comparison, record: Mapping[str, Any], stem: str = "compare") -> None:
+    """Write ``stem.npz`` (per-realization arrays ``label__metric``) and ``stem.json`` atomically."""
+    import os
+
+    from . import io as gio
+
+    os.makedirs(out_dir, exist_ok=True)
+    gio.save_npz(os.path.join(out_dir, f"{stem}.npz"), cmp.arrays())
+    gio.save_json(os.path.join(out_dir, f"{stem}.json"), {**record, "environment": gio.environment_info()})
+
+
+def load_comparison(out_dir: str, stem: str = "compare") -> tuple[Comparison, dict]:
+    """Read back what ``save_comparison`` wrote."""
+    import json
+    import os
+
+    with open(os.path.join(out_dir, f"{stem}.json")) as fh:
+        record = json.load(fh)
+    with np.load(os.path.join(out_dir, f"{stem}.npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    names = tuple(record["names"])
+    metrics = {n: {k.split("__", 1)[1]: v for k, v in arrays.items() if k.split("__", 1)[0] == n} for n in names}
+    cmp = Comparison(names, record["reference"], metrics, record["seed"], record["realizations"], record["rounds"])
+    return cmp, record
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from . import io as gio
+    from .cli import parse_assignments
+    from .scenario import Scenario, read_toml
+
+    scen_kw: dict[str, Any] = {}
+    if args.config:
+        data = read_toml(args.config)
+        tbl = data.get("scenario", {k: v for k, v in data.items() if not isinstance(v, dict)})
+        scen_kw.update(tbl)
+    for k, v in parse_assignments(args.set).items():
+        if k not in Scenario._field_names:
+            raise ValueError(f"--set: unknown scenario field {k!r}; fields: {', '.join(Scenario._field_names)}")
+        scen_kw[k] = v
+    scenario = Scenario.from_dict(scen_kw)
+    names = args.policies.split(",") if args.policies else list(DEFAULT_POLICIES)
+    pols = parse_policy_specs(names, args.pset)
+    t0 = time.time()
+    cmp = compare(
+        scenario,
+        pols,
+        seed=args.seed,
+        realizations=args.realizations,
+        rounds=args.rounds,
+        reference=args.reference,
+        chunk=args.chunk,
+        progress=None if not args.quiet else False,
+    )
+    wall = time.time() - t0
+    record = comparison_record(cmp, scenario, pols, wall)
+    if args.out:
+        save_comparison(args.out, cmp, record)
+    if args.json:
+        print(json.dumps(gio._jsonable(record), indent=2))
+    else:
+        title = (
+            f"gelato compare: {', '.join(cmp.names)} on common random numbers\n"
+            f"{cmp.realizations} realizations x {cmp.rounds} rounds, seed {cmp.seed}, {wall:.1f} s"
+        )
+        print(format_comparison(cmp, title))
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    from .cli import _nonneg_int, _positive_int
+
+    p = subparsers.add_parser(
+        "compare",
+        help="run several policies on common random numbers; paired 95%% CIs of the differences",
+        description=(
+            "Simulate policies on the same channel, entropy and acceptance draws and report throughput, "
+            "goodput, energy, energy per token, queue and quality with paired 95%% confidence intervals "
+            "of the reference (default gelato) against each policy."
+        ),
+    )
+    p.add_argument("--policies", help=f"comma-separated registry names or label=name (default: {','.join(DEFAULT_POLICIES)})")
+    p.add_argument("--pset", action="append", metavar="LABEL.FIELD=VALUE", help="policy field override; LABEL '*' = every policy that has FIELD")
+    p.add_argument("--reference", help="label compared against (default: gelato)")
+    p.add_argument("--config", metavar="FILE.toml", help="scenario TOML ([scenario] table or top-level keys)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a scenario field (repeatable)")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--realizations", type=_positive_int, default=64)
+    p.add_argument("--rounds", type=_positive_int, default=2000)
+    p.add_argument("--chunk", type=_positive_int, default=None)
+    p.add_argument("--out", metavar="DIR", help="save compare.npz + compare.json here (atomic)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_compare)
