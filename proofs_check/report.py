@@ -151,6 +151,7 @@ def make_figures(result: dict[str, Any], out_dir: str) -> list[str]:
         ax.set_title(c.name, fontsize=9)
         if j == 0:
             ax.set_ylabel("throughput gap (tok/s)")
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
         ax2 = axes[1, j]
         ax2.plot(V, np.maximum(np.asarray(d["overdraft_ZT_over_T"]), 1e-12), "s-", ms=3, color="C2")

@@ -1,0 +1,221 @@
+"""Every check of proofs_check passes on data satisfying its claim and fails on a constructed
+counterexample (no check that cannot fail). Pure numpy: no compilation, fast.
+
+Statistical inputs use fixed seeds; where a test asserts a pass on noisy data, the check's own
+false-failure probability is ≤ 1e-3 (its documented α), and the seed is fixed, so the test is
+deterministic.
+"""
+
+import numpy as np
+import pytest
+
+from proofs_check import checks
+from proofs_check.verdict import Verdict, not_run, observation
+
+
+def _queue_path(E, a):
+    Z = np.zeros((E.shape[0], E.shape[1] + 1))
+    for t in range(E.shape[1]):
+        Z[:, t + 1] = np.maximum(Z[:, t] + E[:, t] - a[:, t], 0.0)
+    return Z
+
+
+@pytest.fixture
+def paths():
+    rng = np.random.default_rng(0)
+    E = rng.uniform(0, 0.12, size=(5, 400))
+    a = rng.exponential(0.06, size=(5, 400))
+    return E, a, _queue_path(E, a)
+
+
+# ----------------------------------------------------------------------------- verdict
+def test_verdict_status_consistent():
+    assert Verdict("c", 1.0, 2.0, None, True).status == "pass"
+    assert Verdict("c", 1.0, 2.0, None, False).status == "FAIL"
+    assert not_run("c", "why").passed is None and not_run("c", "why").status == "not run"
+    assert observation("c", 1.0, 2.0, None).status == "observation"
+    with pytest.raises(ValueError):
+        Verdict("c", 1.0, 2.0, None, True, status="FAIL")
+    d = Verdict("c", float("inf"), None, (1.0, 2.0), False, {"x": np.arange(3)}).as_dict()
+    assert d["statistic"] == float("inf") or d["statistic"] == "inf"
+    assert d["details"]["x"] == [0, 1, 2]
+
+
+# ----------------------------------------------------------------------------- claim 1
+def test_per_slot_optimality_controller_passes_and_wrong_budget_fails():
+    import jax
+    import jax.numpy as jnp
+
+    from gelato_jax.controller import dpp_budget
+
+    rng = np.random.default_rng(1)
+    n, G = 2000, 11
+    T = np.sort(rng.uniform(10, 40, size=(n, G)), axis=1)
+    E = np.sort(rng.uniform(0, 0.3, size=(n, G)), axis=1)
+    E[:, 0] = 0.0
+    V = rng.uniform(0, 1e-2, size=n)
+    Z = rng.exponential(0.5, size=n)
+    out = rng.random(n) < 0.1
+    T[:50, 3] = T[:50, 4]  # exact ties
+    E[:50, 3] = E[:50, 4]
+    budget = np.asarray(jax.vmap(dpp_budget)(jnp.asarray(V), jnp.asarray(Z), jnp.asarray(T), jnp.asarray(E), jnp.asarray(out)))
+    good = checks.check_per_slot_optimality(V, Z, T, E, out, budget)
+    assert good.passed, good.details
+    wrong = budget.copy()
+    wrong[7] = (wrong[7] + 1) % G
+    assert not checks.check_per_slot_optimality(V, Z, T, E, out, wrong).passed
+    # a drafting budget in outage is never optimal, even when its objective would be larger
+    i = int(np.flatnonzero(out)[0])
+    in_outage = budget.copy()
+    in_outage[i] = G - 1
+    assert not checks.check_per_slot_optimality(V, Z, T, E, out, in_outage).passed
+    # ties: the largest maximiser instead of the smallest is accepted only as a float tie (same U)
+    tie = budget.copy()
+    tie_rows = [k for k in range(50) if budget[k] == 3]
+    if tie_rows:
+        tie[tie_rows[0]] = 4
+        assert checks.check_per_slot_optimality(V, Z, T, E, out, tie).details["float_ties_accepted"] >= 1
+
+
+# ----------------------------------------------------------------------------- claim 2 + invariant
+def test_energy_paths_pass_and_fail(paths):
+    E, a, Z = paths
+    assert checks.check_energy_paths(E, a, Z[:, -1]).passed
+    E2 = E.copy()
+    E2[2, 100] += 100.0  # energy spent but never entered the queue (beyond any wasted arrivals)
+    v = checks.check_energy_paths(E2, a, Z[:, -1])
+    assert v.passed is False and v.details["violations"] == 1
+    # the time-average form (sweep output) agrees
+    T = E.shape[1]
+    assert checks.check_energy_paths(E.mean(1), a.mean(1), Z[:, -1], rounds=T).passed
+    assert not checks.check_energy_paths(E2.mean(1), a.mean(1), Z[:, -1], rounds=T).passed
+
+
+def test_drift_invariant_pass_and_fail(paths):
+    E, a, Z = paths
+    pen = np.random.default_rng(2).uniform(0, 1, size=E.shape)
+    assert checks.check_drift_invariant(Z, E, a, 1e-3, pen).passed
+    Zbad = Z.copy()
+    Zbad[1, 50:] += 0.2  # the queue jumps without any energy spent
+    assert checks.check_drift_invariant(Zbad, E, a, 1e-3, pen).passed is False
+    with pytest.raises(ValueError):
+        checks.check_drift_invariant(Z[:, :-1], E, a)
+
+
+def test_energy_bounded():
+    E = np.array([[0.1, 0.2], [0.05, 0.3]])
+    assert checks.check_energy_bounded(E, 0.3).passed
+    assert checks.check_energy_bounded(E, 0.25).passed is False
+
+
+# ----------------------------------------------------------------------------- claims 3, 4
+def _throughput(V, gap, R=400, sd=2.0, seed=3):
+    rng = np.random.default_rng(seed)
+    T_star = 32.0
+    return T_star, T_star - gap[:, None] + sd * rng.standard_normal((V.size, R))
+
+
+def test_gap_bound_pass_and_fail():
+    V = np.logspace(-4, -1, 6)
+    gap = 1e-3 / V
+    T_star, thr = _throughput(V, gap)
+    ok = checks.check_gap_bound(V, thr, T_star, B=1.5e-3, C=0.5e-3)
+    assert ok.passed, ok.details
+    assert 0.45 < ok.details["tightness_ratio_V_gap_over_B_plus_C"][0] < 0.55  # V·gap/(B+C) = 1e-3/2e-3
+    bad = checks.check_gap_bound(V, thr, T_star, B=1e-4, C=0.0)  # true gap 10x the claimed bound
+    assert bad.passed is False
+    # a wrong T* (too large) also fails
+    assert checks.check_gap_bound(V, thr, T_star + 50.0, B=1.5e-3, C=0.5e-3).passed is False
+
+
+def test_queue_bound_pass_and_fail():
+    rng = np.random.default_rng(4)
+    V = np.logspace(-3, 0, 5)
+    q = 60 * V[:, None] * (1 + 0.1 * rng.standard_normal((5, 300)))
+    assert checks.check_queue_bound(V, q, B=0.01, C=0.0, T_max=40.0, T_star=32.0, eps=0.06).passed
+    assert checks.check_queue_bound(V, q, B=0.01, C=0.0, T_max=32.1, T_star=32.0, eps=0.06).passed is False
+
+
+def test_lagrangian_upper_bound_pass_and_fail():
+    rng = np.random.default_rng(5)
+    V = np.logspace(-3, 0, 4)
+    R = 300
+    en = 0.06 + 0.001 * rng.standard_normal((4, R))
+    ar = np.full((4, R), 0.06)
+    thr = 32.0 - 0.05 + 0.5 * rng.standard_normal((4, R))
+    assert checks.check_lagrangian_upper_bound(V, thr, en, ar, 32.0, 58.0).passed
+    # overspending explains throughput above T*: still within the duality bound
+    over = thr + 58.0 * 0.01
+    assert checks.check_lagrangian_upper_bound(V, over, en + 0.01, ar, 32.0, 58.0).passed
+    # more throughput than T* without the energy to pay for it: T* is not an upper bound
+    assert checks.check_lagrangian_upper_bound(V, thr + 1.0, en, ar, 32.0, 58.0).passed is False
+
+
+# ----------------------------------------------------------------------------- claim 5
+@pytest.mark.parametrize("power, expect", [(1.5, True), (1.0, True), (0.3, False)])
+def test_gap_slope(power, expect):
+    V = np.logspace(-3, 0, 8)
+    gap = 2.0 * (V / V[0]) ** (-power)
+    T_star, thr = _throughput(V, gap, R=300, sd=0.02)
+    v = checks.check_gap_slope(V, thr, T_star, n_resamples=199)
+    assert v.passed is expect, (v.statistic, v.ci, v.details.get("fit_points"))
+    assert v.ci[0] <= v.statistic <= v.ci[1]
+
+
+def test_gap_slope_excludes_plateau_and_is_inconclusive_without_points():
+    V = np.logspace(-3, 0, 8)
+    gap = np.where(V < 1e-2, 4.0, 4.0 * (V / 1e-2) ** -1.2)  # saturated at small V, then 1/V^1.2
+    T_star, thr = _throughput(V, gap, R=300, sd=0.02)
+    v = checks.check_gap_slope(V, thr, T_star, n_resamples=199)
+    assert v.passed is True and v.statistic < -1
+    assert min(v.details["fit_points"]) >= 3  # plateau points not fitted
+    T_star, thr0 = _throughput(V, np.zeros(8), R=300, sd=0.02)
+    v0 = checks.check_gap_slope(V, thr0, T_star, n_resamples=199)
+    assert v0.passed is None and v0.status == "inconclusive"
+
+
+@pytest.mark.parametrize("power, expect", [(1.0, True), (0.7, True), (2.0, False)])
+def test_queue_slope(power, expect):
+    rng = np.random.default_rng(6)
+    V = np.logspace(-3, 0, 6)
+    q = (V[:, None] ** power) * (1 + 0.05 * rng.standard_normal((6, 200)))
+    v = checks.check_queue_slope(V, q, n_resamples=199)
+    assert v.passed is expect
+    if power == 1.0:
+        assert v.details["ci_contains_1"]
+
+
+# ----------------------------------------------------------------------------- claims 6, 7
+def test_closed_form_pass_and_fail():
+    rng = np.random.default_rng(8)
+    x = rng.exponential(2.0, size=(3, 20000))
+    assert checks.check_closed_form("exp means", [2.0, 2.0, 2.0], x).passed
+    assert checks.check_closed_form("exp means", [2.0, 2.1, 2.0], x).passed is False
+    # deterministic samples: equality up to rounding
+    ones = np.ones((1, 1000))
+    assert checks.check_closed_form("N(0) = 1", [1.0], ones).passed
+    assert checks.check_closed_form("N(0) = 1", [1.0 + 1e-9], ones).passed is False
+
+
+def test_optimum_agreement():
+    assert checks.check_optimum_agreement(32.0, 32.0 + 1e-9, rel_tol=1e-8).passed
+    assert checks.check_optimum_agreement(32.0, 32.1, rel_tol=1e-8).passed is False
+
+
+def test_lossless_pass_and_fail():
+    rng = np.random.default_rng(9)
+    p = np.array([0.5, 0.2, 0.15, 0.1, 0.05, 0.0])
+    q = np.array([0.3, 0.3, 0.2, 0.1, 0.1, 0.0])
+    good = np.bincount(rng.choice(6, size=20000, p=p), minlength=6)
+    bad = np.bincount(rng.choice(6, size=20000, p=q), minlength=6)
+    assert checks.check_lossless(good, p).passed
+    assert checks.check_lossless(bad, p).passed is False
+    leak = good.copy()
+    leak[5] = 1  # a token the target never emits
+    assert checks.check_lossless(leak, p).passed is False
+
+
+def test_single_compile():
+    assert checks.check_single_compile(1, 4, 12).passed
+    assert checks.check_single_compile(0, 4, 12).passed  # reused an already compiled program
+    assert checks.check_single_compile(3, 4, 12).passed is False
