@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import channel, costs, tokens
+from . import _gamma_table, channel, costs, tokens
 from .policies.base import Policy, RoundObs, RoundOutcome
 from .scenario import Scenario
 
@@ -79,25 +79,42 @@ def _entropy_ar(scenario: Scenario) -> bool:
 
 
 def _draw_round(scenario: Scenario, key_r, fading_state, t, *, ar: bool, dtype):
-    """The exogenous draws of round ``t`` of one realization."""
+    """The exogenous draws of round ``t`` of one realization.
+
+    ``fading_state = (channel state, Gamma table)`` from ``_init_realization``. With i.i.d.
+    entropies one call draws ``2 γ_max + 2`` open-interval uniforms ``u`` from
+    ``fold_in(key_r, t)``: ``u[0]`` → Rayleigh fading ``h = −log u`` (other channels use their
+    own key), ``u[1]`` → random energy arrival, ``u[2:γ_max+2]`` → entropies by the tabulated
+    Gamma inverse CDF, ``u[γ_max+2:]`` → acceptance uniforms. AR(1) entropies use
+    ``jax.random.gamma``/``beta`` (exact, slower)."""
+    ch_state, table = fading_state
+    g = scenario.gamma_max
     k = jax.random.fold_in(key_r, t)
-    k_ch, k_en, k_h, k_u = jax.random.split(k, 4)
-    h, fading_state = channel.next_fading(k_ch, scenario, fading_state, t, dtype)
+    k_u, k_ch, k_h = jax.random.split(k, 3) if (ar or scenario.channel != "rayleigh") else (k, None, None)
+    u = _gamma_table.open_unit(k_u, (2 * g + 2,), dtype)
+    if scenario.channel == "rayleigh":
+        h = jnp.maximum(-jnp.log(u[0]), jnp.asarray(scenario.h_min, dtype))
+    else:
+        h, ch_state = channel.next_fading(k_ch, scenario, ch_state, t, dtype)
     if scenario.energy_arrival == "constant":
         a = jnp.asarray(scenario.E_bar, dtype)
     elif scenario.energy_arrival == "exponential":
-        a = scenario.E_bar * jax.random.exponential(k_en, (), dtype=dtype)
+        a = -scenario.E_bar * jnp.log(u[1])
     else:
-        a = 2.0 * scenario.E_bar * jax.random.uniform(k_en, (), dtype=dtype)
-    entropy = tokens.sample_entropies(k_h, scenario, scenario.gamma_max, ar=ar, dtype=dtype)
-    uniform = jax.random.uniform(k_u, (scenario.gamma_max,), dtype=dtype)
-    return (h, a, entropy, uniform), fading_state
+        a = 2.0 * scenario.E_bar * u[1]
+    entropy = tokens.sample_entropies(
+        k_h, scenario, g, ar=ar, dtype=dtype, table=None if ar else table, uniforms=u[2 : g + 2]
+    )
+    uniform = u[g + 2 :] - jnp.asarray(2.0 ** -(24 if jnp.dtype(dtype) == jnp.float32 else 53), dtype)
+    return (h, a, entropy, uniform), (ch_state, table)
 
 
 def _init_realization(scenario: Scenario, root, index, dtype):
-    """Round key base and initial fading state of realization ``index``."""
+    """Round key base and initial ``(channel state, Gamma table)`` of realization ``index``.
+    The table depends on the scenario only (under ``vmap`` over realizations it is not batched)."""
     k_init, k_rounds = jax.random.split(jax.random.fold_in(root, index))
-    return k_rounds, channel.init_fading(k_init, scenario, dtype)
+    table = _gamma_table.gamma_table(scenario.k_H, dtype)
+    return k_rounds, (channel.init_fading(k_init, scenario, dtype), table)
 
 
 # ----------------------------------------------------------------------------- one round

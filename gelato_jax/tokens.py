@@ -55,7 +55,7 @@ def topp_bits(scenario: Scenario, entropy):
     return scenario.b_id + support_size(scenario, entropy) * (scenario.b_id + scenario.b_prob)
 
 
-def sample_entropies(key, scenario: Scenario, n: int, *, ar: bool = False, dtype=None):
+def sample_entropies(key, scenario: Scenario, n: int, *, ar: bool = False, dtype=None, table=None, uniforms=None):
     """Draw the ``n`` draft entropies of one round (nats).
 
     Args:
@@ -64,11 +64,23 @@ def sample_entropies(key, scenario: Scenario, n: int, *, ar: bool = False, dtype
       n: number of positions (``gamma_max``).
       ar: static switch for the AR(1) beta–gamma process; with ``ar=False`` the draws are
         i.i.d. (``rho_H`` is ignored, it must then be 0).
+      table: optional ``_gamma_table.gamma_table(k_H, dtype)``; for i.i.d. draws the entropies
+        are then ``θ_H Q̂(u)`` by the tabulated inverse CDF (one uniform per draw; Kolmogorov
+        distance to ``Gamma(k_H)`` below 1e-9 in float64) instead of ``jax.random.gamma``'s
+        rejection loop.
+      uniforms: optional ``(n,)`` open-interval uniforms to invert (with ``table``); drawn from
+        ``key`` otherwise.
     Returns:
       ``(n,)`` array of entropies.
     """
     dtype = dtype or jnp.result_type(float)
     k = jnp.asarray(scenario.k_H, dtype)
+    if not ar and table is not None:
+        from ._gamma_table import gamma_quantile, open_unit
+
+        if uniforms is None:
+            uniforms = open_unit(key, (n,), dtype)
+        return jnp.asarray(scenario.theta_H, dtype) * gamma_quantile(table, uniforms)
     if not ar:
         return scenario.theta_H * jax.random.gamma(key, k, (n,), dtype=dtype)
     rho = jnp.asarray(scenario.rho_H, dtype)
