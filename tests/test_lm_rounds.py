@@ -135,3 +135,31 @@ def test_lm_round_rejects_invalid(pair, ctx, kw, name):
     kw.setdefault("gamma_max", G)
     with pytest.raises(ValueError, match=name):
         lm_round(pair, ctx, budget, jax.random.key(0), **kw)
+
+
+def test_lm_round_batch_independent_and_deterministic(pair, ctx):
+    budget = np.full(R, G)
+    a = lm_round(pair, ctx, budget, jax.random.key(4), gamma_max=G, exit=False)
+    b = lm_round(pair, ctx[:8], budget[:8], jax.random.key(4), gamma_max=G, exit=False)
+    c = lm_round(pair, ctx, budget, jax.random.key(4), gamma_max=G, exit=False)
+    for f in ("drafts", "sent", "accepted", "emitted", "context"):
+        np.testing.assert_array_equal(np.asarray(getattr(a, f))[:8], np.asarray(getattr(b, f)))
+        np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(c, f)))
+    d = lm_round(pair, ctx, budget, jax.random.key(5), gamma_max=G, exit=False)
+    assert not np.array_equal(np.asarray(a.drafts), np.asarray(d.drafts))
+
+
+def test_lm_round_inside_scan(pair, ctx):
+    """Usable from a jitted rollout: a lax.scan over rounds carrying the context."""
+
+    @jax.jit
+    def rollout(key, ctx):
+        def body(c, k):
+            o = lm_round(pair, c, jnp.full((R,), 3), k, H_th=1.0, Theta_th=0.5, gamma_max=G)
+            return o.context, (o.tokens, o.passes)
+
+        return jax.lax.scan(body, ctx, jax.random.split(key, 5))
+
+    final, (n, p) = rollout(jax.random.key(0), ctx)
+    assert n.shape == (5, R) and np.all(np.asarray(n) >= 1) and np.all(np.asarray(p) <= 3)
+    assert final.shape == ctx.shape

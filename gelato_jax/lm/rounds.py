@@ -163,7 +163,8 @@ def draft_round(pair: LMPair, context, budget, key, H_th, Theta_th, exit_on, top
         sent=jnp.zeros((r,), jnp.int32),
         passes=jnp.zeros((r,), jnp.int32),
     )
-    keys = jax.random.split(key, (gamma_max, r))
+    seq_keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(r))  # batch-independent
+    keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, gamma_max))(seq_keys), 0, 1)
 
     def body(carry, xs):
         i, k = xs
@@ -182,7 +183,8 @@ def _lm_round(pair, context, budget, key, H_th, Theta_th, exit_on, top_p, b_id, 
     carry, (ent, sup, drafts, qt) = draft_round(pair, context, budget, kd, H_th, Theta_th, exit_on, top_p, gamma_max)
     logits = pair.target()(carry.buf)[:, c - 1 : c + gamma_max]
     p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    A, nxt = jax.vmap(verify_one)(jax.random.split(kv, r), p, qt, drafts, carry.sent)
+    vkeys = jax.vmap(lambda j: jax.random.fold_in(kv, j))(jnp.arange(r))
+    A, nxt = jax.vmap(verify_one)(vkeys, p, qt, drafts, carry.sent)
     j = jnp.arange(gamma_max + 1)[None]
     drafts_ext = jnp.concatenate([drafts, jnp.zeros((r, 1), jnp.int32)], axis=1)
     emitted = jnp.where(j < A[:, None], drafts_ext, jnp.where(j == A[:, None], nxt[:, None], -1))
@@ -190,6 +192,7 @@ def _lm_round(pair, context, budget, key, H_th, Theta_th, exit_on, top_p, b_id, 
     new_ctx = jax.vmap(lambda row, n: jax.lax.dynamic_slice(row, (n,), (c,)))(full, A + 1)
     sent_mask = jnp.arange(gamma_max)[None] < carry.sent[:, None]
     bits = jnp.sum(jnp.where(sent_mask, b_id + sup * (b_id + b_prob), 0), axis=1).astype(jnp.float32)
+    new_ctx = new_ctx.astype(context.dtype)  # same carry type as the input (x64 or not)
     return LMRoundOut(ent, sup, drafts, carry.sent, carry.passes, A, A + 1, bits, emitted, new_ctx)
 
 
@@ -250,7 +253,8 @@ def lm_round(
       pair: :class:`LMPair`.
       context: ``(R, C)`` int context bytes.
       budget: ``(R,)`` int drafting budgets ``γ̃ ∈ [0, γ_max]``; ``0`` = plain edge decoding.
-      key: PRNG key.
+      key: PRNG key; sequence ``r`` uses ``fold_in(key, r)``-derived keys, so its result does
+        not depend on ``R`` or on the other rows.
       H_th, Theta_th: leaky-bucket threshold and capacity (§6), ``≥ 0``.
       exit: ``True``/``"bucket"`` for the entropy early exit, ``False``/``"none"`` to disable.
       top_p: top-p mass in ``(0, 1]`` (``1`` keeps the full support).
@@ -269,7 +273,10 @@ def lm_round(
         exit = exit == "bucket"
     validate_round_args(pair, context, budget, H_th=H_th, Theta_th=Theta_th, top_p=top_p, gamma_max=gamma_max)
     f32 = jnp.float32
-    return _lm_round(pair, jnp.asarray(context, jnp.int32), jnp.asarray(budget, jnp.int32), key,
+    context = jnp.asarray(context)
+    if not jnp.issubdtype(context.dtype, jnp.integer):
+        raise ValueError(f"context must be an integer array of byte values, got dtype {context.dtype}")
+    return _lm_round(pair, context, jnp.asarray(budget, jnp.int32), key,
                      jnp.asarray(H_th, f32), jnp.asarray(Theta_th, f32), jnp.asarray(exit, bool),
                      jnp.asarray(top_p, f32), jnp.asarray(b_id, f32), jnp.asarray(b_prob, f32),
                      gamma_max=int(gamma_max))
