@@ -266,11 +266,12 @@ def compare(
 DEFAULT_POLICIES = ("gelato", "static", "dssd", "adaedl", "uhlm", "greedy", "lyapunov-only", "exit-only")
 
 
-def parse_policy_specs(names: Sequence[str], psets: Sequence[str] | None):
+def parse_policy_specs(names: Sequence[str], psets: Sequence[str] | None, scenario=None):
     """Build ``{label: Policy}`` from registry names and ``--pset NAME.FIELD=VALUE`` overrides.
 
     A label may be ``label=name`` to run one registry policy twice with different fields
-    (e.g. ``gelato-v2=gelato`` and ``--pset gelato-v2.V=2``)."""
+    (e.g. ``gelato-v2=gelato`` and ``--pset gelato-v2.V=2``). ``oracle`` is solved on
+    ``scenario`` (``Oracle.solve``; its fields: ``quantiles``, ``payload``)."""
     from . import policies as P
     from .cli import parse_assignments
 
@@ -296,11 +297,25 @@ def parse_policy_specs(names: Sequence[str], psets: Sequence[str] | None):
             raise ValueError(f"--pset expects LABEL.FIELD=VALUE with LABEL in {list(labels)} or '*', got {key!r}")
         for lab in targets:
             cls = P.REGISTRY[labels[lab]]
+            if labels[lab] == "oracle":
+                if field in ("quantiles", "payload"):
+                    fields[lab][field] = value
+                elif label != "*":
+                    raise ValueError(f"--pset: oracle fields are quantiles, payload; got {field!r}")
+                continue
             if field in cls._field_names:
                 fields[lab][field] = value
             elif label != "*":
                 raise ValueError(f"--pset: {cls.__name__} has no field {field!r}; fields: {', '.join(cls._field_names)}")
-    return {lab: P.REGISTRY[name](**fields[lab]) for lab, name in labels.items()}
+    out = {}
+    for lab, name in labels.items():
+        if name == "oracle":
+            if scenario is None:
+                raise ValueError("the oracle policy needs a scenario (Oracle.solve(scenario))")
+            out[lab] = P.Oracle.solve(scenario, **fields[lab])
+        else:
+            out[lab] = P.REGISTRY[name](**fields[lab])
+    return out
 
 
 def _fmt_ci(s: Mapping[str, float], pct: bool = False) -> str:
@@ -333,13 +348,23 @@ def format_comparison(cmp: Comparison, title: str = "") -> str:
     return "\n".join(lines)
 
 
+def _policy_fields(p) -> dict:
+    out = {}
+    for f in type(p)._field_names:
+        v = getattr(p, f)
+        if hasattr(v, "shape") and np.ndim(v) > 0:
+            v = f"array{tuple(np.shape(v))}"  # oracle tables: too large for the sidecar
+        out[f] = v
+    return out
+
+
 def comparison_record(cmp: Comparison, scenario, policies: Mapping[str, Any], wall: float) -> dict:
     return {
         "command": "compare",
         "names": list(cmp.names),
         "reference": cmp.reference,
         "policies": {
-            lab: {"class": type(p).__name__, "fields": {f: getattr(p, f) for f in type(p)._field_names}}
+            lab: {"class": type(p).__name__, "fields": _policy_fields(p)}
             for lab, p in policies.items()
         },
         "scenario": scenario.to_dict(),
@@ -396,7 +421,7 @@ def cmd_compare(args) -> int:
         scen_kw[k] = v
     scenario = Scenario.from_dict(scen_kw)
     names = args.policies.split(",") if args.policies else list(DEFAULT_POLICIES)
-    pols = parse_policy_specs(names, args.pset)
+    pols = parse_policy_specs(names, args.pset, scenario)
     t0 = time.time()
     cmp = compare(
         scenario,

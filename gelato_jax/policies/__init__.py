@@ -13,6 +13,7 @@ name               class               mechanism (module)
 ``greedy``         ``GreedyThroughput`` GELATO with ``Z ≡ 0`` (ablations.py)
 ``lyapunov-only``  ``LyapunovOnly``    GELATO without exit (ablations.py)
 ``exit-only``      ``ExitOnly``        fixed budget + leaky bucket (ablations.py)
+``oracle``         ``Oracle``          stationary randomized optimum, ``Oracle.solve(scenario)`` (oracle.py)
 =================  ==================  ==============================================================
 """
 
@@ -25,6 +26,7 @@ from .adaedl import AdaEDL
 from .base import Policy, RoundObs, RoundOutcome, ScenarioStats, scenario_stats
 from .dssd import DSSD
 from .gelato import Gelato
+from .oracle import Oracle
 from .static import StaticSD
 from .uhlm import UHLM
 
@@ -37,6 +39,7 @@ REGISTRY: dict[str, type] = {
     "greedy": GreedyThroughput,
     "lyapunov-only": LyapunovOnly,
     "exit-only": ExitOnly,
+    "oracle": Oracle,
 }
 
 
@@ -62,6 +65,7 @@ __all__ = [
     "GreedyThroughput",
     "LyapunovOnly",
     "ExitOnly",
+    "Oracle",
     "REGISTRY",
     "make",
 ]
