@@ -5,6 +5,11 @@ outage, smallest γ on ties). Proxies:
 
 * ``proxy="mean"`` (the paper's): ``N̂ = (1 − ᾱ^{γ+1})/(1 − ᾱ)``, ``D̂``, ``Ê`` with
   ``P = L = γ`` and the mean payload ``b̄``; ``ᾱ``, ``b̄`` by exact quadrature.
+* ``proxy="exact"`` [ours]: ``E[N/D | γ̃, h]`` and ``E[E | γ̃, h]`` under the inner loop itself,
+  from the joint law of (passes, sent, accepted) given the budget (``theory.exact_proxy``: exact
+  acceptance law given the entropies, sample average over a fixed-seed entropy sample; linear
+  interpolation in the rate for the entropy-dependent ``topp`` payload), precomputed once per
+  compiled call in ``precompute``.
 * ``proxy="ewma"``: ``ᾱ`` replaced by an online estimate from observed acceptances. Each round
   reveals ``A`` successes and, if ``A < L``, one failure of a geometric trial; the estimate is the
   ratio of exponentially weighted sums ``ᾱ̂ = S_A / (S_A + S_F)`` with weight ``ewma_beta``,
@@ -27,7 +32,7 @@ from .base import Policy
 
 __all__ = ["Gelato", "PROXIES", "EXITS"]
 
-PROXIES = ("mean", "ewma")
+PROXIES = ("mean", "ewma", "exact")
 EXITS = ("bucket", "none")
 
 _G = "Gelato"
@@ -55,6 +60,17 @@ class Gelato(Policy):
     exit: str = static_field("bucket")
     payload: str = static_field("topp")
 
+    def precompute(self, scenario):
+        stats = super().precompute(scenario)
+        if self.proxy != "exact":
+            return stats
+        from theory import exact_proxy
+
+        table = exact_proxy.build_table(
+            scenario, payload=self.payload, exit=self.exit, H_th=self.H_th, Theta_th=self.Theta_th
+        )
+        return exact_proxy.ExactAux(stats.alpha_bar, stats.topp_bits, table)
+
     def init_state(self, scenario, aux):
         if self.proxy == "ewma":
             one = jnp.ones((), jnp.result_type(float))
@@ -73,6 +89,10 @@ class Gelato(Policy):
         ``gelato_jax.optimum`` evaluates this same method, so ``T*`` is the optimum of exactly the
         per-round problem the controller solves.
         """
+        if self.proxy == "exact":
+            from theory import exact_proxy
+
+            return exact_proxy.exact_costs(scenario, self.payload, aux.table, obs.rate, obs.rate_dl)
         return self.mean_proxy(scenario, aux, self.acceptance_estimate(aux, state), obs)
 
     def choose_budget(self, scenario, aux, state, obs):
