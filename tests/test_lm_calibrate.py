@@ -85,3 +85,22 @@ def test_run_calibration_from_csv_writes_toml_and_plot(tmp_path):
     assert (tmp_path / "cal" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert res["corr_entropy_accepted"] < -0.2
     assert "c_p" in calibration_toml(res["fit"]) and "[scenario]" in calibration_toml(res["fit"])
+
+
+def test_collect_pairs_from_lm_mode(tmp_path):
+    """LM-mode collection with the committed weights: pairs consistent with the rounds."""
+    from gelato_jax.lm.calibrate import collect_pairs
+    from gelato_jax.lm.rounds import LMPair
+
+    pair = LMPair.load(context_len=32)
+    d = collect_pairs(pair, rounds=3, sequences=16, gamma_max=4, top_p=0.9, seed=1, quiet=True)
+    A = d["accepted_count"]
+    assert A.shape == (3, 16)
+    assert d["accepted"].sum() == A.sum()  # every accepted draft is one accepted pair
+    assert len(d["entropy"]) == np.minimum(A + 1, 4).sum()  # verified positions: i <= A, i < L = 4
+    assert d["all_entropy"].shape == (3 * 16 * 4,) and np.all(d["all_support"] >= 1)
+    assert np.all(d["entropy"] >= 0) and np.all(d["entropy"] <= np.log(256) + 1e-4)
+    with pytest.raises(ValueError, match="rounds"):
+        collect_pairs(pair, rounds=0)
+    with pytest.raises(ValueError, match="top_p"):
+        run_calibration(csv=None, top_p=1.5, out_dir=tmp_path)

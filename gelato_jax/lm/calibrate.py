@@ -233,7 +233,7 @@ def _plot(path, bins, fit, entropy_all, default=(4.8, 1.8)):
     atomic_write_bytes(path, buf.getvalue())
 
 
-def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "runs/calibration", rounds: int = 40,
+def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "runs/calibration", rounds: int = 100,
                     sequences: int = 64, gamma_max: int = 10, top_p: float = 0.95, seed: int = 0,
                     weights_dir: str | None = None, quiet: bool = False, n_bins: int = 10) -> dict[str, Any]:
     """Collect or read pairs, fit, and write ``calibration.toml``, ``reliability.png``,

@@ -75,7 +75,7 @@ def add_parsers(subparsers) -> None:
     c = subparsers.add_parser("calibrate", help="fit α(H), the entropy law and c_p from LM mode or a CSV")
     c.add_argument("--csv", default=None, help="CSV with columns entropy,accepted (optional: support)")
     c.add_argument("--out", default="runs/calibration")
-    c.add_argument("--rounds", type=int, default=40)
+    c.add_argument("--rounds", type=int, default=100)
     c.add_argument("--sequences", type=int, default=64)
     c.add_argument("--gamma-max", type=int, default=10)
     c.add_argument("--top-p", type=float, default=0.95)

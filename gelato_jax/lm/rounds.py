@@ -14,6 +14,11 @@ One round (§1 steps 3–5) for every sequence ``r``:
    accepts ``A`` drafts and emits one corrected/bonus token, ``N = A + 1``.
 4. The context window slides by ``N`` tokens.
 
+Window semantics: each round conditions both models on the last ``C`` bytes plus the drafts of
+the round, so within a round the target sees between ``C`` and ``C + γ_max`` bytes; the emitted
+stream follows, token by token, the target's sampling law given the bytes it actually saw
+(tested in ``tests/test_lm_stream.py``).
+
 Payload of the sent tokens (``topp`` scheme, §3): ``B = Σ_{i<L} (b_id + m_i (b_id + b_prob))``.
 """
 
