@@ -280,7 +280,7 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         data["gap"] = th.T_star - data["throughput_mean"]
         data["gap_bound"] = (th.B + th.C) / Vs
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
-        v = checks.check_gap_slope(Vs, thr, th.T_star, B_plus_C=th.B + th.C, seed=seed)
+        v = checks.check_gap_slope(Vs, thr, th.T_star, fit_mask=Vs >= V0 * (1 - 1e-9), B_plus_C=th.B + th.C, t_star_tol=th.T_star_tol or 0.0, seed=seed)
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
     need_q = th.need("B", "C", "T_max", "T_star", "eps")
     if need_q:
@@ -289,7 +289,7 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         v = checks.check_queue_bound(Vs, sw["queue"], th.B, th.C, th.T_max, th.T_star, th.eps)
         data["queue_bound"] = (th.B + th.C + Vs * (th.T_max - th.T_star)) / th.eps
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
-    v = checks.check_queue_slope(Vs, sw["queue"], fit_mask=Vs >= V0, seed=seed)
+    v = checks.check_queue_slope(Vs, sw["queue"], fit_mask=Vs >= V0 * (1 - 1e-9), seed=seed)
     verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
     need_opt = th.need("T_star", "T_star_dual")
     if need_opt:

@@ -162,16 +162,31 @@ def test_gap_slope(power, expect):
     assert v.ci[0] <= v.statistic <= v.ci[1]
 
 
-def test_gap_slope_excludes_plateau_and_is_inconclusive_without_points():
+def test_gap_slope_excludes_plateau_and_handles_unmeasurable_gaps():
     V = np.logspace(-3, 0, 8)
     gap = np.where(V < 1e-2, 4.0, 4.0 * (V / 1e-2) ** -1.2)  # saturated at small V, then 1/V^1.2
     T_star, thr = _throughput(V, gap, R=300, sd=0.02)
     v = checks.check_gap_slope(V, thr, T_star, n_resamples=199)
-    assert v.passed is True and v.statistic < -1
+    assert v.passed is True and v.statistic < -1 and v.details["method"] == "log-log regression"
     assert min(v.details["fit_points"]) >= 3  # plateau points not fitted
+    # no gap at all: nothing to fit
     T_star, thr0 = _throughput(V, np.zeros(8), R=300, sd=0.02)
-    v0 = checks.check_gap_slope(V, thr0, T_star, n_resamples=199)
-    assert v0.passed is None and v0.status == "inconclusive"
+    assert checks.check_gap_slope(V, thr0, T_star, n_resamples=199).status == "inconclusive"
+    # a gap that does not decay over three decades of V fails
+    T_star, thr_flat = _throughput(V, np.full(8, 4.0), R=300, sd=0.02)
+    assert checks.check_gap_slope(V, thr_flat, T_star, n_resamples=199).passed is False
+    # staircase collapse in the queue-floor regime (outside fit_mask), then below resolution:
+    # V·gap non-increasing in the fitted range -> pass
+    stair = np.array([4.0, 4.0, 0.25, 0.25, 0.02, 0.0, 0.0, 0.0])
+    asymptotic = np.arange(8) >= 4
+    T_star, thr_s = _throughput(V, stair, R=300, sd=0.02)
+    vs = checks.check_gap_slope(V, thr_s, T_star, fit_mask=asymptotic, n_resamples=199)
+    assert vs.passed is True and vs.details["method"].startswith("V·gap"), vs.details
+    # ... but a gap that comes back at larger V (V·gap increasing) fails
+    back = np.array([4.0, 4.0, 0.25, 0.25, 0.02, 0.0, 0.3, 0.0])
+    T_star, thr_b = _throughput(V, back, R=300, sd=0.02)
+    vb = checks.check_gap_slope(V, thr_b, T_star, fit_mask=asymptotic, n_resamples=199)
+    assert vb.passed is False and vb.details["method"].startswith("V·gap")
 
 
 @pytest.mark.parametrize("power, expect", [(1.0, True), (0.7, True), (2.0, False)])
