@@ -3,7 +3,7 @@ r"""Calibration of the surrogate token process from LM mode or logged pairs (MOD
 Fits, from ``(entropy, accepted[, support])`` records:
 
 * the acceptance map ``α(H) = σ(a0 − a1 H)`` by maximum likelihood (Bernoulli log-likelihood,
-  ``scipy.optimize.minimize`` BFGS with the analytic gradient; standard errors from the inverse
+  ``scipy.optimize.minimize`` trust-region Newton with the analytic gradient and Hessian; standard errors from the inverse
   Hessian), compared to a binned estimate (equal-count bins of ``H``, Wilson 95 % intervals from
   ``scipy.stats.binomtest(...).proportion_ci``);
 * the entropy law ``H ~ Gamma(k_H, θ_H)`` (``scipy.stats.gamma.fit`` with ``floc=0``);
@@ -145,11 +145,17 @@ def fit_acceptance(entropy, accepted) -> dict[str, float]:
         raise ValueError("entropy and accepted must be equal-length arrays with at least 2 pairs")
     X = np.stack([np.ones_like(h), -h], axis=1)
 
-    def nll(w):
-        z = X @ w
-        return float(np.sum(np.logaddexp(0.0, z) - y * z)), X.T @ (1.0 / (1.0 + np.exp(-z)) - y)
+    n = h.size
 
-    res = optimize.minimize(nll, np.zeros(2), jac=True, method="BFGS", options={"gtol": 1e-8})
+    def nll(w):  # mean negative log-likelihood and its gradient
+        z = X @ w
+        return float(np.mean(np.logaddexp(0.0, z) - y * z)), X.T @ (1.0 / (1.0 + np.exp(-z)) - y) / n
+
+    def hess(w):
+        s = 1.0 / (1.0 + np.exp(-(X @ w)))
+        return X.T @ (X * (s * (1 - s))[:, None]) / n
+
+    res = optimize.minimize(nll, np.zeros(2), jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-10})
     w = res.x
     s = 1.0 / (1.0 + np.exp(-(X @ w)))
     info = X.T @ (X * (s * (1 - s))[:, None])
@@ -158,7 +164,7 @@ def fit_acceptance(entropy, accepted) -> dict[str, float]:
     except np.linalg.LinAlgError:
         se = np.full(2, np.nan)
     return {"a0": float(w[0]), "a1": float(w[1]), "a0_se": float(se[0]), "a1_se": float(se[1]),
-            "mean_loglik": float(-res.fun / h.size), "converged": bool(res.success)}
+            "mean_loglik": float(-res.fun), "converged": bool(res.success)}
 
 
 def binned_acceptance(entropy, accepted, n_bins: int = 10, confidence: float = 0.95) -> list[dict[str, float]]:
