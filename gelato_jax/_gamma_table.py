@@ -44,12 +44,13 @@ def _w_range(dtype) -> float:
 
 
 class GammaTable(NamedTuple):
-    """Nodes ``w_i = w0 + i/inv_h`` with ``y_i = log Q_k(σ(w_i))`` and ``m_i = h y'(w_i)``."""
+    """Nodes ``w_i = w0 + i/inv_h``; on cell ``i`` (``t ∈ [0, 1]``) the Hermite cubic
+    ``y = c0 + c1 t + c2 t² + c3 t³`` through ``y_i = log Q_k(σ(w_i))`` with slopes
+    ``m_i = h y'(w_i)`` (one gather of a row per draw)."""
 
     w0: Any
     inv_h: Any
-    y: Any  # (N,)
-    m: Any  # (N,)
+    coef: Any  # (N - 1, 4)
 
 
 def gamma_table(k, dtype, size: int = TABLE_SIZE) -> GammaTable:
@@ -89,22 +90,22 @@ def gamma_table(k, dtype, size: int = TABLE_SIZE) -> GammaTable:
     log_dudw = jax.nn.log_sigmoid(w) + jax.nn.log_sigmoid(-w)
     log_fy = k * y - jnp.exp(y) - lgk
     m = h * jnp.exp(log_dudw - log_fy)
+    y0, y1, m0, m1 = y[:-1], y[1:], m[:-1], m[1:]
+    coef = jnp.stack([y0, m0, 3 * (y1 - y0) - 2 * m0 - m1, 2 * (y0 - y1) + m0 + m1], axis=-1)
     cast = lambda x: jnp.asarray(x, out_dtype)
-    return GammaTable(cast(-wmax), cast(1.0 / h), cast(y), cast(m))
+    return GammaTable(cast(-wmax), cast(1.0 / h), cast(coef))
 
 
 def gamma_quantile(table: GammaTable, u):
     """``Q̂_k(u)`` for ``u ∈ (0, 1)`` (any shape): cubic Hermite interpolation of the table."""
-    w0, inv_h, y, m = table
-    n = y.shape[-1]
+    w0, inv_h, coef = table
+    n = coef.shape[-2]
     w = jnp.log(u) - jnp.log1p(-u)
-    s = jnp.clip((w - w0) * inv_h, 0.0, n - 1.0)
-    i = jnp.minimum(s.astype(jnp.int32), n - 2)
+    s = jnp.clip((w - w0) * inv_h, 0.0, float(n))
+    i = jnp.minimum(s.astype(jnp.int32), n - 1)
     t = s - i
-    y0, y1, m0, m1 = y[i], y[i + 1], m[i], m[i + 1]
-    t2 = t * t
-    t3 = t2 * t
-    yy = (2 * t3 - 3 * t2 + 1) * y0 + (t3 - 2 * t2 + t) * m0 + (-2 * t3 + 3 * t2) * y1 + (t3 - t2) * m1
+    c = coef[i]
+    yy = ((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0]
     return jnp.exp(yy)
 
 

@@ -28,7 +28,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Params", "params", "mean_acceptance", "mean_topp_bits", "rollout", "simulate", "python_loop_rollout"]
+__all__ = [
+    "Params",
+    "params",
+    "mean_acceptance",
+    "mean_topp_bits",
+    "rollout",
+    "simulate",
+    "python_loop_rollout",
+    "python_loop_simulate",
+]
 
 _LOG2 = math.log(2.0)
 
@@ -302,59 +311,100 @@ def simulate(scenario, policy, *, seed: int = 0, realizations: int = 1024, round
 
 
 # ----------------------------------------------------------------------------- pure Python
+class _PyModel:
+    """The model for one realization as plain Python floats (``math`` only)."""
+
+    def __init__(self, p: Params):
+        self.p = p
+        G = p.G
+        self.n_hat = [sum(p.alpha_bar**j for j in range(n + 1)) for n in range(G + 1)]
+        self.dl_hat = [
+            p.b_dl + ((1 - p.alpha_bar**g) * p.V_vocab * p.b_prob if p.payload == "scalar" else 0.0) for g in range(G + 1)
+        ]
+
+    def round(self, Z, h, a, H, U):
+        """One round: returns the ``ROLLOUT_FIELDS`` values and the next queue."""
+        p = self.p
+        h = max(h, p.h_min)
+        r = p.W * math.log1p(p.P_tx * p.g0 * h / (p.N0 * p.W)) / _LOG2
+        rdl = p.W_dl * math.log1p(p.P_edge * p.g0 * h / (p.N0 * p.W_dl)) / _LOG2
+        if r < p.r_min:
+            budget = 0
+        elif p.kind == "static":
+            budget = p.gamma
+        else:
+            best, budget = -math.inf, 0
+            for g in range(p.G + 1):
+                air = g * p.b_bar / r if g > 0 else 0.0
+                D = g * p.tau_d + air + p.t_v0 + p.t_v1 * g + p.delta + self.dl_hat[g] / rdl
+                u = p.V * self.n_hat[g] / D - Z * (g * p.e_d + p.P_tx * air)
+                if u > best:
+                    best, budget = u, g
+        sent = passes = budget
+        if p.kind == "gelato" and p.exit == "bucket":
+            theta = 0.0
+            for i in range(budget):
+                theta = max(0.0, theta + H[i] - p.H_th)
+                if theta > p.Theta_th:
+                    sent, passes = i, i + 1
+                    break
+        accepted = 0
+        while accepted < sent and U[accepted] < 1.0 / (1.0 + math.exp(-(p.a0 - p.a1 * H[accepted]))):
+            accepted += 1
+        if p.payload == "topp":
+            bits = sum(p.b_id + min(p.m_cap, math.ceil(p.c_p * math.exp(x))) * (p.b_id + p.b_prob) for x in H[:sent])
+        elif p.payload == "full":
+            bits = sent * (p.b_id + p.V_vocab * p.b_prob)
+        else:
+            bits = sent * (p.b_id + p.b_prob)
+        bits_dl = p.b_dl + (p.V_vocab * p.b_prob if p.payload == "scalar" and accepted < sent else 0.0)
+        air = bits / r if bits > 0 else 0.0
+        lat = passes * p.tau_d + air + p.t_v0 + p.t_v1 * sent + p.delta + bits_dl / rdl
+        en = passes * p.e_d + p.P_tx * air
+        row = (budget, sent, passes, accepted, accepted + 1, lat, en, Z, r, a, bits, bits_dl)
+        return row, max(Z + en - a, 0.0)
+
+
 def python_loop_rollout(scenario, policy, exogenous) -> dict[str, list[list[float]]]:
-    """The same model as a pure-Python double loop (realizations × rounds, ``math`` only):
-    the slow baseline of the benchmark. Returns per-round lists keyed like ``rollout``."""
-    p = params(scenario, policy)
+    """The same model as a pure-Python double loop (realizations × rounds, ``math`` only).
+    Returns per-round lists keyed like ``rollout``."""
+    model = _PyModel(params(scenario, policy))
     h_all, a_all, H_all, U_all = (np.asarray(x, np.float64).tolist() for x in exogenous)
-    G = p.G
-    n_hat = [sum(p.alpha_bar**j for j in range(n + 1)) for n in range(G + 1)]
-    dl_hat = [p.b_dl + ((1 - p.alpha_bar**g) * p.V_vocab * p.b_prob if p.payload == "scalar" else 0.0) for g in range(G + 1)]
     out: dict[str, list[list[float]]] = {k: [] for k in ROLLOUT_FIELDS}
     for h_r, a_r, H_r, U_r in zip(h_all, a_all, H_all, U_all):
         rows = {k: [] for k in ROLLOUT_FIELDS}
         Z = 0.0
         for h, a, H, U in zip(h_r, a_r, H_r, U_r):
-            h = max(h, p.h_min)
-            r = p.W * math.log1p(p.P_tx * p.g0 * h / (p.N0 * p.W)) / _LOG2
-            rdl = p.W_dl * math.log1p(p.P_edge * p.g0 * h / (p.N0 * p.W_dl)) / _LOG2
-            outage = r < p.r_min
-            if outage:
-                budget = 0
-            elif p.kind == "static":
-                budget = p.gamma
-            else:
-                best, budget = -math.inf, 0
-                for g in range(G + 1):
-                    air = g * p.b_bar / r if g > 0 else 0.0
-                    D = g * p.tau_d + air + p.t_v0 + p.t_v1 * g + p.delta + dl_hat[g] / rdl
-                    u = p.V * n_hat[g] / D - Z * (g * p.e_d + p.P_tx * air)
-                    if u > best:
-                        best, budget = u, g
-            sent = passes = budget
-            if p.kind == "gelato" and p.exit == "bucket":
-                theta = 0.0
-                for i in range(budget):
-                    theta = max(0.0, theta + H[i] - p.H_th)
-                    if theta > p.Theta_th:
-                        sent, passes = i, i + 1
-                        break
-            accepted = 0
-            while accepted < sent and U[accepted] < 1.0 / (1.0 + math.exp(-(p.a0 - p.a1 * H[accepted]))):
-                accepted += 1
-            if p.payload == "topp":
-                bits = sum(p.b_id + min(p.m_cap, math.ceil(p.c_p * math.exp(x))) * (p.b_id + p.b_prob) for x in H[:sent])
-            elif p.payload == "full":
-                bits = sent * (p.b_id + p.V_vocab * p.b_prob)
-            else:
-                bits = sent * (p.b_id + p.b_prob)
-            bits_dl = p.b_dl + (p.V_vocab * p.b_prob if p.payload == "scalar" and accepted < sent else 0.0)
-            air = bits / r if bits > 0 else 0.0
-            lat = passes * p.tau_d + air + p.t_v0 + p.t_v1 * sent + p.delta + bits_dl / rdl
-            en = passes * p.e_d + p.P_tx * air
-            for k, v in zip(ROLLOUT_FIELDS, (budget, sent, passes, accepted, accepted + 1, lat, en, Z, r, a, bits, bits_dl)):
+            row, Z = model.round(Z, h, a, H, U)
+            for k, v in zip(ROLLOUT_FIELDS, row):
                 rows[k].append(v)
-            Z = max(Z + en - a, 0.0)
         for k in ROLLOUT_FIELDS:
             out[k].append(rows[k])
+    return out
+
+
+def python_loop_simulate(scenario, policy, *, seed: int = 0, realizations: int = 4, rounds: int = 100) -> dict[str, list[float]]:
+    """Pure-Python per-round loop with its own randomness (``random.Random``: Mersenne Twister,
+    ``expovariate``, ``gammavariate``, ``random``): the slow baseline of the benchmark. Returns
+    per-realization mean throughput, energy and final queue (constant energy arrivals only)."""
+    import random
+
+    if scenario.channel != "rayleigh" or float(np.asarray(scenario.rho_H)) != 0.0 or scenario.energy_arrival != "constant":
+        raise ValueError("reference.python_loop_simulate supports rayleigh fading, rho_H=0, constant arrivals only")
+    p = params(scenario, policy)
+    model = _PyModel(p)
+    rng = random.Random(seed)
+    out = {"throughput": [], "energy": [], "queue_final": []}
+    for _ in range(realizations):
+        Z, thr, en = 0.0, 0.0, 0.0
+        for _ in range(rounds):
+            h = rng.expovariate(1.0)
+            H = [p.theta_H * rng.gammavariate(p.k_H, 1.0) for _ in range(p.G)]
+            U = [rng.random() for _ in range(p.G)]
+            row, Z = model.round(Z, h, p.E_bar, H, U)
+            thr += row[4] / row[5]
+            en += row[6]
+        out["throughput"].append(thr / rounds)
+        out["energy"].append(en / rounds)
+        out["queue_final"].append(Z)
     return out

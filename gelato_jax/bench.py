@@ -1,0 +1,287 @@
+"""Benchmark of the simulator: JAX ``simulate`` vs the numpy reference vs a pure-Python loop.
+
+All three run the same model (MODEL.md §1–§6, GELATO with mean proxy and leaky bucket on the
+default scenario) with their own random number generation included:
+
+* ``jax``: the compiled chunk of ``gelato_jax.simulate`` (threefry, tabulated Gamma inverse CDF,
+  ``vmap`` over realizations, ``lax.scan`` over rounds, time averages in the carry), optionally
+  sharded over several (CPU) devices with ``NamedSharding`` on the realization axis;
+* ``numpy``: ``gelato_jax.reference.simulate`` (PCG64, ``standard_gamma``; vectorized over
+  realizations, Python loop over rounds);
+* ``python``: ``gelato_jax.reference.python_loop_simulate`` (``random`` module, scalar loops).
+
+Every measurement runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is
+its own; the increment over the process's memory before the run is reported too (the JAX one
+includes XLA's buffers; numpy's ``tracemalloc`` peak is reported as well). The numpy and Python
+baselines may run fewer rounds/realizations than requested: their cost is linear in rounds, so
+rates are extrapolated per realization-round (the report says which sizes actually ran).
+
+Command: ``gelato bench`` (``--json``, ``--out DIR``); ``bench/bench_core.py`` is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+__all__ = ["measure", "run_benchmark", "format_report", "add_parsers"]
+
+
+def _rss_mb() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024.0 if sys.platform != "darwin" else r / 2**20
+
+
+def _model(V: float = 1.0):
+    from .policies import Gelato
+    from .scenario import Scenario
+
+    return Scenario(), Gelato(V=V)
+
+
+def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[str, Any]:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from . import simulator as sim
+
+    scen, pol = _model()
+    dt = jnp.dtype(dtype)
+    s, p, dt = sim._prepare(scen, pol, dt)
+    root = jax.random.key(seed)
+    n_dev = len(jax.devices())
+    if devices > n_dev:
+        raise ValueError(f"devices must be <= {n_dev} visible devices, got {devices}")
+    pad = -(-R // devices) * devices
+    idx = jnp.arange(pad, dtype=jnp.uint32)
+    if devices > 1:
+        from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+        mesh = jax.make_mesh((devices,), ("r",), devices=jax.devices()[:devices], axis_types=(AxisType.Auto,))
+        idx = jax.device_put(idx, NamedSharding(mesh, PartitionSpec("r")))
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    compiled = sim._simulate_chunk.lower(s, p, root, idx, rounds=T, ar=False, dtype=dt).compile()
+    t_compile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(s, p, root, idx))
+    t_run = time.perf_counter() - t0
+    thr = np.asarray(out["throughput"])[:R]
+    return {
+        "impl": "jax",
+        "dtype": str(dt),
+        "devices": devices,
+        "realizations": R,
+        "rounds": T,
+        "compile_s": t_compile,
+        "run_s": t_run,
+        "rate": R * T / t_run,
+        "peak_rss_mb": _rss_mb(),
+        "rss_increase_mb": _rss_mb() - rss0,
+        "mean_throughput": float(np.mean(thr)),
+    }
+
+
+def _measure_numpy(R: int, T: int, dtype: str, seed: int) -> dict[str, Any]:
+    import tracemalloc
+
+    import numpy as np
+
+    from . import reference
+
+    scen, pol = _model()
+    reference.params(scen, pol)  # scenario constants (quadrature) outside the timing
+    rss0 = _rss_mb()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = reference.simulate(scen, pol, seed=seed, realizations=R, rounds=T, dtype=np.dtype(dtype))
+    t_run = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "impl": "numpy",
+        "dtype": dtype,
+        "devices": 1,
+        "realizations": R,
+        "rounds": T,
+        "compile_s": 0.0,
+        "run_s": t_run,
+        "rate": R * T / t_run,
+        "peak_rss_mb": _rss_mb(),
+        "rss_increase_mb": _rss_mb() - rss0,
+        "tracemalloc_peak_mb": peak / 2**20,
+        "mean_throughput": float(np.mean(out["throughput"])),
+        "note": "tracemalloc is on during the run (adds a little overhead)",
+    }
+
+
+def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
+    import numpy as np
+
+    from . import reference
+
+    scen, pol = _model()
+    reference.params(scen, pol)
+    t0 = time.perf_counter()
+    out = reference.python_loop_simulate(scen, pol, seed=seed, realizations=R, rounds=T)
+    t_run = time.perf_counter() - t0
+    return {
+        "impl": "python",
+        "dtype": "float64",
+        "devices": 1,
+        "realizations": R,
+        "rounds": T,
+        "compile_s": 0.0,
+        "run_s": t_run,
+        "rate": R * T / t_run,
+        "peak_rss_mb": _rss_mb(),
+        "mean_throughput": float(np.mean(out["throughput"])),
+    }
+
+
+def measure(impl: str, R: int, T: int, dtype: str = "float32", devices: int = 1, seed: int = 0) -> dict[str, Any]:
+    """One measurement in this process (``impl``: jax, numpy or python)."""
+    if impl == "jax":
+        return _measure_jax(R, T, dtype, devices, seed)
+    if impl == "numpy":
+        return _measure_numpy(R, T, dtype, seed)
+    if impl == "python":
+        return _measure_python(R, T, seed)
+    raise ValueError(f"impl must be one of ['jax', 'numpy', 'python'], got {impl!r}")
+
+
+def _subprocess(impl: str, R: int, T: int, dtype: str, devices: int, seed: int, timeout: float | None) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["JAX_ENABLE_X64"] = "1"  # float64 must be available; float32 runs pass dtype explicitly
+    if impl == "jax":
+        flags = env.get("XLA_FLAGS", "")
+        flags = " ".join(f for f in flags.split() if "xla_force_host_platform_device_count" not in f)
+        env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={max(devices, 1)}".strip()
+    code = (
+        "import json,sys; from gelato_jax.bench import measure; "
+        f"print('BENCH' + json.dumps(measure({impl!r}, {R}, {T}, {dtype!r}, {devices}, {seed})))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH"):
+            return json.loads(line[5:])
+    raise RuntimeError(f"benchmark worker {impl} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+
+
+def run_benchmark(
+    *,
+    realizations: int = 4096,
+    rounds: int = 10_000,
+    numpy_rounds: int = 200,
+    python_realizations: int = 2,
+    python_rounds: int = 500,
+    dtypes=("float32", "float64"),
+    devices=(1, 2),
+    seed: int = 0,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Run every measurement (each in a subprocess) and return the results and the ratios."""
+    from tqdm.auto import tqdm
+
+    from .io import environment_info
+
+    jobs = []
+    for dt in dtypes:
+        for d in devices:
+            jobs.append(("jax", realizations, rounds, dt, d))
+        jobs.append(("numpy", realizations, numpy_rounds, dt, 1))
+    jobs.append(("python", python_realizations, python_rounds, "float64", 1))
+    results = []
+    with tqdm(jobs, desc="bench", unit="run", disable=(not progress) if progress is not None else None) as bar:
+        for impl, R, T, dt, d in bar:
+            bar.set_postfix_str(f"{impl} {dt} x{d}")
+            results.append(_subprocess(impl, R, T, dt, d, seed, None))
+    by = {(r["impl"], r["dtype"], r["devices"]): r for r in results}
+    ratios = {}
+    py = by[("python", "float64", 1)]["rate"]
+    for dt in dtypes:
+        npr = by[("numpy", dt, 1)]["rate"]
+        for d in devices:
+            j = by[("jax", dt, d)]["rate"]
+            ratios[f"jax_{dt}_{d}dev_over_numpy_{dt}"] = j / npr
+            ratios[f"jax_{dt}_{d}dev_over_python"] = j / py
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "results": results,
+        "ratios": ratios,
+        "cpu_count": os.cpu_count(),
+        "load_average": load,
+        "environment": environment_info(),
+    }
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    lines = [
+        f"{'impl':<7}{'dtype':<9}{'dev':>4}{'R':>7}{'T':>7}{'rate (r·rounds/s)':>19}{'compile s':>11}{'run s':>9}{'peak RSS MB':>13}{'ΔRSS MB':>9}",
+    ]
+    for r in rep["results"]:
+        lines.append(
+            f"{r['impl']:<7}{r['dtype']:<9}{r['devices']:>4}{r['realizations']:>7}{r['rounds']:>7}{r['rate']:>19.3e}"
+            f"{r['compile_s']:>11.2f}{r['run_s']:>9.2f}{r['peak_rss_mb']:>13.0f}{r.get('rss_increase_mb', float('nan')):>9.0f}"
+        )
+    lines.append("ratios: " + ", ".join(f"{k} = {v:.3g}" for k, v in rep["ratios"].items()))
+    lines.append(f"cpus {rep['cpu_count']}, load average {rep['load_average']}")
+    return "\n".join(lines)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import io as gio
+
+    devices = tuple(int(x) for x in str(args.devices).split(","))
+    dtypes = tuple(str(args.dtype).split(","))
+    for d in dtypes:
+        if d not in ("float32", "float64"):
+            raise ValueError(f"--dtype must be float32, float64 or both (comma-separated), got {d!r}")
+    if any(d < 1 for d in devices):
+        raise ValueError(f"--devices must be positive integers, got {args.devices!r}")
+    rep = run_benchmark(
+        realizations=args.realizations,
+        rounds=args.rounds,
+        numpy_rounds=args.numpy_rounds,
+        python_realizations=args.python_realizations,
+        python_rounds=args.python_rounds,
+        dtypes=dtypes,
+        devices=devices,
+        seed=args.seed,
+        progress=False if args.quiet else None,
+    )
+    rep["command"] = " ".join(sys.argv)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        gio.save_json(os.path.join(args.out, "bench.json"), rep)
+    print(json.dumps(gio._jsonable(rep), indent=2) if args.json else format_report(rep))
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    from .cli import _positive_int
+
+    p = subparsers.add_parser("bench", help="benchmark the JAX simulator against the numpy reference and a Python loop")
+    p.add_argument("--realizations", type=_positive_int, default=4096)
+    p.add_argument("--rounds", type=_positive_int, default=10_000, help="rounds of the JAX runs")
+    p.add_argument("--numpy-rounds", type=_positive_int, default=200, help="rounds of the numpy runs (rate per round)")
+    p.add_argument("--python-realizations", type=_positive_int, default=2)
+    p.add_argument("--python-rounds", type=_positive_int, default=500)
+    p.add_argument("--dtype", default="float32,float64", help="float32, float64 or both, comma-separated")
+    p.add_argument("--devices", default="1,2", help="CPU device counts for the JAX runs, comma-separated")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="DIR", help="save bench.json here")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)
