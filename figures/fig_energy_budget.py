@@ -1,0 +1,9 @@
+"""Figure: Throughput and energy vs the energy budget (reads saved results only)."""
+
+from __future__ import annotations
+
+from ._sweep_fig import draw_sweep
+
+
+def draw(results_dir: str, out_dir: str) -> list[str]:
+    return draw_sweep(results_dir, out_dir, "energy_budget", logx=False, title="Throughput and energy vs the energy budget")
