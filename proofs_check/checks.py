@@ -221,9 +221,11 @@ def check_gap_bound(V, throughput, T_star, B, C, alpha: float = ALPHA, *, t_star
     gap = T_star - m
     gap_lo = T_star - hi_thr  # lower confidence bound of the gap
     gap_hi = T_star - lo_thr
-    bound = (B + C) / V
+    BC = B + np.broadcast_to(np.asarray(C, np.float64), V.shape)  # C may depend on V (C = V·δ_T)
+    bound = BC / V
     viol = gap_lo - t_star_tol > bound  # t_star_tol: known numerical uncertainty of T* (quantisation)
-    tight = V * gap / (B + C) if (B + C) > 0 else np.full(nV, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tight = np.where(BC > 0, V * gap / BC, np.inf)
     k = int(np.argmax(gap_lo - bound))
     details = {
         "V": V,
@@ -235,7 +237,7 @@ def check_gap_bound(V, throughput, T_star, B, C, alpha: float = ALPHA, *, t_star
         "T_star": float(T_star),
         "t_star_tolerance": float(t_star_tol),
         "B": float(B),
-        "C": float(C),
+        "C": np.broadcast_to(np.asarray(C, np.float64), V.shape),
         "realizations": int(R),
         "violations": int(np.sum(viol)),
         "test": f"fail iff one-sided Student-t lower bound of gap (minus the T* tolerance) (level 1 - {alpha:g}/{nV}) > (B+C)/V; "
@@ -272,15 +274,21 @@ def check_lagrangian_upper_bound(V, throughput, energy, arrival, T_star, lambda_
 
 
 # ----------------------------------------------------------------------------- claim 4
-def check_queue_bound(V, queue_mean, B, C, T_max, T_star, eps, alpha: float = ALPHA) -> Verdict:
-    r"""Claim 4: ``(1/T) Σ E[Z_t] ≤ (B + C + V (T_max − T*)) / ε`` for every ``V``.
-    ``queue_mean``: ``(n_V, R)`` per-realization time averages of ``Z_t``."""
-    claim = "§8.4 queue: (1/T)ΣE[Z_t] ≤ (B + C + V(T_max − T*))/ε for every V"
+def check_queue_bound(V, queue_mean, B, C, T_max, T_ref, eps, alpha: float = ALPHA) -> Verdict:
+    r"""Claim 4: ``(1/T) Σ E[Z_t] ≤ (B + C + V (T_max − T_ref)) / ε`` for every ``V``.
+
+    ``T_ref``: MODEL.md §8.4 writes ``T*``; ``theory.bounds`` shows that form is not a valid bound
+    in general and proves it with ``T_ε = E_h[T(0, h)]`` (the Slater policy's throughput), which
+    ``gelato verify`` passes. ``queue_mean``: ``(n_V, R)`` per-realization time averages of ``Z_t``;
+    ``C`` a scalar or one value per ``V``.
+    """
+    claim = "§8.4 queue: (1/T)ΣE[Z_t] ≤ (B + C + V(T_max − T_ε))/ε for every V"
     V = np.asarray(V, np.float64)
     q = np.asarray(queue_mean, np.float64)
     nV, R = q.shape
     m, lo, hi = _mean_lower(q, 1 - alpha / nV)
-    bound = (B + C + V * (T_max - T_star)) / eps
+    Cv = np.broadcast_to(np.asarray(C, np.float64), V.shape)
+    bound = (B + Cv + V * (T_max - T_ref)) / eps
     viol = lo > bound
     k = int(np.argmax(lo / bound))
     details = {
@@ -290,8 +298,9 @@ def check_queue_bound(V, queue_mean, B, C, T_max, T_star, eps, alpha: float = AL
         "bound": bound,
         "ratio_queue_over_bound": m / bound,
         "B": float(B),
-        "C": float(C),
+        "C": Cv,
         "T_max": float(T_max),
+        "T_ref": float(T_ref),
         "eps": float(eps),
         "realizations": int(R),
         "violations": int(np.sum(viol)),

@@ -178,7 +178,7 @@ def make_figures(result: dict[str, Any], out_dir: str) -> list[str]:
     ax.set_yscale("log")
     ax.set_xlabel("V")
     ax.set_ylabel("time-average queue Z (J)")
-    ax.set_title("Mean queue vs V (dashed: bound (B+C+V(T_max−T*))/ε)", fontsize=9)
+    ax.set_title("Mean queue vs V (dashed: bound (B+C+V(T_max−T_ε))/ε)", fontsize=9)
     ax.legend(fontsize=6)
     p = os.path.join(out_dir, "queue_vs_V.png")
     _savefig(fig, p)
@@ -226,7 +226,7 @@ def _config_section(c) -> str:
     lines = [f"### {c.title}", ""]
     k = c.constants
     if k:
-        shown = {n: k.get(n) for n in ("T_star", "T_star_dual", "lambda_star", "B", "B_actual", "C", "E_max", "T_max", "eps")}
+        shown = {n: k.get(n) for n in ("T_star", "T_star_dual", "T_star_tol", "lambda_star", "B", "B_worst", "delta_T", "E_max", "T_max", "T_slater", "eps")}
         lines.append("Constants: " + ", ".join(f"`{n}` = {_fmt(v)}" for n, v in shown.items()))
         missing = k.get("missing") or {}
         if missing:
@@ -241,13 +241,13 @@ def _config_section(c) -> str:
         has_gap = "gap" in d
         head = "| V | T̄ (tok/s) | gap | gap 95% CI | (B+C)/V | V·gap/(B+C) | mean Z | Z_T/T (J) | mean E (J) |"
         lines += [head, "|" + "---|" * 9]
-        BC = (k.get("B") or 0) + (k.get("C") or 0)
+        C_arr = d.get("C")
         for i, V in enumerate(d["V"]):
             thr = d["throughput_mean"][i]
             se = d["throughput_sem"][i]
             if has_gap:
                 g = d["gap"][i]
-                row = [_fmt(V), _fmt(thr), _fmt(g), f"[{_fmt(g - 1.96 * se)}, {_fmt(g + 1.96 * se)}]", _fmt(d["gap_bound"][i]), _fmt(V * g / BC if BC else None)]
+                row = [_fmt(V), _fmt(thr), _fmt(g), f"[{_fmt(g - 1.96 * se)}, {_fmt(g + 1.96 * se)}]", _fmt(d["gap_bound"][i]), _fmt(V * g / (k["B"] + C_arr[i]) if k.get("B") else None)]
             else:
                 row = [_fmt(V), _fmt(thr), "—", "—", "—", "—"]
             row += [_fmt(d["queue_mean"][i]), _fmt(d["overdraft_ZT_over_T"][i]), _fmt(d["energy_mean"][i])]

@@ -17,9 +17,10 @@ class TheoryConstants:
     lambda_star: float | None = None  # optimal energy price (tok/s per J)
     T_star_tol: float | None = None  # numerical uncertainty of T* for the continuous law of h
     solver_tol: float | None = None  # bound on |T*_LP − T*_dual| from the solvers' tolerances
-    B: float | None = None  # drift constant, worst case (the theorem's B)
-    B_actual: float | None = None  # drift constant of the actual policy (reported)
-    C: float | None = None  # per-slot proxy error
+    B: float | None = None  # drift constant B = ½ sup E[(E_t − a_t)²] (theory kind="actual": sup over laws on [0, E_max])
+    B_worst: float | None = None  # cruder range bound (kind="worst"), reported
+    delta_T: float | None = None  # sup_{γ,h} (T̂ − T): proxy over-estimate; C(V) = V·max(0, delta_T)
+    T_slater: float | None = None  # T_ε = E_h[T(0, h)], throughput of the Slater policy (queue bound)
     E_max: float | None = None
     T_max: float | None = None
     eps: float | None = None  # Slater slack
@@ -31,6 +32,12 @@ class TheoryConstants:
             if getattr(self, n) is None:
                 return f"{n} unavailable: {self.missing.get(n, 'not computed')}"
         return None
+
+    def C(self, V):
+        """Proxy-error constant ``C = V · max(0, δ_T)`` at ``V`` (theory.bounds.proxy_error)."""
+        import numpy as np
+
+        return np.asarray(V, np.float64) * max(0.0, self.delta_T)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -79,16 +86,17 @@ def theory_constants(scenario, policy, *, quantiles: int = 2048) -> TheoryConsta
     try:
         from theory import bounds
     except ImportError as exc:
-        for n in ("B", "B_actual", "C", "E_max", "T_max", "eps"):
+        for n in ("B", "B_worst", "delta_T", "E_max", "T_max", "eps", "T_slater"):
             th.missing[n] = f"theory.bounds not importable ({exc})"
         return th
     getters = {
-        "B": lambda: bounds.drift_constant(scenario, policy, kind="worst"),
-        "B_actual": lambda: bounds.drift_constant(scenario, policy, kind="actual"),
-        "C": lambda: bounds.proxy_error(scenario, policy),
+        "B": lambda: bounds.drift_constant(scenario, policy, kind="actual"),
+        "B_worst": lambda: bounds.drift_constant(scenario, policy, kind="worst"),
+        "delta_T": lambda: bounds.proxy_error_details(scenario, policy)["delta_T"],
         "E_max": lambda: _call(bounds.E_max, scenario, policy),
         "T_max": lambda: _call(bounds.T_max, scenario, policy),
         "eps": lambda: _call(bounds.slater_slack, scenario, policy),
+        "T_slater": lambda: bounds.slater_throughput(scenario, policy, quantiles=quantiles),
     }
     for name, get in getters.items():
         try:

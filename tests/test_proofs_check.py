@@ -132,8 +132,8 @@ def test_queue_bound_pass_and_fail():
     rng = np.random.default_rng(4)
     V = np.logspace(-3, 0, 5)
     q = 60 * V[:, None] * (1 + 0.1 * rng.standard_normal((5, 300)))
-    assert checks.check_queue_bound(V, q, B=0.01, C=0.0, T_max=40.0, T_star=32.0, eps=0.06).passed
-    assert checks.check_queue_bound(V, q, B=0.01, C=0.0, T_max=32.1, T_star=32.0, eps=0.06).passed is False
+    assert checks.check_queue_bound(V, q, B=0.01, C=0.0, T_max=40.0, T_ref=32.0, eps=0.06).passed
+    assert checks.check_queue_bound(V, q, B=0.01, C=0.0, T_max=32.1, T_ref=32.0, eps=0.06).passed is False
 
 
 def test_lagrangian_upper_bound_pass_and_fail():
