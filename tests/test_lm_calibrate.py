@@ -84,6 +84,8 @@ def test_run_calibration_from_csv_writes_toml_and_plot(tmp_path):
     assert abs(toml["a1"] - 1.8) < 4 * res["fit"]["a1_se"]
     assert (tmp_path / "cal" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert res["corr_entropy_accepted"] < -0.2
+    # ᾱ of the calibrated surrogate vs the data's acceptance (binomial s.e. ≈ 0.006 at n = 5000)
+    assert abs(res["fit"]["surrogate_mean_acceptance"] - res["mean_acceptance"]) < 0.03
     assert "c_p" in calibration_toml(res["fit"]) and "[scenario]" in calibration_toml(res["fit"])
 
 

@@ -262,6 +262,12 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
     fit.update(fit_entropy_law(data["all_entropy"]))
     if "support" in data:
         fit.update(fit_payload_constant(data["all_entropy"], data["all_support"]))
+    # surrogate check (§4/§5): ᾱ = E[σ(a0 − a1 H)] under the fitted Gamma law, by quadrature
+    from scipy import integrate, special
+
+    fit["surrogate_mean_acceptance"] = float(integrate.quad(
+        lambda x: stats.gamma.pdf(x, fit["k_H"], scale=fit["theta_H"]) * special.expit(fit["a0"] - fit["a1"] * x),
+        0, np.inf)[0])
     bins = binned_acceptance(h, y, n_bins)
     pred = [1 / (1 + math.exp(-(fit["a0"] - fit["a1"] * b["h_mean"]))) for b in bins]
     covered = sum(b["ci_low"] <= a <= b["ci_high"] for b, a in zip(bins, pred))
