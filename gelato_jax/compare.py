@@ -282,8 +282,8 @@ def parse_policy_specs(names: Sequence[str], psets: Sequence[str] | None, scenar
             continue
         label, _, name = item.partition("=")
         name = (name or label).lower().replace("_", "-")
-        if name not in P.REGISTRY:
-            raise ValueError(f"--policies: unknown policy {name!r}; allowed: {sorted(P.REGISTRY)}")
+        if name not in P.REGISTRY and name not in P.SOLVED:
+            raise ValueError(f"--policies: unknown policy {name!r}; allowed: {sorted(P.REGISTRY) + sorted(P.SOLVED)}")
         if label in labels:
             raise ValueError(f"--policies: label {label!r} given twice")
         labels[label] = name
@@ -296,13 +296,13 @@ def parse_policy_specs(names: Sequence[str], psets: Sequence[str] | None, scenar
         if not dot or (label != "*" and label not in labels):
             raise ValueError(f"--pset expects LABEL.FIELD=VALUE with LABEL in {list(labels)} or '*', got {key!r}")
         for lab in targets:
-            cls = P.REGISTRY[labels[lab]]
             if labels[lab] == "oracle":
                 if field in ("quantiles", "payload"):
                     fields[lab][field] = value
                 elif label != "*":
                     raise ValueError(f"--pset: oracle fields are quantiles, payload; got {field!r}")
                 continue
+            cls = P.REGISTRY[labels[lab]]
             if field in cls._field_names:
                 fields[lab][field] = value
             elif label != "*":

@@ -65,6 +65,7 @@ def test_registry_names_build_each_policy():
     for name, cls in REGISTRY.items():
         assert isinstance(make(name), cls)
     assert isinstance(make("lyapunov_only"), LyapunovOnly)
+    assert "oracle" not in REGISTRY  # needs a scenario: Oracle.solve(scenario)
     assert LyapunovOnly().exit == "none" and Gelato().exit == "bucket"
 
 

@@ -13,7 +13,8 @@ name               class               mechanism (module)
 ``greedy``         ``GreedyThroughput`` GELATO with ``Z ≡ 0`` (ablations.py)
 ``lyapunov-only``  ``LyapunovOnly``    GELATO without exit (ablations.py)
 ``exit-only``      ``ExitOnly``        fixed budget + leaky bucket (ablations.py)
-``oracle``         ``Oracle``          stationary randomized optimum, ``Oracle.solve(scenario)`` (oracle.py)
+``oracle``         ``Oracle``          stationary randomized optimum (oracle.py; in ``SOLVED``, not ``REGISTRY``:
+                                       build it with ``Oracle.solve(scenario)``)
 =================  ==================  ==============================================================
 """
 
@@ -39,8 +40,12 @@ REGISTRY: dict[str, type] = {
     "greedy": GreedyThroughput,
     "lyapunov-only": LyapunovOnly,
     "exit-only": ExitOnly,
-    "oracle": Oracle,
 }
+
+# Policies that must be solved for a scenario before use (``Oracle.solve(scenario)``): not in
+# ``REGISTRY`` (whose classes build from defaults alone); ``gelato compare --policies oracle``
+# solves them.
+SOLVED: dict[str, type] = {"oracle": Oracle}
 
 
 def make(name: str, **fields: Any) -> Policy:
@@ -67,5 +72,6 @@ __all__ = [
     "ExitOnly",
     "Oracle",
     "REGISTRY",
+    "SOLVED",
     "make",
 ]
