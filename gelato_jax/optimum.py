@@ -173,9 +173,17 @@ def proxy_tables(scenario: Scenario, policy: Policy, h):
     Uses the policy's own ``proxy_costs`` (Gelato) or the mean proxy with the scenario's ``ᾱ``;
     for ``proxy="ewma"`` the estimate is taken at its initial value ``ᾱ``.
     """
-    h = jnp.asarray(np.asarray(h, dtype=np.float64))
-    T, E, out = _tables(scenario, policy, h)
-    return np.asarray(T, np.float64), np.asarray(E, np.float64), np.asarray(out, bool)
+    h = np.asarray(h, dtype=np.float64)
+    if h.ndim != 1 or h.size == 0:
+        raise ValueError(f"h must be a non-empty 1-D array of gains, got shape {h.shape}")
+    n = h.size
+    # pad to a multiple of _PAD so that different bin counts reuse one compiled program
+    padded = np.concatenate([h, np.ones(-n % _PAD)])
+    T, E, out = _tables(scenario, policy, jnp.asarray(padded))
+    return np.asarray(T, np.float64)[:n], np.asarray(E, np.float64)[:n], np.asarray(out, bool)[:n]
+
+
+_PAD = 512
 
 
 @jax.jit

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gelato_jax import Scenario, channel
-from gelato_jax.optimum import optimum
+from gelato_jax.optimum import optimum, proxy_tables
 from gelato_jax.policies import Gelato
 from theory import exact_proxy as ep
 
@@ -57,26 +57,41 @@ def _numpy_rounds(s, budget, h, payload, exit, n, seed, H_th=1.5, Theta_th=1.0):
     pytest.param("topp", "none", marks=pytest.mark.slow),
 ])
 def test_table_matches_independent_monte_carlo(payload, exit):
-    """n = 40000 independent rounds per (budget, h); tolerance 4.5 combined standard errors
-    (test sample and table sample), 6 comparisons per case: false-failure rate < 1e-4."""
+    """Gelato(proxy="exact")'s own tables (as ``optimum`` sees them) against n = 40000 independent
+    numpy rounds per (budget, h); tolerance 4.5 combined standard errors (test sample and the
+    table's EXACT_SAMPLES), 6 comparisons per case: false-failure rate < 1e-4."""
     s = Scenario()
-    tab = jax.jit(lambda s: ep.build_table(s, payload=payload, exit=exit, H_th=1.5, Theta_th=1.0,
-                                           samples=M_TABLE, grid=64))(s)
-    n = 40_000
-    for budget, h in [(3, 0.3), (6, 1.0), (10, 2.5)]:
-        r, r_dl = channel.uplink_rate(s, h), channel.downlink_rate(s, h)
-        got = ep.exact_costs(s, payload, tab, r, r_dl)
+    hs = [0.3, 1.0, 2.5]
+    T, E, _ = proxy_tables(s, Gelato(proxy="exact", exit=exit, payload=payload), np.array(hs))
+    n, m = 40_000, ep.EXACT_SAMPLES
+    for k, (budget, h) in enumerate(zip([3, 6, 10], hs)):
         thr, en = _numpy_rounds(s, budget, h, payload, exit, n, seed=budget)
-        # table SE: the sample-average's own spread is bounded by the test sample's spread
-        se_t = thr.std() * np.sqrt(1 / n + 1 / M_TABLE)
-        se_e = en.std() * np.sqrt(1 / n + 1 / M_TABLE) + 1e-15
-        assert abs(float(got.throughput[budget]) - thr.mean()) <= 4.5 * se_t, (budget, h)
-        assert abs(float(got.energy[budget]) - en.mean()) <= 4.5 * se_e, (budget, h)
-    # budget 0: deterministic (N = 1, no drafting)
-    got = ep.exact_costs(s, payload, tab, channel.uplink_rate(s, 1.0), channel.downlink_rate(s, 1.0))
-    thr0, en0 = _numpy_rounds(s, 0, 1.0, payload, exit, 4, seed=0)
-    assert float(got.throughput[0]) == pytest.approx(thr0[0], rel=1e-6)
-    assert float(got.energy[0]) == 0.0
+        se_t = thr.std() * np.sqrt(1 / n + 1 / m)
+        se_e = en.std() * np.sqrt(1 / n + 1 / m) + 1e-15
+        assert abs(T[k, budget] - thr.mean()) <= 4.5 * se_t, (budget, h)
+        assert abs(E[k, budget] - en.mean()) <= 4.5 * se_e, (budget, h)
+        # budget 0: deterministic (N = 1, no drafting)
+        thr0, _ = _numpy_rounds(s, 0, h, payload, exit, 2, seed=0)
+        assert T[k, 0] == pytest.approx(thr0[0], rel=1e-6) and E[k, 0] == 0.0
+
+
+@pytest.mark.slow
+def test_topp_interpolation_matches_direct_sample_average():
+    """The rate-grid interpolation of the topp table against the direct sample average at the
+    exact rate (same entropy sample): a deterministic error, measured < 1e-6 relative."""
+    from theory import _generated
+
+    s = Scenario()
+    tab = jax.jit(lambda s: ep.build_table(s, payload="topp", exit="bucket", H_th=1.5, Theta_th=1.0,
+                                           samples=2048, grid=ep.EXACT_GRID))(s)
+    H = ep._entropies(s, 2048, np.float64)
+    L, P, B, pi = jax.vmap(lambda e: ep.round_laws(s, e, payload="topp", exit="bucket", H_th=1.5, Theta_th=1.0))(H)
+    for h in (0.05, 0.7, 4.0):
+        r, r_dl = channel.uplink_rate(s, h), channel.downlink_rate(s, h)
+        d = _generated.round_latency(P, L, B, s.b_dl, r, r_dl, s.tau_d, s.t_v0, s.t_v1, s.delta)
+        direct = np.mean(np.sum(np.asarray(pi) * (np.arange(s.gamma_max + 1) + 1.0), -1) / np.asarray(d), 0)
+        got = np.asarray(ep.exact_costs(s, "topp", tab, r, r_dl).throughput)
+        np.testing.assert_allclose(got, direct, rtol=1e-6)
 
 
 def test_law_is_a_probability_table_and_no_exit_matches_closed_form():
