@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["SWEEPS", "GELATO_V", "run_sweep", "run_v_tradeoff", "run_all", "load_result", "save_sweep", "save_v_tradeoff"]
 
-GELATO_V = 0.1
+from gelato_jax.compare import DEFAULT_V as GELATO_V  # noqa: E402  (one value for compare, figures, headline)
 MAIN = ("gelato", "static", "dssd", "adaedl", "uhlm")
 ABLATION = ("gelato", "greedy", "lyapunov-only", "exit-only", "static", "oracle")
 

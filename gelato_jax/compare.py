@@ -263,6 +263,10 @@ def compare(
 
 
 # ----------------------------------------------------------------------------- CLI
+# GELATO's V in comparisons: at the defaults λ* ≈ 57 tok/s/J, so the queue settles near V·λ* ≈ 6 J
+# within a few hundred rounds; with the policy default V = 1 it needs thousands of rounds and a
+# short comparison would show GELATO over its energy budget. Override with --pset gelato.V=...
+DEFAULT_V = 0.1
 DEFAULT_POLICIES = ("gelato", "static", "dssd", "adaedl", "uhlm", "greedy", "lyapunov-only", "exit-only")
 
 
@@ -421,7 +425,14 @@ def cmd_compare(args) -> int:
         scen_kw[k] = v
     scenario = Scenario.from_dict(scen_kw)
     names = args.policies.split(",") if args.policies else list(DEFAULT_POLICIES)
-    pols = parse_policy_specs(names, args.pset, scenario)
+    psets = list(args.pset or [])
+    for item in names:  # GELATO-family default V for comparisons (see DEFAULT_V)
+        label, _, name = item.strip().partition("=")
+        if (name or label) in ("gelato", "lyapunov-only") and not any(
+            p.split("=", 1)[0].strip() in (f"{label}.V", "*.V") for p in psets
+        ):
+            psets.insert(0, f"{label}.V={DEFAULT_V}")
+    pols = parse_policy_specs(names, psets, scenario)
     t0 = time.time()
     cmp = compare(
         scenario,
@@ -461,7 +472,8 @@ def add_parsers(subparsers) -> None:
         ),
     )
     p.add_argument("--policies", help=f"comma-separated registry names or label=name (default: {','.join(DEFAULT_POLICIES)})")
-    p.add_argument("--pset", action="append", metavar="LABEL.FIELD=VALUE", help="policy field override; LABEL '*' = every policy that has FIELD")
+    p.add_argument("--pset", action="append", metavar="LABEL.FIELD=VALUE",
+                   help=f"policy field override; LABEL '*' = every policy that has FIELD (gelato and lyapunov-only default to V={DEFAULT_V} here)")
     p.add_argument("--reference", help="label compared against (default: gelato)")
     p.add_argument("--config", metavar="FILE.toml", help="scenario TOML ([scenario] table or top-level keys)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a scenario field (repeatable)")
