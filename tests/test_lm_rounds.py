@@ -124,6 +124,7 @@ def test_acceptance_pairs_counts(pair, ctx):
         (dict(top_p=1.5), "top_p"),
         (dict(budget=np.full(R, G + 1)), "budget"),
         (dict(budget=np.full(R, -1)), "budget"),
+        (dict(budget=np.full(R, 1.5)), "budget"),
         (dict(gamma_max=0), "gamma_max"),
         (dict(gamma_max=G + 1), "gamma_max"),
         (dict(exit="sometimes"), "exit"),

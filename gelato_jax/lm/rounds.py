@@ -220,7 +220,8 @@ def validate_round_args(pair: LMPair, context, budget, *, H_th, Theta_th, top_p,
     if np.shape(budget) != (np.shape(context)[0],):
         raise ValueError(f"budget must have shape (R,) = ({np.shape(context)[0]},), got {np.shape(budget)}")
     checks = [
-        ("budget", budget, lambda v: np.all((v >= 0) & (v <= gamma_max)), f"integers in [0, gamma_max={gamma_max}]"),
+        ("budget", budget, lambda v: np.all((v >= 0) & (v <= gamma_max) & (v == np.round(v))),
+         f"integers in [0, gamma_max={gamma_max}]"),
         ("H_th", H_th, lambda v: np.all(np.isfinite(v) & (v >= 0)), "[0, inf)"),
         ("Theta_th", Theta_th, lambda v: np.all(np.isfinite(v) & (v >= 0)), "[0, inf)"),
         ("top_p", top_p, lambda v: np.all((v > 0) & (v <= 1)), "(0, 1]"),
