@@ -229,13 +229,15 @@ def drift_constant(scenario, policy=None, kind: str = "actual") -> float:
     return float(B_worst_bounded.subs({Emax: em, sp.Symbol("a_max", positive=True): float(amax.subs(Ebar, eb))}))
 
 
-def proxy_error_details(scenario, policy, *, quantiles: int = 256) -> dict[str, Any]:
+def proxy_error_details(scenario, policy, *, quantiles: int = 256, with_table_error: bool = False) -> dict[str, Any]:
     """Measured proxy errors of ``policy`` against the exact conditional means.
 
     Returns ``delta_T = sup_{γ,h} (T̂ − T)`` (tok/s; may be negative: the proxy under-estimates),
     ``delta_E = sup_{γ,h} (E − Ê)`` (J; A4 requires ≤ 0 up to the table's Monte Carlo error),
-    ``table_error`` (largest relative standard error of the exact table) and ``C = V max(0,
-    delta_T)``. The sup is over the non-outage quantile nodes of ``h`` and all budgets.
+    ``table_error`` (largest relative Monte Carlo standard error of the exact table, computed only
+    with ``with_table_error=True``: one more compile) and ``C = V max(0, delta_T)``. The sup is
+    over the non-outage quantile nodes of ``h`` and all budgets. ``proxy="exact"``: ``C = 0`` by
+    construction (its residual error against the true law is ``table_error``).
     """
     from gelato_jax.optimum import h_quantisation, proxy_tables
     from gelato_jax.policies import Gelato
@@ -246,15 +248,20 @@ def proxy_error_details(scenario, policy, *, quantiles: int = 256) -> dict[str, 
     if policy.proxy == "ewma":
         raise ValueError("policy.proxy='ewma' has a state-dependent proxy: C is defined for 'mean' and 'exact' only")
     v = float(policy.V)
+    table_err = None
+    if with_table_error:
+        from . import exact_proxy
+
+        table_err = exact_proxy.policy_table_error(scenario, policy)
     if policy.proxy == "exact":
-        return {"delta_T": 0.0, "delta_E": 0.0, "C": 0.0, "table_error": None}
+        return {"delta_T": 0.0, "delta_E": 0.0, "C": 0.0, "table_error": table_err}
     _, nodes, _, _, _, _ = h_quantisation(scenario, quantiles)
     That, Ehat, out = proxy_tables(scenario, policy, nodes)
     T, E, _ = proxy_tables(scenario, policy.replace(proxy="exact"), nodes)
     ok = ~out
     dT = float(np.max((That - T)[ok])) if ok.any() else 0.0
     dE = float(np.max((E - Ehat)[ok])) if ok.any() else 0.0
-    return {"delta_T": dT, "delta_E": dE, "C": v * max(0.0, dT), "table_error": None}
+    return {"delta_T": dT, "delta_E": dE, "C": v * max(0.0, dT), "table_error": table_err}
 
 
 def proxy_error(scenario, policy, *, quantiles: int = 256) -> float:
@@ -329,13 +336,13 @@ def constants(scenario, policy, *, quantiles: int = 1024) -> dict[str, Any]:
     em, tm, ep = E_max(scenario, policy), T_max(scenario), slater_slack(scenario, policy)
     bw, ba = drift_constant(scenario, policy, "worst"), drift_constant(scenario, policy, "actual")
     ts = slater_throughput(scenario, policy, quantiles=quantiles)
-    det = proxy_error_details(scenario, policy)
+    det = proxy_error_details(scenario, policy, with_table_error=True)
     v = float(policy.V)
     return {
         "E_max": em, "T_max": tm, "eps": ep, "B_worst": bw, "B_actual": ba, "T_slater": ts,
         "T_star": opt.T_star, "T_star_dual": opt.T_star_dual, "lambda_star": opt.lambda_star,
         "T_star_bracket": [opt.T_lower, opt.T_upper], "proxy": opt.proxy, "V": v,
-        "delta_T": det["delta_T"], "delta_E": det["delta_E"], "C": det["C"],
+        "delta_T": det["delta_T"], "delta_E": det["delta_E"], "C": det["C"], "exact_table_rel_se": det["table_error"],
         "throughput_bound": throughput_bound(opt.T_star, ba, det["C"], v),
         "queue_bound": queue_bound(ba, det["C"], v, tm, opt.T_star, ep, T_slater=ts),
     }

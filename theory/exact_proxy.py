@@ -36,7 +36,7 @@ from . import _generated
 
 __all__ = [
     "EXACT_SAMPLES", "EXACT_GRID", "EXACT_SEED", "ExactTable", "ExactAux", "ExactCosts",
-    "round_laws", "build_table", "exact_costs", "table_error",
+    "round_laws", "build_table", "exact_costs", "table_error", "policy_table_error",
 ]
 
 EXACT_SAMPLES = 32768
@@ -182,3 +182,10 @@ def table_error(table: ExactTable, payload: str, samples: int = EXACT_SAMPLES):
         return jnp.max(table.se_grid / table.thr_grid)
     p = table.law
     return jnp.max(jnp.sqrt(p * (1 - p) / samples))
+
+
+def policy_table_error(scenario, policy) -> float:
+    """``table_error`` of the exact table for ``policy``'s inner loop and payload (Python float)."""
+    fn = jax.jit(lambda s, p: table_error(
+        build_table(s, payload=p.payload, exit=p.exit, H_th=p.H_th, Theta_th=p.Theta_th), p.payload))
+    return float(fn(scenario, policy))
