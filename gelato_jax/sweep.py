@@ -1,0 +1,586 @@
+r"""Parameter sweeps: a grid of scenario/policy fields × realizations, sharded, chunked, resumable.
+
+``gelato sweep --grid V=logspace:-4:1:13 --grid E_bar=0.03,0.06,0.09 --realizations 4096
+--rounds 10000 --out runs/v-ebar`` runs every grid point (the Cartesian product, first field
+slowest) on the same realizations. Grid fields must be pytree *leaves* of ``Scenario`` or of
+the policy (numeric knobs such as ``V``, ``E_bar``, ``W``, ``delta``, ``k_H``): all grid points
+then run in **one compiled program** (``vmap`` over the stacked leaves, ``vmap`` over
+realizations, ``lax.scan`` over rounds; ``simulator.simulate_realization`` per realization).
+Static fields (``gamma_max``, ``channel``, ``proxy``…) change shapes or code and are refused.
+
+Sharding: the realization axis of each chunk is sharded over a ``jax.make_mesh`` of the visible
+devices with ``NamedSharding(mesh, P("r"))`` (chunks are padded to a multiple of the device
+count; padded realizations are computed and dropped). Realization ``r`` always uses the key
+``fold_in(key(seed), r)``, so results are bit-identical for any chunk size and device count.
+
+Chunks and resume: realizations run in chunks; each finished chunk is written atomically as
+``chunk-NNNNN.npz`` (metrics, shape ``(n_grid_points, chunk)``) and then its JSON sidecar
+``chunk-NNNNN.json`` (config hash, sha256 of the npz, realization range, seed, versions, git
+commit, wall time). ``sweep.json`` holds the configuration. Rerunning the same command skips
+every chunk whose sidecar, hash and npz check out, and recomputes missing, truncated or corrupt
+ones; a different configuration in the same folder is refused with the list of differences.
+
+Multi-host (a TPU pod slice or several GPU hosts): start the same command on every host with
+``--distributed`` (calls ``jax.distributed.initialize()``, which reads the coordinator from the
+cluster environment: TPU pods, SLURM, or ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/
+``JAX_PROCESS_ID``), e.g. on 2 GPU hosts::
+
+    # host 0 and host 1 (same shared --out folder)
+    JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=<0|1> \
+        gelato sweep --distributed --grid V=logspace:-4:1:13 --realizations 65536 --out /shared/run
+
+    # TPU pod slice: the same command on all workers
+    gcloud compute tpus tpu-vm ssh NAME --worker=all --command="gelato sweep --distributed ..."
+
+The mesh then spans every device of every host; each process feeds its own shards
+(``jax.make_array_from_callback``), results are gathered with ``process_allgather`` and only
+process 0 writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import os
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["SweepResult", "parse_grid_spec", "read_grid_file", "sweep", "load_sweep", "add_parsers"]
+
+_FORMAT = 1
+METRICS = (
+    "throughput",
+    "goodput",
+    "energy",
+    "energy_per_token",
+    "arrival",
+    "queue",
+    "queue_final",
+    "budget",
+    "sent",
+    "passes",
+    "accepted",
+    "tokens",
+    "latency",
+    "outage",
+)
+
+
+# ----------------------------------------------------------------------------- grid specs
+def parse_grid_spec(text: str) -> tuple[str, list[float]]:
+    """``FIELD=logspace:a:b:n`` (``10^a..10^b``), ``FIELD=linspace:a:b:n`` or ``FIELD=v1,v2,...``."""
+    if "=" not in text:
+        raise ValueError(f"--grid expects FIELD=VALUES, got {text!r}")
+    name, spec = (x.strip() for x in text.split("=", 1))
+    if not name or not spec:
+        raise ValueError(f"--grid expects FIELD=VALUES, got {text!r}")
+    return name, _parse_values(name, spec)
+
+
+def _parse_values(name: str, spec: Any) -> list[float]:
+    if isinstance(spec, (list, tuple)):
+        vals = list(spec)
+    elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        vals = [spec]
+    elif isinstance(spec, str) and spec.split(":", 1)[0] in ("logspace", "linspace"):
+        parts = spec.split(":")
+        if len(parts) != 4:
+            raise ValueError(f"grid {name}: expected {parts[0]}:START:STOP:N, got {spec!r}")
+        try:
+            a, b, n = float(parts[1]), float(parts[2]), int(parts[3])
+        except ValueError:
+            raise ValueError(f"grid {name}: expected {parts[0]}:START:STOP:N with numbers, got {spec!r}") from None
+        if n < 1:
+            raise ValueError(f"grid {name}: N must be >= 1, got {n}")
+        fn = np.logspace if parts[0] == "logspace" else np.linspace
+        vals = fn(a, b, n).tolist()
+    elif isinstance(spec, str):
+        vals = []
+        for t in spec.split(","):
+            t = t.strip()
+            if not t:
+                continue
+            try:
+                vals.append(int(t) if t.lstrip("+-").isdigit() else float(t))
+            except ValueError:
+                raise ValueError(f"grid {name}: {t!r} is not a number") from None
+    else:
+        raise ValueError(f"grid {name}: expected a list of numbers or a spec string, got {spec!r}")
+    if not vals:
+        raise ValueError(f"grid {name}: no values")
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"grid {name}: values must be finite numbers, got {v!r}")
+    return vals
+
+
+def read_grid_file(path: str) -> dict[str, list[float]]:
+    """A TOML file with a ``[grid]`` table: ``V = "logspace:-4:1:13"`` or ``E_bar = [0.03, 0.06]``."""
+    from .scenario import read_toml
+
+    data = read_toml(path)
+    tbl = data.get("grid", data)
+    if not isinstance(tbl, dict):
+        raise ValueError(f"{path}: [grid] must be a table")
+    return {str(k): _parse_values(str(k), v) for k, v in tbl.items() if not isinstance(v, dict)}
+
+
+# ----------------------------------------------------------------------------- results
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """Sweep results labeled by grid field.
+
+    fields: grid field names (axis order); coords: field → coordinate vector;
+    metrics: metric → array of shape ``(*[len(coords[f]) for f in fields], realizations)``
+    (per-realization time averages, as in ``SimResult``); config: the sweep configuration.
+    """
+
+    fields: tuple[str, ...]
+    coords: dict[str, np.ndarray]
+    metrics: dict[str, np.ndarray]
+    realizations: int
+    rounds: int
+    config: dict[str, Any]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(self.coords[f]) for f in self.fields)
+
+    def mean(self, metric: str) -> np.ndarray:
+        """Mean over realizations, shape ``self.shape``."""
+        return self.metrics[metric].mean(axis=-1)
+
+    def __getitem__(self, metric: str) -> np.ndarray:
+        return self.metrics[metric]
+
+
+# ----------------------------------------------------------------------------- configuration
+def _fields_of(obj) -> dict[str, Any]:
+    out = {}
+    for n in type(obj)._field_names:
+        v = getattr(obj, n)
+        if isinstance(v, tuple):
+            v = list(v)
+        elif not isinstance(v, (str, int, float, type(None))):
+            v = np.asarray(v).tolist()
+        out[n] = v
+    return out
+
+
+def _build_points(scenario, policy, grid: Mapping[str, Sequence[float]]):
+    """Validate every grid point; return (fields, coords, per-point scenarios, per-point policies)."""
+    from .scenario import Scenario
+
+    pol_cls = type(policy)
+    fields = tuple(grid)
+    if not fields:
+        raise ValueError("sweep: the grid is empty; give at least one --grid FIELD=VALUES")
+    for name in fields:
+        if name in pol_cls._field_names:
+            owner = pol_cls
+        elif name in Scenario._field_names:
+            owner = Scenario
+        else:
+            raise ValueError(
+                f"grid field {name!r} is neither a Scenario field nor a {pol_cls.__name__} field "
+                f"(Scenario: {', '.join(Scenario._leaf_fields)}; {pol_cls.__name__}: {', '.join(pol_cls._leaf_fields)})"
+            )
+        if name in owner._static_fields:
+            raise ValueError(
+                f"grid field {name!r} is static in {owner.__name__} (it changes shapes or code and would "
+                f"recompile); sweepable fields: {', '.join(owner._leaf_fields)}"
+            )
+    coords = {f: list(grid[f]) for f in fields}
+    scens, pols = [], []
+    for combo in itertools.product(*(coords[f] for f in fields)):
+        s_kw = {f: v for f, v in zip(fields, combo) if f not in pol_cls._field_names}
+        p_kw = {f: v for f, v in zip(fields, combo) if f in pol_cls._field_names}
+        s = scenario.replace(**s_kw) if s_kw else scenario
+        p = policy.replace(**p_kw) if p_kw else policy
+        p.validate(s)
+        scens.append(s)
+        pols.append(p)
+    return fields, coords, scens, pols
+
+
+def _config(scenario, policy, fields, coords, *, seed, realizations, rounds, dtype) -> dict[str, Any]:
+    from . import policies
+
+    name = next((k for k, c in policies.REGISTRY.items() if c is type(policy)), type(policy).__name__)
+    return {
+        "format": _FORMAT,
+        "scenario": _fields_of(scenario),
+        "policy": name,
+        "policy_fields": _fields_of(policy),
+        "grid": {f: [float(v) for v in coords[f]] for f in fields},
+        "grid_order": list(fields),
+        "seed": int(seed),
+        "realizations": int(realizations),
+        "rounds": int(rounds),
+        "dtype": str(dtype),
+    }
+
+
+def _hash(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out
+
+
+# ----------------------------------------------------------------------------- compiled kernel
+def _stack(objs, fields, dtype):
+    """Stack per-point pytrees: grid fields become ``(G,)`` leaves, others stay scalars.
+    Returns ``(stacked, in_axes)``."""
+    import jax
+    import jax.numpy as jnp
+
+    base = objs[0]
+    cls = type(base)
+    leaves, treedef = jax.tree_util.tree_flatten(base)
+    new, axes = [], []
+    for name, leaf in zip(cls._leaf_fields, leaves):
+        if name in fields:
+            vals = np.asarray([np.asarray(getattr(o, name)) for o in objs])
+            dt = dtype if np.issubdtype(vals.dtype, np.floating) or np.issubdtype(jnp.result_type(leaf), np.floating) else vals.dtype
+            new.append(jnp.asarray(vals, dt))
+            axes.append(0)
+        else:
+            new.append(leaf)
+            axes.append(None)
+    return treedef.unflatten(new), treedef.unflatten(axes)
+
+
+def _kernel():
+    import functools
+
+    import jax
+
+    from .simulator import simulate_realization
+
+    @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "s_axes", "p_axes"))
+    def run(scen, pol, root, indices, *, rounds, ar, dtype, s_axes, p_axes):
+        def per_point(s, p):
+            fn = lambda i: simulate_realization(s, p, root, i, rounds=rounds, ar=ar, dtype=dtype)
+            return jax.vmap(fn)(indices)
+
+        return jax.vmap(per_point, in_axes=(s_axes.tree, p_axes.tree))(scen, pol)
+
+    return run
+
+
+class _Static:
+    """Hashable wrapper of an ``in_axes`` pytree (static argument of the jitted kernel)."""
+
+    def __init__(self, tree):
+        import jax
+
+        self.tree = tree
+        self._key = repr(jax.tree_util.tree_flatten(tree, is_leaf=lambda x: x is None))
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and self._key == other._key
+
+
+_KERNEL = None
+
+
+def _get_kernel():
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = _kernel()
+    return _KERNEL
+
+
+# ----------------------------------------------------------------------------- chunk files
+def _chunk_paths(out: str, c: int) -> tuple[str, str]:
+    return os.path.join(out, f"chunk-{c:05d}.npz"), os.path.join(out, f"chunk-{c:05d}.json")
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _chunk_ok(out: str, c: int, config_hash: str, start: int, stop: int, n_points: int) -> bool:
+    """True if chunk ``c`` is complete and intact (sidecar, config hash, checksum, shapes)."""
+    npz, side = _chunk_paths(out, c)
+    try:
+        with open(side) as fh:
+            meta = json.load(fh)
+        if meta.get("config_hash") != config_hash or meta.get("start") != start or meta.get("stop") != stop:
+            return False
+        if _sha256_file(npz) != meta.get("npz_sha256"):
+            return False
+        with np.load(npz) as z:
+            return all(k in z.files and z[k].shape == (n_points, stop - start) for k in METRICS)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError, EOFError):
+        return False
+    except Exception:  # zipfile.BadZipFile and friends: a damaged file is simply recomputed
+        return False
+
+
+def _write_chunk(out, c, arrays, meta):
+    from . import io as gio
+
+    npz, side = _chunk_paths(out, c)
+    gio.save_npz(npz, arrays)
+    meta = dict(meta, npz_sha256=_sha256_file(npz))
+    gio.save_json(side, meta)  # the sidecar is written last: it marks the chunk as finished
+
+
+# ----------------------------------------------------------------------------- the sweep
+def sweep(
+    scenario,
+    policy,
+    grid: Mapping[str, Sequence[float]],
+    *,
+    seed: int = 0,
+    realizations: int = 1024,
+    rounds: int = 10_000,
+    chunk: int | None = None,
+    out: str | None = None,
+    dtype=None,
+    devices: int | None = None,
+    progress: bool | None = None,
+) -> SweepResult:
+    """Run ``policy`` on ``scenario`` over the Cartesian product of ``grid`` × realizations.
+
+    Args:
+      scenario, policy: the base model; ``grid`` maps leaf field names (of either) to values.
+      seed: realization ``r`` uses ``fold_in(key(seed), r)`` at every grid point.
+      realizations, rounds: sizes; chunk: realizations per compiled call (default: all).
+      out: folder for ``sweep.json`` and the chunk files (resumable); ``None`` keeps everything
+        in memory.
+      dtype: float32 or float64 (default: JAX's default float).
+      devices: number of devices for the mesh (default: all visible devices).
+      progress: tqdm bar over chunks (``None``: only on a terminal).
+    Returns:
+      ``SweepResult`` (the same as ``load_sweep(out)``).
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec
+    from tqdm.auto import tqdm
+
+    from . import io as gio
+    from . import simulator as sim
+
+    realizations = sim._check_positive_int("realizations", realizations)
+    rounds = sim._check_positive_int("rounds", rounds)
+    seed = sim._check_positive_int("seed", seed, lo=0)
+    chunk = min(realizations if chunk is None else sim._check_positive_int("chunk", chunk), realizations)
+    all_devices = jax.devices()
+    n_dev = len(all_devices) if devices is None else sim._check_positive_int("devices", devices)
+    if n_dev > len(all_devices):
+        raise ValueError(f"devices must be <= {len(all_devices)} (visible devices), got {n_dev}")
+    fields, coords, scens, pols = _build_points(scenario, policy, grid)
+    prepared = [sim._prepare(s, p, dtype) for s, p in zip(scens, pols)]
+    dt = prepared[0][2]
+    ar = any(sim._entropy_ar(s) for s in scens)
+    config = _config(scenario, policy, fields, coords, seed=seed, realizations=realizations, rounds=rounds, dtype=dt)
+    chash = _hash(config)
+    n_points = len(scens)
+    n_chunks = -(-realizations // chunk)
+    writer = jax.process_index() == 0
+
+    if out is not None:
+        out = os.fspath(out)
+        man_path = os.path.join(out, "sweep.json")
+        if os.path.exists(man_path):
+            try:
+                with open(man_path) as fh:
+                    old = json.load(fh)
+            except (OSError, json.JSONDecodeError):
+                old = None
+            if old is not None and old.get("config_hash") != chash:
+                diffs = _diff(old.get("config", {}), config)
+                raise ValueError(
+                    f"{out} holds a sweep with a different configuration ({'; '.join(diffs[:5]) or 'hash differs'}); "
+                    "use a new --out folder or delete the old one"
+                )
+            if old is not None and old.get("chunk") != chunk:
+                raise ValueError(
+                    f"{out} was written with --chunk {old.get('chunk')}; resume with the same chunk size "
+                    f"(results do not depend on it) or use a new --out folder"
+                )
+        if writer:
+            gio.save_json(man_path, {"config": config, "config_hash": chash, "chunk": chunk, "n_chunks": n_chunks,
+                                     "environment": gio.environment_info()})
+
+    s_stack, s_axes = _stack([p[0] for p in prepared], fields, dt)
+    p_stack, p_axes = _stack([p[1] for p in prepared], fields, dt)
+    mesh = jax.make_mesh((n_dev,), ("r",), devices=all_devices[:n_dev], axis_types=(AxisType.Auto,))
+    idx_sharding = NamedSharding(mesh, PartitionSpec("r"))
+    rep = NamedSharding(mesh, PartitionSpec())
+    s_stack, p_stack = jax.device_put((s_stack, p_stack), rep)
+    c_pad = -(-chunk // n_dev) * n_dev
+    root = jax.random.key(seed)
+    kernel = _get_kernel()
+    env = gio.environment_info() if out is not None else None
+
+    todo = [c for c in range(n_chunks)
+            if out is None or not _chunk_ok(out, c, chash, c * chunk, min((c + 1) * chunk, realizations), n_points)]
+    mem: dict[int, dict[str, np.ndarray]] = {}
+    bar = tqdm(total=n_chunks, initial=n_chunks - len(todo), desc="sweep", unit="chunk",
+               disable=(not progress) if progress is not None else None)
+    try:
+        for c in todo:
+            start, stop = c * chunk, min((c + 1) * chunk, realizations)
+            idx_np = np.arange(start, start + c_pad, dtype=np.uint32)
+            idx = jax.make_array_from_callback((c_pad,), idx_sharding, lambda i: idx_np[i])
+            t0 = time.time()
+            res = kernel(s_stack, p_stack, root, idx, rounds=rounds, ar=ar, dtype=dt,
+                         s_axes=_Static(s_axes), p_axes=_Static(p_axes))
+            if jax.process_count() > 1:
+                from jax.experimental import multihost_utils
+
+                res = multihost_utils.process_allgather(res, tiled=True)
+            arrays = {k: np.asarray(res[_SRC[k]])[:, : stop - start] for k in METRICS}
+            wall = time.time() - t0
+            if out is not None:
+                if writer:
+                    _write_chunk(out, c, arrays, {"config_hash": chash, "chunk": c, "start": start, "stop": stop,
+                                                  "seed": seed, "wall_time_s": wall, "devices": n_dev,
+                                                  "environment": env})
+            else:
+                mem[c] = arrays
+            bar.update(1)
+    finally:
+        bar.close()
+    if out is None:
+        return _assemble(config, [mem[c] for c in range(n_chunks)])
+    return load_sweep(out)
+
+
+_SRC = {k: k for k in METRICS}
+
+
+def _assemble(config: Mapping[str, Any], parts: list[dict[str, np.ndarray]]) -> SweepResult:
+    fields = tuple(config["grid_order"])
+    coords = {f: np.asarray(config["grid"][f]) for f in fields}
+    shape = tuple(len(coords[f]) for f in fields)
+    R = int(config["realizations"])
+    metrics = {}
+    for k in METRICS:
+        arr = np.concatenate([p[k] for p in parts], axis=1)
+        if arr.shape[1] != R:
+            raise ValueError(f"sweep results hold {arr.shape[1]} realizations, expected {R}")
+        metrics[k] = arr.reshape(*shape, R)
+    return SweepResult(fields, coords, metrics, R, int(config["rounds"]), dict(config))
+
+
+def load_sweep(directory: str) -> SweepResult:
+    """Load a finished sweep folder as arrays labeled by grid field (``SweepResult``).
+
+    Raises ``ValueError`` if the folder has no ``sweep.json`` or a chunk is missing or damaged
+    (rerun the same ``gelato sweep`` command to complete it)."""
+    directory = os.fspath(directory)
+    man_path = os.path.join(directory, "sweep.json")
+    try:
+        with open(man_path) as fh:
+            man = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{directory}: not a sweep folder (cannot read sweep.json: {exc})") from None
+    config, chash, chunk, n_chunks = man["config"], man["config_hash"], man["chunk"], man["n_chunks"]
+    R = int(config["realizations"])
+    n_points = int(np.prod([len(config["grid"][f]) for f in config["grid_order"]]))
+    parts, bad = [], []
+    for c in range(n_chunks):
+        start, stop = c * chunk, min((c + 1) * chunk, R)
+        if not _chunk_ok(directory, c, chash, start, stop, n_points):
+            bad.append(c)
+            continue
+        with np.load(_chunk_paths(directory, c)[0]) as z:
+            parts.append({k: z[k] for k in METRICS})
+    if bad:
+        raise ValueError(f"{directory}: {len(bad)} of {n_chunks} chunks missing or damaged (first: {bad[0]}); "
+                         "rerun the same sweep command to complete it")
+    return _assemble(config, parts)
+
+
+# ----------------------------------------------------------------------------- CLI
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .cli import scenario_and_policy_from_args
+
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+    grid: dict[str, list[float]] = {}
+    if args.grid_file:
+        grid.update(read_grid_file(args.grid_file))
+    for spec in args.grid or ():
+        name, vals = parse_grid_spec(spec)
+        grid[name] = vals
+    scenario, policy, name = scenario_and_policy_from_args(args)
+    if args.dtype not in (None, "float32", "float64"):
+        raise ValueError(f"--dtype must be float32 or float64, got {args.dtype!r}")
+    t0 = time.time()
+    res = sweep(scenario, policy, grid, seed=args.seed, realizations=args.realizations, rounds=args.rounds,
+                chunk=args.chunk, out=args.out, dtype=args.dtype, devices=args.devices,
+                progress=False if args.quiet else None)
+    wall = time.time() - t0
+    summary = {
+        "out": args.out,
+        "policy": name,
+        "fields": list(res.fields),
+        "shape": list(res.shape),
+        "realizations": res.realizations,
+        "rounds": res.rounds,
+        "wall_time_s": wall,
+        "coords": {f: res.coords[f].tolist() for f in res.fields},
+        "throughput_mean": res.mean("throughput").tolist(),
+        "energy_mean": res.mean("energy").tolist(),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"gelato sweep: policy={name}, grid {' x '.join(f'{f}[{len(res.coords[f])}]' for f in res.fields)} "
+              f"x {res.realizations} realizations x {res.rounds} rounds, {wall:.1f} s -> {args.out or '(memory)'}")
+        thr, en = res.mean("throughput").ravel(), res.mean("energy").ravel()
+        for i, combo in enumerate(itertools.product(*(res.coords[f] for f in res.fields))):
+            label = ", ".join(f"{f}={v:.4g}" for f, v in zip(res.fields, combo))
+            print(f"  {label:<40} throughput {thr[i]:9.4g} tok/s   energy {en[i]:9.4g} J/round")
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    from .cli import _add_model_args, _nonneg_int, _positive_int
+
+    p = subparsers.add_parser("sweep", help="grid sweep over scenario/policy fields x realizations (sharded, resumable)")
+    _add_model_args(p)
+    p.add_argument("--grid", action="append", metavar="FIELD=VALUES",
+                   help="grid axis: FIELD=logspace:A:B:N | linspace:A:B:N | v1,v2,... (repeatable)")
+    p.add_argument("--grid-file", metavar="FILE.toml", help="TOML with a [grid] table (FIELD = [..] or \"logspace:A:B:N\")")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--realizations", type=_positive_int, default=256)
+    p.add_argument("--rounds", type=_positive_int, default=5000)
+    p.add_argument("--chunk", type=_positive_int, default=None, help="realizations per saved chunk")
+    p.add_argument("--out", metavar="DIR", help="results folder (resumable); omit to keep results in memory")
+    p.add_argument("--dtype", default=None, help="float32 or float64")
+    p.add_argument("--devices", type=_positive_int, default=None, help="devices in the mesh (default: all)")
+    p.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize() first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)

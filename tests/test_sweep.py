@@ -1,0 +1,197 @@
+"""gelato sweep: grid parsing, one compiled program for all grid points, agreement with simulate,
+chunk/device invariance, atomic chunks, resume, corrupt-chunk recovery, refusal to mix configs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from gelato_jax import Scenario, simulate
+from gelato_jax import sweep as sw
+from gelato_jax.cli import main
+from gelato_jax.policies import Gelato, StaticSD
+
+R, T = 5, 60
+GRID = {"V": [0.1, 3.0], "E_bar": [0.03, 0.09]}
+POL = Gelato()
+
+
+def test_parse_grid_spec_forms():
+    name, v = sw.parse_grid_spec("V=logspace:-4:1:13")
+    assert name == "V" and len(v) == 13 and v[0] == pytest.approx(1e-4) and v[-1] == pytest.approx(10.0)
+    assert sw.parse_grid_spec("E_bar=0.03,0.06,0.09") == ("E_bar", [0.03, 0.06, 0.09])
+    assert sw.parse_grid_spec("d=linspace:100:300:3")[1] == [100.0, 200.0, 300.0]
+    assert sw.parse_grid_spec("gamma=1,2")[1] == [1, 2]
+    for bad in ("V", "V=", "V=logspace:1:2", "V=a,b", "V=linspace:0:1:0", "V=1,nan"):
+        with pytest.raises(ValueError, match="grid|--grid"):
+            sw.parse_grid_spec(bad)
+
+
+def test_grid_file(tmp_path):
+    p = tmp_path / "g.toml"
+    p.write_text('[grid]\nV = "logspace:-1:1:3"\nE_bar = [0.03, 0.06]\n')
+    g = sw.read_grid_file(str(p))
+    assert list(g) == ["V", "E_bar"] and len(g["V"]) == 3 and g["E_bar"] == [0.03, 0.06]
+
+
+@pytest.mark.parametrize(
+    "grid,match",
+    [
+        ({"gamma_max": [4, 8]}, "static"),
+        ({"proxy": [1, 2]}, "static"),
+        ({"nope": [1.0]}, "neither"),
+        ({"E_bar": [0.03, -1.0]}, "E_bar"),
+        ({}, "empty"),
+    ],
+)
+def test_sweep_rejects_bad_grids(grid, match):
+    with pytest.raises(ValueError, match=match):
+        sw.sweep(Scenario(), POL, grid, realizations=2, rounds=5)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "run"
+    res = sw.sweep(Scenario(), POL, GRID, seed=3, realizations=R, rounds=T, chunk=2, out=str(out), progress=False)
+    return out, res
+
+
+def test_sweep_labels_and_matches_simulate_bit_for_bit(swept):
+    out, res = swept
+    assert res.fields == ("V", "E_bar") and res.shape == (2, 2)
+    np.testing.assert_array_equal(res.coords["V"], GRID["V"])
+    assert res.metrics["throughput"].shape == (2, 2, R)
+    # grid point (V=3, E_bar=0.09) is simulate() on that scenario/policy: same draws, same
+    # decisions; floats may differ in the last bits (XLA fuses the grid-batched program
+    # differently, e.g. FMA contraction), so a few ulps of tolerance
+    ref = simulate(Scenario(E_bar=0.09), Gelato(V=3.0), seed=3, realizations=R, rounds=T)
+    for k in ("budget", "sent", "passes", "accepted", "tokens", "outage"):
+        np.testing.assert_array_equal(res.metrics[k][1, 1], getattr(ref, k), err_msg=k)
+    for k in ("throughput", "energy", "goodput", "queue_final"):
+        np.testing.assert_allclose(res.metrics[k][1, 1], getattr(ref, k), rtol=1e-13, atol=1e-15, err_msg=k)
+    np.testing.assert_allclose(res.metrics["queue"][1, 1], ref.queue_mean, rtol=1e-13, atol=1e-15)
+    # the grid matters: a larger energy budget never lowers mean throughput here, V does change it
+    assert not np.array_equal(res.metrics["throughput"][0, 0], res.metrics["throughput"][1, 0])
+    # load_sweep returns the same arrays
+    again = sw.load_sweep(str(out))
+    for k in sw.METRICS:
+        np.testing.assert_array_equal(again.metrics[k], res.metrics[k])
+    side = json.loads((out / "chunk-00000.json").read_text())
+    for key in ("config_hash", "npz_sha256", "seed", "wall_time_s", "environment", "start", "stop"):
+        assert key in side
+    assert "git_commit" in side["environment"] and "jax" in side["environment"]
+
+
+def test_sweep_one_compile_for_all_grid_points_and_chunks(swept):
+    n0 = sw._get_kernel()._cache_size()
+    sw.sweep(Scenario(), POL, {"V": [0.5, 7.0], "E_bar": [0.05, 0.07]}, seed=3, realizations=R, rounds=T, chunk=2,
+             progress=False)
+    assert sw._get_kernel()._cache_size() == n0  # new values of the same leaves: no recompilation
+
+
+def test_sweep_chunk_size_invariance_in_memory(swept):
+    _, res = swept
+    whole = sw.sweep(Scenario(), POL, GRID, seed=3, realizations=R, rounds=T, chunk=None, progress=False)
+    for k in sw.METRICS:
+        np.testing.assert_array_equal(whole.metrics[k], res.metrics[k], err_msg=k)
+
+
+def test_sweep_resume_skips_done_and_recomputes_corrupt_chunks(swept):
+    out, res = swept
+    stamp = {p: os.stat(out / p).st_mtime_ns for p in ("chunk-00000.npz", "chunk-00001.npz", "chunk-00002.npz")}
+    # truncate one chunk and delete another's sidecar
+    data = (out / "chunk-00001.npz").read_bytes()
+    (out / "chunk-00001.npz").write_bytes(data[: len(data) // 2])
+    (out / "chunk-00002.json").unlink()
+    with pytest.raises(ValueError, match="missing or damaged"):
+        sw.load_sweep(str(out))
+    again = sw.sweep(Scenario(), POL, GRID, seed=3, realizations=R, rounds=T, chunk=2, out=str(out), progress=False)
+    assert os.stat(out / "chunk-00000.npz").st_mtime_ns == stamp["chunk-00000.npz"]  # skipped
+    assert os.stat(out / "chunk-00001.npz").st_mtime_ns != stamp["chunk-00001.npz"]  # recomputed
+    for k in sw.METRICS:
+        np.testing.assert_array_equal(again.metrics[k], res.metrics[k], err_msg=k)
+
+
+def test_sweep_refuses_to_mix_configurations(swept):
+    out, _ = swept
+    with pytest.raises(ValueError, match="different configuration.*seed"):
+        sw.sweep(Scenario(), POL, GRID, seed=4, realizations=R, rounds=T, chunk=2, out=str(out), progress=False)
+    with pytest.raises(ValueError, match="different configuration.*delta"):
+        sw.sweep(Scenario(delta=0.14), POL, GRID, seed=3, realizations=R, rounds=T, chunk=2, out=str(out), progress=False)
+    with pytest.raises(ValueError, match="chunk"):
+        sw.sweep(Scenario(), POL, GRID, seed=3, realizations=R, rounds=T, chunk=3, out=str(out), progress=False)
+
+
+def test_cli_sweep_and_bad_input(tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = main(["sweep", "--policy", "static", "--grid", "gamma=1,3", "--grid", "delta=0.02,0.14",
+               "--realizations", "3", "--rounds", "20", "--out", str(out), "--quiet", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["shape"] == [2, 2]
+    res = sw.load_sweep(str(out))
+    b = res.metrics["budget"]  # StaticSD drafts gamma except in outage
+    assert np.all(b[0] <= 1) and np.all(b[1] <= 3) and b[1].max() == 3
+    assert res.mean("throughput")[0, 1] < res.mean("throughput")[0, 0]  # delta = 140 ms is slower
+    rc = main(["sweep", "--grid", "V=logspace:1:2", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "grid V" in err
+    assert not (tmp_path / "x").exists()
+
+
+_MULTI = textwrap.dedent(
+    """
+    import jax
+    jax.config.update("jax_num_cpu_devices", 8)
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    from gelato_jax import Scenario
+    from gelato_jax.policies import Gelato
+    from gelato_jax.sweep import sweep, METRICS
+    assert len(jax.devices()) == 8
+    grid = {"V": [0.2, 5.0], "delta": [0.02, 0.14]}
+    runs = [sweep(Scenario(), Gelato(), grid, seed=1, realizations=11, rounds=40, chunk=c, devices=d, progress=False)
+            for c, d in ((11, 1), (5, 8), (4, 3))]
+    for r in runs[1:]:
+        for k in METRICS:
+            assert np.array_equal(r.metrics[k], runs[0].metrics[k]), k
+    print("OK", runs[0].metrics["throughput"].shape)
+    """
+)
+
+
+def test_sweep_bit_identical_across_device_counts_and_chunks_8_fake_devices():
+    env = dict(os.environ, XLA_FLAGS="")
+    proc = subprocess.run([sys.executable, "-c", _MULTI], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OK (2, 2, 11)" in proc.stdout
+
+
+@pytest.mark.slow
+def test_sweep_killed_with_sigkill_then_resumed_is_identical(tmp_path):
+    args = ["-m", "gelato_jax", "sweep", "--grid", "V=0.3,3", "--grid", "E_bar=0.03,0.09", "--realizations", "12",
+            "--rounds", "3000", "--chunk", "2", "--seed", "5", "--quiet"]
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, *args, "--out", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "chunk-00001.json").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(p.name for p in killed.glob("chunk-*.json"))
+    assert 0 < len(done) < 6, done  # killed mid-sweep
+    subprocess.run([sys.executable, *args, "--out", str(killed)], env=env, check=True, capture_output=True)
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, *args, "--out", str(clean)], env=env, check=True, capture_output=True)
+    a, b = sw.load_sweep(str(killed)), sw.load_sweep(str(clean))
+    for k in sw.METRICS:
+        np.testing.assert_array_equal(a.metrics[k], b.metrics[k], err_msg=k)
+    assert not list(killed.glob(".tmp-*"))  # no temporary leftovers after the resumed run
