@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gelato", description="GELATO device-edge speculative decoding: simulator and theory verifier")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    p = sub.add_parser("simulate", help="simulate a policy on a scenario and print time averages with 95% CIs")
+    p = sub.add_parser("simulate", help="simulate a policy on a scenario and print time averages with 95%% CIs")
     _add_model_args(p)
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--realizations", type=_positive_int, default=256)

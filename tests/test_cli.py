@@ -74,3 +74,18 @@ def test_module_entry_point_bad_input_subprocess():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Scenario.E_bar" in proc.stderr
+
+
+def test_help_of_every_subcommand(capsys):
+    from gelato_jax.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert "simulate" in sub.choices
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0, name
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
