@@ -56,7 +56,7 @@ class Sizes:
 
 QUICK = Sizes(
     realizations=64, chunk=32, lo=-1.5, hi=2.5, n_coarse=6, n_fine=5, settle_factor=20.0, min_rounds=2000,
-    rollout_realizations=8, rollout_rounds_cap=4000, mc_samples=20_000, lossless_samples=20_000, quantiles=2048,
+    rollout_realizations=4, rollout_rounds_cap=2000, mc_samples=20_000, lossless_samples=20_000, quantiles=2048,
 )
 FULL = Sizes(
     realizations=4096, chunk=512, lo=-2.0, hi=3.7, n_coarse=10, n_fine=8, settle_factor=20.0, min_rounds=2000,
@@ -284,7 +284,8 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
         v = checks.check_gap_slope(Vs, thr, th.T_star, fit_mask=Vs >= V0 * (1 - 1e-9), B_plus_C=th.B + Cv, t_star_tol=th.T_star_tol or 0.0, seed=seed)
         # with δ_T > 0 the bound is B/V + δ_T: no 1/V law is claimed (theory.bounds)
-        verdicts.append(_tag(_maybe_observation(v, theorem_claims and th.delta_T <= 0.0), cfg))
+        why = "outside the i.i.d. assumption" if not theorem_claims else "δ_T > 0: the bound is B/V + δ_T, no 1/V law claimed"
+        verdicts.append(_tag(_maybe_observation(v, theorem_claims and th.delta_T <= 0.0, why), cfg))
     need_q = th.need("B", "delta_T", "T_max", "T_slater", "eps")
     if need_q:
         verdicts.append(not_run("§8.4 queue: (1/T)ΣE[Z_t] ≤ (B + C + V(T_max − T*))/ε for every V", need_q).with_config(cfg.name))
@@ -343,10 +344,10 @@ def _tag(v: Verdict, cfg: Config, **extra) -> Verdict:
     return v.with_config(cfg.name)
 
 
-def _maybe_observation(v: Verdict, theorem: bool) -> Verdict:
+def _maybe_observation(v: Verdict, theorem: bool, why: str = "outside the i.i.d. assumption") -> Verdict:
     if theorem or v.status == "not run":
         return v
-    return observation(v.claim + " [outside the i.i.d. assumption]", v.statistic, v.bound, v.ci, would_pass=v.passed, **v.details)
+    return observation(f"{v.claim} [{why}]", v.statistic, v.bound, v.ci, {**v.details, "would_pass": v.passed})
 
 
 # ----------------------------------------------------------------------------- global checks

@@ -99,6 +99,6 @@ def not_run(claim: str, reason: str, **details) -> Verdict:
     return Verdict(claim, None, None, None, None, {"reason": reason, **details}, status="not run")
 
 
-def observation(claim: str, statistic, bound, ci, **details) -> Verdict:
+def observation(claim: str, statistic, bound, ci, details: dict | None = None) -> Verdict:
     """A reported measurement outside the theorem's assumptions (never a pass or a failure)."""
-    return Verdict(claim, statistic, bound, ci, None, details, status="observation")
+    return Verdict(claim, statistic, bound, ci, None, dict(details or {}), status="observation")

@@ -33,7 +33,7 @@ def test_verdict_status_consistent():
     assert Verdict("c", 1.0, 2.0, None, True).status == "pass"
     assert Verdict("c", 1.0, 2.0, None, False).status == "FAIL"
     assert not_run("c", "why").passed is None and not_run("c", "why").status == "not run"
-    assert observation("c", 1.0, 2.0, None).status == "observation"
+    assert observation("c", 1.0, 2.0, None, {"bound": 3}).status == "observation"
     with pytest.raises(ValueError):
         Verdict("c", 1.0, 2.0, None, True, status="FAIL")
     d = Verdict("c", float("inf"), None, (1.0, 2.0), False, {"x": np.arange(3)}).as_dict()
