@@ -67,7 +67,13 @@ def check_real(
     rng = _fmt_range(lo, hi, lo_open, hi_open)
 
     def check(name: str, value: Any) -> Any:
-        if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+        # Python containers (a TOML array, ``--set W=1,2``) are not a number: a leaf is a scalar or
+        # an explicit numpy/JAX array (for stacked scenarios); a list would reach jit as a pytree.
+        if (
+            value is None
+            or isinstance(value, (bool, np.bool_, str, bytes, list, tuple, dict, set, complex))
+            or np.iscomplexobj(value)
+        ):
             raise ValueError(f"{owner}.{name}: expected a real number in {rng}, got {value!r} ({type(value).__name__})")
         if isinstance(value, numbers.Real):
             value = float(value)
