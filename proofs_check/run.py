@@ -282,7 +282,15 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         data["gap_bound"] = (th.B + Cv) / Vs
         data["C"] = Cv
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
-        v = checks.check_gap_slope(Vs, thr, th.T_star, fit_mask=Vs >= V0 * (1 - 1e-9), B_plus_C=th.B + Cv, t_star_tol=th.T_star_tol or 0.0, seed=seed)
+        # the 1/V law is tested where the theorem's bound is informative: V ≥ V0 and (B+C)/V below
+        # the largest observed gap (for smaller V the bound exceeds every gap and implies no rate)
+        # (B + V·δ⁺)/V < gap(V_min)  ⇔  V > B / (gap(V_min) − δ⁺)
+        room = float(data["gap"][0]) - max(th.delta_T, 0.0)
+        V_inf = th.B / room if room > 0 else float("inf")
+        V_fit = max(V0, V_inf)
+        data["V_fit_min"] = V_fit
+        notes.append(f"gap-scaling range: V ≥ max(V0, (B+C)/gap(V_min)) = {V_fit:.4g}")
+        v = checks.check_gap_slope(Vs, thr, th.T_star, fit_mask=Vs >= V_fit * (1 - 1e-9), B_plus_C=th.B + Cv, t_star_tol=th.T_star_tol or 0.0, seed=seed)
         # with δ_T > 0 the bound is B/V + δ_T: no 1/V law is claimed (theory.bounds)
         why = "outside the i.i.d. assumption" if not theorem_claims else "δ_T > 0: the bound is B/V + δ_T, no 1/V law claimed"
         verdicts.append(_tag(_maybe_observation(v, theorem_claims and th.delta_T <= 0.0, why), cfg))
@@ -431,15 +439,19 @@ def proxy_vs_monte_carlo(cfg: Config, sizes: Sizes, *, seed: int = 0) -> Verdict
 
         return jax.vmap(one)(jax.random.split(key, n))
 
-    vals, samples = [], []
+    vals, samples, tols = [], [], []
+    # theory.exact_proxy tabulates on a rate grid: allow a relative 1e-6 (measured: ~1e-9 at γ = 0,
+    # where the value is deterministic); the mean proxy of configuration (a) is evaluated directly
+    table_rel_tol = 1e-6 if getattr(policy, "proxy", None) == "exact" else 0.0
     for i, h in enumerate(hs):
         for g in range(G + 1):
             if outage[i] and g > 0:
                 continue
             t, e = mc(scenario, policy, jax.random.fold_in(key, i * (G + 1) + g), jnp.asarray(h), jnp.asarray(g, jnp.int32))
             vals += [T_hat[i, g], E_hat[i, g]]
+            tols += [table_rel_tol * abs(T_hat[i, g]), table_rel_tol * abs(E_hat[i, g])]
             samples += [np.asarray(t), np.asarray(e)]
-    v = checks.check_closed_form(claim_name, np.array(vals), np.stack(samples))
+    v = checks.check_closed_form(claim_name, np.array(vals), np.stack(samples), abs_tol=np.array(tols))
     return v.with_config(cfg.name)
 
 
