@@ -32,8 +32,9 @@ from jax.scipy.special import gammainc, gammaincc, gammaln
 
 __all__ = ["TABLE_SIZE", "GammaTable", "gamma_table", "gamma_quantile", "open_unit"]
 
-TABLE_SIZE = 2048
-_BISECT = 90
+TABLE_SIZE = 2048  # even: the grid is split in two symmetric halves
+_BISECT = 44  # from a bracket of width < 2^10 to < 2^-34, then Newton
+_NEWTON = 2
 
 
 def _w_range(dtype) -> float:
@@ -65,27 +66,37 @@ def gamma_table(k, dtype, size: int = TABLE_SIZE) -> GammaTable:
     w = jnp.linspace(-wmax, wmax, size, dtype=dtype)
     h = jnp.asarray(2 * wmax / (size - 1), dtype)
     lgk = gammaln(k)
-    # probabilities of the nodes, each on the side where it is accurate
-    log_p_lo = jax.nn.log_sigmoid(w)  # log u
-    lower = w <= 0
-    p_lo = jax.nn.sigmoid(w)  # u (used where w <= 0)
-    p_hi = jax.nn.sigmoid(-w)  # 1 - u (used where w > 0)
+    # each node is solved on the side where it is accurate: F(x) = u for w <= 0 (first half of
+    # the symmetric grid), Q(x) = 1 - u for w > 0 (second half)
+    half = size // 2
+    w_lo, w_hi = w[:half], w[half:]
+    p_lo = jax.nn.sigmoid(w_lo)  # u
+    p_hi = jax.nn.sigmoid(-w_hi)  # 1 - u
     tiny = jnp.finfo(dtype).tiny
     y_min = jnp.log(tiny) + 1.0
-    y_lo = jnp.maximum((jnp.min(log_p_lo) + gammaln(k + 1.0)) / k - 2.0, y_min)
+    y_lo = jnp.maximum((jax.nn.log_sigmoid(w[0]) + gammaln(k + 1.0)) / k - 2.0, y_min)
     y_hi = jnp.log(k + 20.0 * jnp.sqrt(k) + 2.0 * wmax + 10.0)
-    lo = jnp.full(w.shape, y_lo, dtype)
-    hi = jnp.full(w.shape, y_hi, dtype)
 
-    def body(_, bounds):
-        lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        x = jnp.exp(mid)
-        below = jnp.where(lower, gammainc(k, x) < p_lo, gammaincc(k, x) > p_hi)
-        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+    def solve(p, cdf, sign):
+        # bisection on y = log x for cdf(e^y) = p (sign +1: increasing cdf, -1: survival)
+        lo = jnp.full(p.shape, y_lo, dtype)
+        hi = jnp.full(p.shape, y_hi, dtype)
 
-    lo, hi = jax.lax.fori_loop(0, _BISECT, body, (lo, hi))
-    y = 0.5 * (lo + hi)
+        def body(_, bounds):
+            lo, hi = bounds
+            mid = 0.5 * (lo + hi)
+            below = sign * (cdf(k, jnp.exp(mid)) - p) < 0
+            return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+        lo, hi = jax.lax.fori_loop(0, _BISECT, body, (lo, hi))
+        y = 0.5 * (lo + hi)
+        for _ in range(_NEWTON):  # polish: dF/dy = f_Y(y) = exp(k y - e^y - lgamma(k))
+            fy = jnp.exp(k * y - jnp.exp(y) - lgk)
+            step = sign * (cdf(k, jnp.exp(y)) - p) / jnp.maximum(fy, tiny)
+            y = jnp.clip(y - step, lo, hi)
+        return y
+
+    y = jnp.concatenate([solve(p_lo, gammainc, 1.0), solve(p_hi, gammaincc, -1.0)])
     # dy/dw = u (1 - u) / f_Y(y), in logs
     log_dudw = jax.nn.log_sigmoid(w) + jax.nn.log_sigmoid(-w)
     log_fy = k * y - jnp.exp(y) - lgk

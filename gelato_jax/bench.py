@@ -33,10 +33,44 @@ __all__ = ["measure", "run_benchmark", "format_report", "add_parsers"]
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
     import resource
 
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024.0 if sys.platform != "darwin" else r / 2**20
+
+
+def _proc_status(key: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux ``clear_refs`` 5), so that the peak of the run
+    alone can be read from ``VmHWM`` afterwards."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _run_peak(fn):
+    """Run ``fn()``; return (result, seconds, current RSS before MB, peak RSS during MB or None)."""
+    before = _proc_status("VmRSS")
+    ok = _reset_peak()
+    t0 = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t0
+    peak = _proc_status("VmHWM") if ok else None
+    return out, dt, before, peak
 
 
 def _model(V: float = 1.0):
@@ -67,13 +101,10 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
 
         mesh = jax.make_mesh((devices,), ("r",), devices=jax.devices()[:devices], axis_types=(AxisType.Auto,))
         idx = jax.device_put(idx, NamedSharding(mesh, PartitionSpec("r")))
-    rss0 = _rss_mb()
     t0 = time.perf_counter()
     compiled = sim._simulate_chunk.lower(s, p, root, idx, rounds=T, ar=False, dtype=dt).compile()
     t_compile = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(compiled(s, p, root, idx))
-    t_run = time.perf_counter() - t0
+    out, t_run, rss_before, peak = _run_peak(lambda: jax.block_until_ready(compiled(s, p, root, idx)))
     thr = np.asarray(out["throughput"])[:R]
     return {
         "impl": "jax",
@@ -85,7 +116,8 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
         "run_s": t_run,
         "rate": R * T / t_run,
         "peak_rss_mb": _rss_mb(),
-        "rss_increase_mb": _rss_mb() - rss0,
+        "run_rss_before_mb": rss_before,
+        "run_peak_rss_mb": peak,
         "mean_throughput": float(np.mean(thr)),
     }
 
@@ -99,11 +131,12 @@ def _measure_numpy(R: int, T: int, dtype: str, seed: int) -> dict[str, Any]:
 
     scen, pol = _model()
     reference.params(scen, pol)  # scenario constants (quadrature) outside the timing
-    rss0 = _rss_mb()
+    out, t_run, rss_before, peak_rss = _run_peak(
+        lambda: reference.simulate(scen, pol, seed=seed, realizations=R, rounds=T, dtype=np.dtype(dtype))
+    )
+    # a second, shorter run under tracemalloc for the peak of numpy allocations (it slows numpy)
     tracemalloc.start()
-    t0 = time.perf_counter()
-    out = reference.simulate(scen, pol, seed=seed, realizations=R, rounds=T, dtype=np.dtype(dtype))
-    t_run = time.perf_counter() - t0
+    reference.simulate(scen, pol, seed=seed, realizations=R, rounds=min(T, 20), dtype=np.dtype(dtype))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {
@@ -116,10 +149,10 @@ def _measure_numpy(R: int, T: int, dtype: str, seed: int) -> dict[str, Any]:
         "run_s": t_run,
         "rate": R * T / t_run,
         "peak_rss_mb": _rss_mb(),
-        "rss_increase_mb": _rss_mb() - rss0,
+        "run_rss_before_mb": rss_before,
+        "run_peak_rss_mb": peak_rss,
         "tracemalloc_peak_mb": peak / 2**20,
         "mean_throughput": float(np.mean(out["throughput"])),
-        "note": "tracemalloc is on during the run (adds a little overhead)",
     }
 
 
@@ -133,6 +166,7 @@ def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = reference.python_loop_simulate(scen, pol, seed=seed, realizations=R, rounds=T)
     t_run = time.perf_counter() - t0
+    rss_before, peak = None, None
     return {
         "impl": "python",
         "dtype": "float64",
@@ -143,6 +177,8 @@ def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
         "run_s": t_run,
         "rate": R * T / t_run,
         "peak_rss_mb": _rss_mb(),
+        "run_rss_before_mb": rss_before,
+        "run_peak_rss_mb": peak,
         "mean_throughput": float(np.mean(out["throughput"])),
     }
 
@@ -181,8 +217,8 @@ def run_benchmark(
     realizations: int = 4096,
     rounds: int = 10_000,
     numpy_rounds: int = 200,
-    python_realizations: int = 2,
-    python_rounds: int = 500,
+    python_realizations: int = 4,
+    python_rounds: int = 2000,
     dtypes=("float32", "float64"),
     devices=(1, 2),
     seed: int = 0,
@@ -226,16 +262,37 @@ def run_benchmark(
     }
 
 
+def run_scaling(
+    *, sizes=(100, 1000, 10_000, 100_000), rounds: int = 200, dtype: str = "float32", seed: int = 0,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Rate and run memory of the JAX simulator vs the number of realizations (one chunk each)."""
+    from tqdm.auto import tqdm
+
+    results = []
+    for R in tqdm(sizes, desc="scaling", unit="run", disable=(not progress) if progress is not None else None):
+        results.append(_subprocess("jax", R, rounds, dtype, 1, seed, None))
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {"results": results, "ratios": {}, "cpu_count": os.cpu_count(), "load_average": load}
+
+
 def format_report(rep: dict[str, Any]) -> str:
     lines = [
-        f"{'impl':<7}{'dtype':<9}{'dev':>4}{'R':>7}{'T':>7}{'rate (r·rounds/s)':>19}{'compile s':>11}{'run s':>9}{'peak RSS MB':>13}{'ΔRSS MB':>9}",
+        f"{'impl':<7}{'dtype':<9}{'dev':>4}{'R':>8}{'T':>7}{'rate (r·rounds/s)':>19}{'compile s':>11}{'run s':>9}"
+        f"{'peak RSS MB':>13}{'run: RSS before → peak MB':>28}",
     ]
     for r in rep["results"]:
+        b, pk = r.get("run_rss_before_mb"), r.get("run_peak_rss_mb")
+        run_mem = f"{b:.0f} → {pk:.0f}" if b is not None and pk is not None else "n/a"
         lines.append(
-            f"{r['impl']:<7}{r['dtype']:<9}{r['devices']:>4}{r['realizations']:>7}{r['rounds']:>7}{r['rate']:>19.3e}"
-            f"{r['compile_s']:>11.2f}{r['run_s']:>9.2f}{r['peak_rss_mb']:>13.0f}{r.get('rss_increase_mb', float('nan')):>9.0f}"
+            f"{r['impl']:<7}{r['dtype']:<9}{r['devices']:>4}{r['realizations']:>8}{r['rounds']:>7}{r['rate']:>19.3e}"
+            f"{r['compile_s']:>11.2f}{r['run_s']:>9.2f}{r['peak_rss_mb']:>13.0f}{run_mem:>28}"
         )
-    lines.append("ratios: " + ", ".join(f"{k} = {v:.3g}" for k, v in rep["ratios"].items()))
+    if rep["ratios"]:
+        lines.append("ratios: " + ", ".join(f"{k} = {v:.3g}" for k, v in rep["ratios"].items()))
     lines.append(f"cpus {rep['cpu_count']}, load average {rep['load_average']}")
     return "\n".join(lines)
 
@@ -250,6 +307,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ValueError(f"--dtype must be float32, float64 or both (comma-separated), got {d!r}")
     if any(d < 1 for d in devices):
         raise ValueError(f"--devices must be positive integers, got {args.devices!r}")
+    if args.scaling:
+        sizes = tuple(int(x) for x in str(args.scaling).split(","))
+        rep = run_scaling(sizes=sizes, rounds=args.rounds, dtype=dtypes[0], seed=args.seed,
+                          progress=False if args.quiet else None)
+        rep["command"] = " ".join(sys.argv)
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            gio.save_json(os.path.join(args.out, "scaling.json"), rep)
+        print(json.dumps(gio._jsonable(rep), indent=2) if args.json else format_report(rep))
+        return 0
     rep = run_benchmark(
         realizations=args.realizations,
         rounds=args.rounds,
@@ -276,11 +343,12 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--realizations", type=_positive_int, default=4096)
     p.add_argument("--rounds", type=_positive_int, default=10_000, help="rounds of the JAX runs")
     p.add_argument("--numpy-rounds", type=_positive_int, default=200, help="rounds of the numpy runs (rate per round)")
-    p.add_argument("--python-realizations", type=_positive_int, default=2)
-    p.add_argument("--python-rounds", type=_positive_int, default=500)
+    p.add_argument("--python-realizations", type=_positive_int, default=4)
+    p.add_argument("--python-rounds", type=_positive_int, default=2000)
     p.add_argument("--dtype", default="float32,float64", help="float32, float64 or both, comma-separated")
     p.add_argument("--devices", default="1,2", help="CPU device counts for the JAX runs, comma-separated")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scaling", metavar="R1,R2,...", help="instead: JAX rate and memory vs realizations (--rounds each)")
     p.add_argument("--out", metavar="DIR", help="save bench.json here")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
