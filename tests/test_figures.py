@@ -61,3 +61,24 @@ def test_cli_figures_draw_only_and_missing_results(saved, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "no saved result" in err and len(err.strip().splitlines()) == 1
     assert main(["figures", "--only", "nope"]) == 2
+
+
+def test_headline_markdown_from_saved_comparisons(tmp_path):
+    from figures import headline
+    from gelato_jax.cli import main
+    from gelato_jax.compare import save_comparison
+
+    rng = np.random.default_rng(1)
+    res = tmp_path / "head"
+    for key in headline.SCENARIOS:
+        cmp = _fake(list(headline.POLICIES), rng)
+        rec = {"names": list(cmp.names), "reference": "gelato", "seed": 0, "realizations": cmp.realizations,
+               "rounds": cmp.rounds, "policies": {n: {} for n in cmp.names}}
+        save_comparison(str(res), cmp, rec, stem=f"headline_{key}")
+    out = tmp_path / "headline.md"
+    assert main(["headline", "--draw-only", "--results", str(res), "--out", str(out), "--quiet"]) == 0
+    text = out.read_text()
+    for needle in ("+64.98 %", "−47.47 %", "−23.39 %", "DSSD", "U-HLM", "oracle", "Where and why"):
+        assert needle in text
+    # one row per baseline in each "GELATO vs" table, with a paired CI
+    assert text.count("| DSSD (γ=4, scalar uplink) | ") == 4 and "[" in text
