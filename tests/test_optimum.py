@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from gelato_jax import Scenario, channel, costs, tokens
 from gelato_jax.optimum import optimum, outage_threshold, proxy_tables
@@ -114,3 +115,25 @@ def test_bad_inputs():
         optimum("x", p)
     with pytest.raises(ValueError, match="policy"):
         optimum(s, "gelato")
+
+
+def test_gauss_markov_uses_the_exp1_marginal(base):
+    o = optimum(Scenario(channel="gauss_markov", rho=0.9), Gelato(exit="none"), quantiles=Q)
+    assert o.T_star == pytest.approx(base.T_star, rel=1e-12)
+
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    E_bar=st.floats(0.005, 0.3),
+    d=st.floats(50.0, 1500.0),
+    r_min=st.floats(0.0, 3e6),
+    delta=st.floats(0.0, 0.2),
+)
+def test_lp_equals_dual_on_random_scenarios(E_bar, d, r_min, delta):
+    s = Scenario(E_bar=E_bar, d=d, r_min=r_min, delta=delta)
+    o = optimum(s, Gelato(exit="none"), quantiles=64)
+    assert abs(o.T_star - o.T_star_dual) <= o.tolerance
+    assert o.energy <= E_bar * (1 + 1e-9)
+    assert o.T_lower - o.tolerance <= o.T_star <= o.T_upper + o.tolerance
+    np.testing.assert_array_equal(o.probs[o.outage, 0], 1.0)
