@@ -6,8 +6,9 @@ deterministic: it sends ``L`` tokens with ``P ∈ {L, L+1}`` passes and ``B = Σ
 uplink bits. Only acceptance is random, and given ``H`` its law is known in closed form
 (Rao–Blackwellisation): ``P(A = a | H) = Π_{i≤a} α(H_i) · (1 − α(H_{a+1}))`` for ``a < L`` and
 ``Π_{i≤L} α(H_i)`` for ``a = L``. The remaining expectation over ``H`` is a sample average over
-``EXACT_SAMPLES`` i.i.d. entropy vectors drawn once with the fixed key ``EXACT_SEED`` (the
-table assumes i.i.d. entropies; with ``rho_H > 0`` it is the i.i.d. approximation):
+``EXACT_SAMPLES`` i.i.d. entropy vectors drawn with the fixed key ``EXACT_SEED`` in chunks of
+``EXACT_CHUNK`` (the table assumes i.i.d. entropies; with ``rho_H > 0`` it is the i.i.d.
+approximation):
 
 * payload ``full``/``scalar`` (bits do not depend on ``H``): the table is the joint law
   ``prob[γ̃, L, P − L, A]``; ``E[N/D | γ̃, h] = Σ prob · (A + 1)/D(P, L, A; r(h), r_dl(h))`` is then
@@ -35,12 +36,13 @@ from gelato_jax.early_exit import leaky_bucket_exit, no_exit
 from . import _generated
 
 __all__ = [
-    "EXACT_SAMPLES", "EXACT_GRID", "EXACT_SEED", "ExactTable", "ExactAux", "ExactCosts",
+    "EXACT_SAMPLES", "EXACT_GRID", "EXACT_CHUNK", "EXACT_SEED", "ExactTable", "ExactAux", "ExactCosts",
     "round_laws", "build_table", "exact_costs", "table_error", "policy_table_error",
 ]
 
-EXACT_SAMPLES = 32768
-EXACT_GRID = 256
+EXACT_SAMPLES = 131072
+EXACT_GRID = 64
+EXACT_CHUNK = 8192
 EXACT_SEED = 20260529
 
 
@@ -71,9 +73,10 @@ class ExactCosts(NamedTuple):
     energy: Any  # E[E | γ̃, h]
 
 
-def _entropies(scenario, n: int, dtype):
-    """``(n, γ_max)`` i.i.d. ``Gamma(k_H, θ_H)`` entropies from the fixed key ``EXACT_SEED``."""
-    key = jax.random.key(EXACT_SEED)
+def _entropies(scenario, n: int, dtype, chunk: int = 0):
+    """``(n, γ_max)`` i.i.d. ``Gamma(k_H, θ_H)`` entropies of chunk ``chunk`` (key
+    ``fold_in(key(EXACT_SEED), chunk)``)."""
+    key = jax.random.fold_in(jax.random.key(EXACT_SEED), chunk)
     k = jnp.asarray(scenario.k_H, dtype)
     return scenario.theta_H * jax.random.gamma(key, k, (n, scenario.gamma_max), dtype=dtype)
 
@@ -109,47 +112,57 @@ def _rates_from_v(scenario, v, r_ref):
 
 
 def build_table(scenario, *, payload: str, exit: str, H_th, Theta_th, samples: int = EXACT_SAMPLES,
-                grid: int = EXACT_GRID) -> ExactTable:
-    """The exact-proxy table (JAX; call inside ``jit``)."""
+                grid: int = EXACT_GRID, chunk: int = EXACT_CHUNK) -> ExactTable:
+    """The exact-proxy table (JAX; call inside ``jit``). The sample is processed in chunks of
+    ``chunk`` entropy vectors (memory ``O(chunk · γ_max² + chunk · γ_max · grid)``)."""
     costs._check_payload(payload)
     if exit not in ("bucket", "none"):
         raise ValueError(f"exit must be 'bucket' or 'none', got {exit!r}")
+    chunk = min(chunk, samples)
+    if samples % chunk:
+        raise ValueError(f"samples ({samples}) must be a multiple of chunk ({chunk})")
     dtype = jnp.result_type(float)
     G = scenario.gamma_max
-    H = _entropies(scenario, samples, dtype)
-    L, P, B, pi = jax.vmap(lambda e: round_laws(scenario, e, payload=payload, exit=exit, H_th=H_th, Theta_th=Theta_th))(H)
-    # shapes: L, P, B (M, G+1); pi (M, G+1, G+1)
-    mean_passes = jnp.mean(P.astype(dtype), axis=0)
-    mean_bits = jnp.mean(B, axis=0)
-    r_ref = channel.uplink_rate(scenario, jnp.asarray(1.0, dtype))
     K = grid
-    if payload == "topp":
-        law = jnp.zeros((G + 1, G + 1, 2, G + 1), dtype)
-        r_floor = jnp.maximum(scenario.r_min, channel.uplink_rate(scenario, scenario.h_min))
-        v_max = r_ref / (r_floor + r_ref)
-        v_grid = jnp.linspace(0.0, 1.0, K, dtype=dtype) * v_max
-        a = jnp.arange(G + 1, dtype=dtype)
-        n_given_h = jnp.sum(pi * (a + 1.0), axis=-1)  # (M, G+1) E[N | H]; D does not depend on A
-        d_fixed = _generated.round_latency(P, L, 0.0, 0.0, 1.0, 1.0, scenario.tau_d, scenario.t_v0,
-                                           scenario.t_v1, scenario.delta)  # (M, G+1) without airtimes
+    r_ref = channel.uplink_rate(scenario, jnp.asarray(1.0, dtype))
+    r_floor = jnp.maximum(scenario.r_min, channel.uplink_rate(scenario, scenario.h_min))
+    v_grid = jnp.linspace(0.0, 1.0, K, dtype=dtype) * (r_ref / (r_floor + r_ref))
+    r_k, r_dl_k = jax.vmap(lambda v: _rates_from_v(scenario, v, r_ref))(v_grid)  # (K,)
+    a = jnp.arange(G + 1, dtype=dtype)
+    topp = payload == "topp"
 
-        def at_v(v):
-            r, r_dl = _rates_from_v(scenario, v, r_ref)
-            d = d_fixed + jnp.where(B > 0, B / r, 0.0) + scenario.b_dl / r_dl
-            per = n_given_h / d  # (M, G+1) E[N/D | H]
-            return jnp.mean(per, axis=0), jnp.std(per, axis=0) / jnp.sqrt(samples)
+    def body(acc, i):
+        H = _entropies(scenario, chunk, dtype, i)
+        L, P, B, pi = jax.vmap(
+            lambda e: round_laws(scenario, e, payload=payload, exit=exit, H_th=H_th, Theta_th=Theta_th))(H)
+        # L, P, B: (c, G+1); pi: (c, G+1, G+1)
+        s_p, s_b, s_law, s_y, s_y2 = acc
+        s_p = s_p + jnp.sum(P.astype(dtype), axis=0)
+        s_b = s_b + jnp.sum(B, axis=0)
+        if topp:
+            n_given_h = jnp.sum(pi * (a + 1.0), axis=-1)  # (c, G+1) E[N | H]; D does not depend on A
+            d_fixed = _generated.round_latency(P, L, 0.0, 0.0, 1.0, 1.0, scenario.tau_d, scenario.t_v0,
+                                               scenario.t_v1, scenario.delta)  # (c, G+1) without airtimes
+            air = jnp.where(B[..., None] > 0, B[..., None] / r_k, 0.0)
+            d = d_fixed[..., None] + air + scenario.b_dl / r_dl_k  # (c, G+1, K)
+            y = n_given_h[..., None] / d  # E[N/D | H] at every grid rate
+            s_y = s_y + jnp.sum(y, axis=0)
+            s_y2 = s_y2 + jnp.sum(y * y, axis=0)
+        else:
+            onehot_L = jax.nn.one_hot(L, G + 1, dtype=dtype)  # (c, G+1, G+1)
+            onehot_x = jax.nn.one_hot(P - L, 2, dtype=dtype)  # (c, G+1, 2)
+            xa = (onehot_x[..., :, None] * pi[..., None, :]).reshape(chunk, G + 1, 2 * (G + 1))
+            s_law = s_law + jnp.einsum("mgl,mgk->glk", onehot_L, xa).reshape(G + 1, G + 1, 2, G + 1)
+        return (s_p, s_b, s_law, s_y, s_y2), None
 
-        thr, se = jax.lax.map(at_v, v_grid)
-        thr_grid, se_grid = thr.T, se.T
-    else:
-        onehot_L = jax.nn.one_hot(L, G + 1, dtype=dtype)  # (M, G+1, G+1)
-        onehot_x = jax.nn.one_hot(P - L, 2, dtype=dtype)  # (M, G+1, 2)
-        xa = (onehot_x[..., :, None] * pi[..., None, :]).reshape(samples, G + 1, 2 * (G + 1))
-        law = (jnp.einsum("mgl,mgk->glk", onehot_L, xa) / samples).reshape(G + 1, G + 1, 2, G + 1)
-        v_grid = jnp.zeros((K,), dtype)
-        thr_grid = jnp.zeros((G + 1, K), dtype)
-        se_grid = jnp.zeros((G + 1, K), dtype)
-    return ExactTable(mean_passes, mean_bits, law, v_grid, thr_grid, se_grid, r_ref)
+    zeros_g = jnp.zeros((G + 1,), dtype)
+    init = (zeros_g, zeros_g, jnp.zeros((G + 1, G + 1, 2, G + 1), dtype), jnp.zeros((G + 1, K), dtype),
+            jnp.zeros((G + 1, K), dtype))
+    (s_p, s_b, s_law, s_y, s_y2), _ = jax.lax.scan(body, init, jnp.arange(samples // chunk))
+    mean_y = s_y / samples
+    var_y = jnp.maximum(s_y2 / samples - mean_y**2, 0.0)
+    return ExactTable(s_p / samples, s_b / samples, s_law / samples, v_grid, mean_y,
+                      jnp.sqrt(var_y / samples), r_ref)
 
 
 def exact_costs(scenario, payload: str, table: ExactTable, rate, rate_dl) -> ExactCosts:
