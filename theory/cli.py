@@ -21,9 +21,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def run(args) -> int:
-    import os
+    import jax
 
-    os.environ.setdefault("JAX_ENABLE_X64", "1")
+    jax.config.update("jax_enable_x64", True)  # theory constants in float64
     from gelato_jax import Scenario
     from gelato_jax.policies import Gelato
 
