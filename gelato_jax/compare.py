@@ -467,11 +467,11 @@ def add_parsers(subparsers) -> None:
         help="run several policies on common random numbers; paired 95%% CIs of the differences",
         description=(
             "Simulate policies on the same channel, entropy and acceptance draws and report throughput, "
-            "goodput, energy, energy per token, queue and quality with paired 95%% confidence intervals "
+            "goodput, energy, energy per token, queue and quality with paired 95% confidence intervals "
             "of the reference (default gelato) against each policy."
         ),
     )
-    p.add_argument("--policies", help=f"comma-separated registry names or label=name (default: {','.join(DEFAULT_POLICIES)})")
+    p.add_argument("--policies", help=f"comma-separated registry names (or oracle), or label=name (default: {','.join(DEFAULT_POLICIES)})")
     p.add_argument("--pset", action="append", metavar="LABEL.FIELD=VALUE",
                    help=f"policy field override; LABEL '*' = every policy that has FIELD (gelato and lyapunov-only default to V={DEFAULT_V} here)")
     p.add_argument("--reference", help="label compared against (default: gelato)")
