@@ -67,9 +67,10 @@ def scenario_and_policy_from_args(args: argparse.Namespace):
     if getattr(args, "config", None):
         data = read_toml(args.config)
         scen_tbl = data.get("scenario", {})
-        pol_tbl = dict(data.get("policy", {}))
+        pol_tbl = data.get("policy", {})
         if not isinstance(scen_tbl, dict) or not isinstance(pol_tbl, dict):
-            raise CLIError(f"{args.config}: [scenario] and [policy] must be tables")
+            raise CLIError(f"{args.config}: 'scenario' and 'policy' must be tables ([scenario], [policy])")
+        pol_tbl = dict(pol_tbl)
         name = pol_tbl.pop("name", None)
         scen_kw.update(scen_tbl)
         pol_kw.update(pol_tbl)
@@ -78,7 +79,11 @@ def scenario_and_policy_from_args(args: argparse.Namespace):
                 if isinstance(v, dict):
                     raise CLIError(f"{args.config}: unknown table [{k}] (allowed: [scenario], [policy])")
                 scen_kw[k] = v
-    name = getattr(args, "policy", None) or name or "gelato"
+    cli_name = getattr(args, "policy", None)
+    if cli_name is not None:
+        name = cli_name
+    elif name is None:
+        name = "gelato"
     key = str(name).lower().replace("_", "-")
     if key not in policies.REGISTRY:
         raise CLIError(f"--policy must be one of {sorted(policies.REGISTRY)}, got {name!r}")

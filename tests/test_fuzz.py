@@ -288,7 +288,6 @@ def test_cli_bad_flags(case):
     run_cli([flag, value], needles=(needle,))
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: `--policy ''` falls back to gelato (`args.policy or name`) and runs")
 def test_cli_empty_policy_name_rejected():
     run_cli(["--policy", ""], needles=("--policy",))
 
@@ -326,15 +325,7 @@ TOML_CASES = [
     ("[policy]\nname = 3\n", "--policy"),
     ("[extra]\nfoo = 1\n", "unknown table"),
     ("scenario = 3\n", "table"),
-    pytest.param(
-        "policy = 'gelato'\n",
-        "table",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="cli.py: dict(data.get('policy')) runs before the is-a-table check: "
-            "'dictionary update sequence element #0 ...' names no field",
-        ),
-    ),
+    ("policy = 'gelato'\n", "table"),
     ("[scenario.sub]\nW = 1\n", "Scenario"),
     ("bogus = 1\n", "unknown field"),
 ]
