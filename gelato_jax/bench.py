@@ -64,13 +64,19 @@ def _reset_peak() -> bool:
 
 def _run_peak(fn):
     """Run ``fn()``; return (result, seconds, current RSS before MB, peak RSS during MB or None)."""
+    global _LAST_CPU
     before = _proc_status("VmRSS")
     ok = _reset_peak()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = fn()
     dt = time.perf_counter() - t0
+    _LAST_CPU = time.process_time() - c0
     peak = _proc_status("VmHWM") if ok else None
     return out, dt, before, peak
+
+
+_LAST_CPU = float("nan")
 
 
 def _model(V: float = 1.0):
@@ -115,6 +121,8 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
         "compile_s": t_compile,
         "run_s": t_run,
         "rate": R * T / t_run,
+        "cpu_s": _LAST_CPU,
+        "rate_per_cpu_s": R * T / _LAST_CPU,
         "peak_rss_mb": _rss_mb(),
         "run_rss_before_mb": rss_before,
         "run_peak_rss_mb": peak,
@@ -134,6 +142,7 @@ def _measure_numpy(R: int, T: int, dtype: str, seed: int) -> dict[str, Any]:
     out, t_run, rss_before, peak_rss = _run_peak(
         lambda: reference.simulate(scen, pol, seed=seed, realizations=R, rounds=T, dtype=np.dtype(dtype))
     )
+    cpu = _LAST_CPU
     # a second, shorter run under tracemalloc for the peak of numpy allocations (it slows numpy)
     tracemalloc.start()
     reference.simulate(scen, pol, seed=seed, realizations=R, rounds=min(T, 20), dtype=np.dtype(dtype))
@@ -148,6 +157,8 @@ def _measure_numpy(R: int, T: int, dtype: str, seed: int) -> dict[str, Any]:
         "compile_s": 0.0,
         "run_s": t_run,
         "rate": R * T / t_run,
+        "cpu_s": cpu,
+        "rate_per_cpu_s": R * T / cpu,
         "peak_rss_mb": _rss_mb(),
         "run_rss_before_mb": rss_before,
         "run_peak_rss_mb": peak_rss,
@@ -163,9 +174,11 @@ def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
 
     scen, pol = _model()
     reference.params(scen, pol)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = reference.python_loop_simulate(scen, pol, seed=seed, realizations=R, rounds=T)
     t_run = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     rss_before, peak = None, None
     return {
         "impl": "python",
@@ -176,6 +189,8 @@ def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
         "compile_s": 0.0,
         "run_s": t_run,
         "rate": R * T / t_run,
+        "cpu_s": cpu,
+        "rate_per_cpu_s": R * T / cpu,
         "peak_rss_mb": _rss_mb(),
         "run_rss_before_mb": rss_before,
         "run_peak_rss_mb": peak,
@@ -242,13 +257,14 @@ def run_benchmark(
             results.append(_subprocess(impl, R, T, dt, d, seed, None))
     by = {(r["impl"], r["dtype"], r["devices"]): r for r in results}
     ratios = {}
-    py = by[("python", "float64", 1)]["rate"]
-    for dt in dtypes:
-        npr = by[("numpy", dt, 1)]["rate"]
-        for d in devices:
-            j = by[("jax", dt, d)]["rate"]
-            ratios[f"jax_{dt}_{d}dev_over_numpy_{dt}"] = j / npr
-            ratios[f"jax_{dt}_{d}dev_over_python"] = j / py
+    for key, label in (("rate", "wall"), ("rate_per_cpu_s", "cpu")):
+        py = by[("python", "float64", 1)][key]
+        for dt in dtypes:
+            npr = by[("numpy", dt, 1)][key]
+            for d in devices:
+                j = by[("jax", dt, d)][key]
+                ratios[f"{label}: jax_{dt}_{d}dev/numpy_{dt}"] = j / npr
+                ratios[f"{label}: jax_{dt}_{d}dev/python"] = j / py
     try:
         load = os.getloadavg()
     except OSError:
@@ -281,7 +297,7 @@ def run_scaling(
 
 def format_report(rep: dict[str, Any]) -> str:
     lines = [
-        f"{'impl':<7}{'dtype':<9}{'dev':>4}{'R':>8}{'T':>7}{'rate (r·rounds/s)':>19}{'compile s':>11}{'run s':>9}"
+        f"{'impl':<7}{'dtype':<9}{'dev':>4}{'R':>8}{'T':>7}{'rate (r·rounds/s)':>19}{'per CPU-s':>11}{'compile s':>11}{'run s':>9}"
         f"{'peak RSS MB':>13}{'run: RSS before → peak MB':>28}",
     ]
     for r in rep["results"]:
@@ -289,10 +305,12 @@ def format_report(rep: dict[str, Any]) -> str:
         run_mem = f"{b:.0f} → {pk:.0f}" if b is not None and pk is not None else "n/a"
         lines.append(
             f"{r['impl']:<7}{r['dtype']:<9}{r['devices']:>4}{r['realizations']:>8}{r['rounds']:>7}{r['rate']:>19.3e}"
+            f"{r.get('rate_per_cpu_s', float('nan')):>11.3e}"
             f"{r['compile_s']:>11.2f}{r['run_s']:>9.2f}{r['peak_rss_mb']:>13.0f}{run_mem:>28}"
         )
     if rep["ratios"]:
-        lines.append("ratios: " + ", ".join(f"{k} = {v:.3g}" for k, v in rep["ratios"].items()))
+        lines.append("ratios (wall = per second of elapsed time; cpu = per CPU-second of the process):")
+        lines += [f"  {k} = {v:.3g}" for k, v in rep["ratios"].items()]
     lines.append(f"cpus {rep['cpu_count']}, load average {rep['load_average']}")
     return "\n".join(lines)
 
