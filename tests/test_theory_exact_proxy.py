@@ -78,7 +78,7 @@ def test_table_matches_independent_monte_carlo(payload, exit):
 @pytest.mark.slow
 def test_topp_interpolation_matches_direct_sample_average():
     """The rate-grid interpolation of the topp table against the direct sample average at the
-    exact rate (same entropy sample): a deterministic error, measured < 1e-5 relative."""
+    exact rate (same entropy sample): a deterministic error, measured 2.2e-7 relative (cubic, 64 points)."""
     from theory import _generated
 
     s = Scenario()
@@ -91,7 +91,7 @@ def test_topp_interpolation_matches_direct_sample_average():
         d = _generated.round_latency(P, L, B, s.b_dl, r, r_dl, s.tau_d, s.t_v0, s.t_v1, s.delta)
         direct = np.mean(np.sum(np.asarray(pi) * (np.arange(s.gamma_max + 1) + 1.0), -1) / np.asarray(d), 0)
         got = np.asarray(ep.exact_costs(s, "topp", tab, r, r_dl).throughput)
-        np.testing.assert_allclose(got, direct, rtol=1e-5)
+        np.testing.assert_allclose(got, direct, rtol=1e-6)
 
 
 def test_law_is_a_probability_table_and_no_exit_matches_closed_form():

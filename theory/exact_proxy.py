@@ -15,7 +15,7 @@ approximation):
   exact given the law (its Monte Carlo error is the law's, reported by ``table_error``);
 * payload ``topp`` (bits depend on ``H``): a sample-average approximation of ``E[N/D]`` tabulated
   on ``EXACT_GRID`` points of ``v = r_ref/(r + r_ref)`` (``r_ref = r(h = 1)``; ``v = 0`` is an
-  infinite rate) and linearly interpolated in ``v`` at run time.
+  infinite rate) and interpolated in ``v`` (cubic, Catmull–Rom) at run time.
 
 Energy is linear in ``P`` and ``B``: ``E[E | γ̃, h] = E[P] e_d + P_tx E[B]/r(h)`` with the
 sample means of ``P`` and ``B`` (exact given the sample).
@@ -165,6 +165,24 @@ def build_table(scenario, *, payload: str, exit: str, H_th, Theta_th, samples: i
                       jnp.sqrt(var_y / samples), r_ref)
 
 
+def _cubic_interp(v, grid, rows):
+    """Catmull–Rom cubic interpolation of ``rows (n, K)`` on the uniform ``grid (K,)`` at scalar
+    ``v`` (clamped to the grid; one-sided slopes at the ends). Error ``O(Δv³)``."""
+    K = grid.shape[0]
+    step = grid[1] - grid[0]
+    u = jnp.clip((v - grid[0]) / step, 0.0, K - 1.0)
+    i = jnp.clip(jnp.floor(u).astype(jnp.int32), 0, K - 2)
+    t = u - i
+    p0 = rows[:, jnp.maximum(i - 1, 0)]
+    p1 = rows[:, i]
+    p2 = rows[:, i + 1]
+    p3 = rows[:, jnp.minimum(i + 2, K - 1)]
+    m1 = jnp.where(i > 0, (p2 - p0) / 2, p2 - p1)
+    m2 = jnp.where(i + 2 <= K - 1, (p3 - p1) / 2, p2 - p1)
+    t2, t3 = t * t, t * t * t
+    return (2 * t3 - 3 * t2 + 1) * p1 + (t3 - 2 * t2 + t) * m1 + (-2 * t3 + 3 * t2) * p2 + (t3 - t2) * m2
+
+
 def exact_costs(scenario, payload: str, table: ExactTable, rate, rate_dl) -> ExactCosts:
     """``E[N/D | γ̃, h]`` and ``E[E | γ̃, h]`` for every budget at uplink/downlink rates."""
     G = scenario.gamma_max
@@ -173,8 +191,7 @@ def exact_costs(scenario, payload: str, table: ExactTable, rate, rate_dl) -> Exa
     )
     if payload == "topp":
         v = table.r_ref / (rate + table.r_ref)
-        thr = jax.vmap(lambda row: jnp.interp(v, table.v_grid, row))(table.thr_grid)
-        return ExactCosts(thr, energy)
+        return ExactCosts(_cubic_interp(v, table.v_grid, table.thr_grid), energy)
     dtype = jnp.result_type(float)
     Lg = jnp.arange(G + 1, dtype=dtype)[:, None, None]
     x = jnp.arange(2, dtype=dtype)[None, :, None]

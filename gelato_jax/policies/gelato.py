@@ -7,7 +7,7 @@ outage, smallest γ on ties). Proxies:
   ``P = L = γ`` and the mean payload ``b̄``; ``ᾱ``, ``b̄`` by exact quadrature.
 * ``proxy="exact"`` [ours]: ``E[N/D | γ̃, h]`` and ``E[E | γ̃, h]`` under the inner loop itself,
   from the joint law of (passes, sent, accepted) given the budget (``theory.exact_proxy``: exact
-  acceptance law given the entropies, sample average over a fixed-seed entropy sample; linear
+  acceptance law given the entropies, sample average over a fixed-seed entropy sample; cubic
   interpolation in the rate for the entropy-dependent ``topp`` payload), precomputed once per
   compiled call in ``precompute``.
 * ``proxy="ewma"``: ``ᾱ`` replaced by an online estimate from observed acceptances. Each round
