@@ -275,9 +275,15 @@ def optimum(scenario: Scenario, policy: Policy, *, quantiles: int = 2048, E_bar:
         raise ValueError(f"policy must be a gelato_jax.policies.Policy, got {type(policy).__name__}")
     if isinstance(quantiles, bool) or not isinstance(quantiles, (int, np.integer)) or not 8 <= quantiles <= 200_000:
         raise ValueError(f"quantiles must be an integer in [8, 200000], got {quantiles!r}")
-    E_bar = float(scenario.E_bar) if E_bar is None else E_bar
-    if not isinstance(E_bar, (int, float)) or not math.isfinite(E_bar) or E_bar <= 0:
+    if E_bar is None:
+        E_bar = float(np.asarray(scenario.E_bar).reshape(-1)[0])
+    try:
+        E_bar_f = float(E_bar)
+    except (TypeError, ValueError):
+        raise ValueError(f"E_bar must be a finite number in (0, inf), got {E_bar!r}") from None
+    if isinstance(E_bar, bool) or not math.isfinite(E_bar_f) or E_bar_f <= 0:
         raise ValueError(f"E_bar must be a finite number in (0, inf), got {E_bar!r}")
+    E_bar = E_bar_f
     if np.ndim(scenario.E_bar) != 0:
         raise ValueError("optimum needs a single scenario (scalar leaves), not a stacked batch")
     policy.validate(scenario)

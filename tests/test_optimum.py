@@ -108,7 +108,7 @@ def test_trace_law_is_exact_and_other_payloads():
 
 def test_bad_inputs():
     s, p = Scenario(), Gelato()
-    for kw in ({"quantiles": 3}, {"quantiles": 2.5}, {"E_bar": -1.0}, {"E_bar": float("nan")}):
+    for kw in ({"quantiles": 3}, {"quantiles": 2.5}, {"E_bar": -1.0}, {"E_bar": float("nan")}, {"E_bar": "x"}):
         with pytest.raises(ValueError):
             optimum(s, p, **kw)
     with pytest.raises(ValueError, match="scenario"):
