@@ -6,9 +6,37 @@ early exit. Public interface (MODEL.md §10): ``Scenario``, ``policies``, ``Exog
 """
 
 from . import policies
-from .simulator import Exogenous, SimResult, Trajectory, rollout, sample_exogenous, simulate
+from .compare import Comparison, compare
+from .optimum import Optimum, optimum
+from .policies import DSSD, UHLM, AdaEDL, ExitOnly, Gelato, GreedyThroughput, LyapunovOnly, Oracle, StaticSD
 from .scenario import Scenario
+from .sweep import SweepResult, load_sweep, sweep
+from .simulator import Exogenous, SimResult, Trajectory, rollout, sample_exogenous, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["Scenario", "policies", "Exogenous", "Trajectory", "SimResult", "rollout", "sample_exogenous", "simulate"]
+__all__ = [
+    "Scenario",
+    "policies",
+    "Exogenous",
+    "Trajectory",
+    "SimResult",
+    "rollout",
+    "sample_exogenous",
+    "simulate",
+    "optimum",
+    "Optimum",
+    "compare",
+    "Comparison",
+    "sweep",
+    "load_sweep",
+    "Gelato",
+    "StaticSD",
+    "DSSD",
+    "AdaEDL",
+    "UHLM",
+    "GreedyThroughput",
+    "LyapunovOnly",
+    "ExitOnly",
+    "Oracle",
+]

@@ -239,6 +239,7 @@ _EXTENSIONS = (
     "gelato_jax.bench",  # gelato bench
     "gelato_jax.lm.cli",  # gelato train-lm, gelato calibrate
     "proofs_check.cli",  # gelato verify
+    "theory.cli",  # gelato theory
     "figures.cli",  # gelato figures
 )
 
