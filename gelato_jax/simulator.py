@@ -123,13 +123,7 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     ``exo_t = (h, a, entropy (γ_max,), uniform (γ_max,))``. Returns ``(carry, Trajectory row)``."""
     t, queue, pstate = carry
     h, arrival, entropy, uniform = exo_t
-    rate = channel.uplink_rate(scenario, h)
-    rate_dl = channel.downlink_rate(scenario, h)
-    outage = channel.in_outage(scenario, rate)
-    obs = RoundObs(t, queue, h, rate, rate_dl, outage)
-
-    budget = policy.choose_budget(scenario, aux, pstate, obs)
-    budget = jnp.where(outage, 0, jnp.clip(budget, 0, scenario.gamma_max)).astype(jnp.int32)
+    obs, budget = round_decision(scenario, policy, aux, carry, h)
     sent, passes = policy.draft(scenario, aux, pstate, budget, entropy)
 
     pos = jnp.arange(scenario.gamma_max)
@@ -138,14 +132,7 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     n_tokens = accepted + 1
 
     bits_ul = costs.uplink_bits(scenario, policy.payload, entropy, sent)
-    # optional policy hook: its own downlink payload (e.g. DSSD with a top-k target distribution)
-    dl_hook = getattr(policy, "downlink_bits", None)
-    if dl_hook is None:
-        bits_dl = costs.downlink_bits(scenario, policy.payload, accepted < sent)
-    else:
-        bits_dl = dl_hook(scenario, accepted < sent)
-    lat = costs.latency(scenario, passes, sent, bits_ul, bits_dl, rate, rate_dl)
-    en = costs.energy(scenario, passes, bits_ul, rate)
+    bits_dl, lat, en = round_costs(scenario, policy, obs, sent, passes, accepted, bits_ul)
     unverified = jnp.zeros((), jnp.int32)
     mismatch = jnp.zeros((), jnp.int32)
 
@@ -166,13 +153,49 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
         lat = jnp.where(skip, passes * scenario.tau_d, lat)
         en = jnp.where(skip, passes * scenario.e_d, en)
 
-    outcome = RoundOutcome(budget, sent, passes, accepted, n_tokens, lat, en, arrival)
-    pstate = policy.update_state(scenario, aux, pstate, outcome)
-    new_queue = jnp.maximum(queue + en - arrival, 0.0)
     row = Trajectory(
-        budget, sent, passes, accepted, n_tokens, lat, en, queue, rate, arrival, bits_ul, bits_dl,
+        budget, sent, passes, accepted, n_tokens, lat, en, queue, obs.rate, arrival, bits_ul, bits_dl,
         unverified, mismatch,
     )
+    return round_settle(scenario, policy, aux, carry, row)
+
+
+# Shared with LM mode (gelato_jax.lm.simulate): the parts of a round that do not depend on how
+# entropies, sent/passes and acceptances are produced.
+def round_decision(scenario: Scenario, policy: Policy, aux, carry, h):
+    """Rates, outage and the policy's budget (0 in outage, clipped to ``[0, γ_max]``) for fading
+    ``h`` and ``carry = (t, Z, policy_state)``. Returns ``(RoundObs, budget int32)``."""
+    t, queue, pstate = carry
+    rate = channel.uplink_rate(scenario, h)
+    rate_dl = channel.downlink_rate(scenario, h)
+    outage = channel.in_outage(scenario, rate)
+    obs = RoundObs(t, queue, h, rate, rate_dl, outage)
+    budget = policy.choose_budget(scenario, aux, pstate, obs)
+    budget = jnp.where(outage, 0, jnp.clip(budget, 0, scenario.gamma_max)).astype(jnp.int32)
+    return obs, budget
+
+
+def round_costs(scenario: Scenario, policy: Policy, obs: RoundObs, sent, passes, accepted, bits_ul):
+    """Downlink bits, latency and device energy of a verified round (MODEL §3):
+    ``(bits_dl, D, E)``."""
+    # optional policy hook: its own downlink payload (e.g. DSSD with a top-k target distribution)
+    dl_hook = getattr(policy, "downlink_bits", None)
+    if dl_hook is None:
+        bits_dl = costs.downlink_bits(scenario, policy.payload, accepted < sent)
+    else:
+        bits_dl = dl_hook(scenario, accepted < sent)
+    lat = costs.latency(scenario, passes, sent, bits_ul, bits_dl, obs.rate, obs.rate_dl)
+    en = costs.energy(scenario, passes, bits_ul, obs.rate)
+    return bits_dl, lat, en
+
+
+def round_settle(scenario: Scenario, policy: Policy, aux, carry, row: Trajectory):
+    """Policy state update and ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` from a round's ``row``
+    (``row.queue`` must be ``Z_t``). Returns ``((t + 1, Z_{t+1}, policy_state), row)``."""
+    t, queue, pstate = carry
+    outcome = RoundOutcome(row.budget, row.sent, row.passes, row.accepted, row.tokens, row.latency, row.energy, row.arrival)
+    pstate = policy.update_state(scenario, aux, pstate, outcome)
+    new_queue = jnp.maximum(queue + row.energy - row.arrival, 0.0)
     return (t + 1, new_queue, pstate), row
 
 

@@ -11,12 +11,16 @@ r"""LM mode: a real byte-level draft/target pair for GELATO (MODEL.md §4, §6).
 * :mod:`.sampling` — entropy, top-p truncation, leaky bucket, lossless verification kernels.
 * :mod:`.rounds` — :func:`lm_round`: one jitted, vmapped speculative-decoding round for ``R``
   sequences (draft scan with early exit → one target pass → accept/resample → new context).
+* :mod:`.simulate` — :func:`simulate_lm` / :func:`rollout_lm`: the surrogate's controller, costs,
+  channel and queue with tokens from the models (``gelato simulate --tokens lm``);
+  :func:`calibrated_scenario` (the committed ``calibration.toml``).
 * :mod:`.calibrate` — fits ``a0, a1, k_H, theta_H, c_p`` from LM mode or a CSV
   (``gelato calibrate``).
 """
 
 from .model import DRAFT_CONFIG, TARGET_CONFIG, LMConfig, TransformerLM
 from .rounds import LMPair, LMRoundOut, acceptance_pairs, corpus_contexts, draft_round, draft_step, lm_round
+from .simulate import calibrated_scenario, lm_inner_loop, rollout_lm, simulate_lm
 from .sampling import bucket_update, entropy_nats, topp_truncate, verification_law, verify_one
 from .weights_io import load_model, load_pair, save_model
 
@@ -40,4 +44,8 @@ __all__ = [
     "load_pair",
     "load_model",
     "save_model",
+    "simulate_lm",
+    "rollout_lm",
+    "calibrated_scenario",
+    "lm_inner_loop",
 ]

@@ -11,7 +11,14 @@ import json
 import sys
 from typing import Sequence
 
-__all__ = ["add_parsers", "main", "cmd_train_lm", "cmd_calibrate"]
+__all__ = ["add_parsers", "main", "cmd_train_lm", "cmd_calibrate", "add_simulate_lm_args", "simulate_lm_from_args",
+           "lm_scenario_and_policy_from_args",
+           "LM_DEFAULT_REALIZATIONS", "LM_DEFAULT_ROUNDS"]
+
+# `gelato simulate --tokens lm` sizes when --realizations/--rounds are not given (an LM round of
+# 16 sequences costs ≈ 0.15 s on 2 CPU cores, plus ≈ 10–40 s of compilation).
+LM_DEFAULT_REALIZATIONS = 16
+LM_DEFAULT_ROUNDS = 50
 
 
 def cmd_train_lm(args: argparse.Namespace) -> int:
@@ -52,6 +59,71 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               f"theta_H = {f['theta_H']:.4f}  c_p = {f.get('c_p', float('nan')):.4f}")
         print(f"wrote {res['toml']} and {res['plot']}")
     return 0
+
+
+def add_simulate_lm_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``gelato simulate`` that only LM mode (``--tokens lm``) reads."""
+    parser.add_argument("--top-p", type=float, default=None,
+                        help="LM mode: top-p mass of the draft sampling (default 0.95 for the topp payload, else 1)")
+    parser.add_argument("--weights", default=None, help="LM mode: weights directory (default: the committed pair)")
+    parser.add_argument("--calibration", default=None, metavar="FILE.toml",
+                        help="LM mode: calibration the scenario starts from (default: the committed one; "
+                             "'none' = the plain defaults)")
+
+
+def _explicit_scenario_fields(args) -> set[str]:
+    """Scenario fields the user gave in ``--config`` or ``--set`` (they override the calibration)."""
+    from ..cli import parse_assignments
+    from ..scenario import Scenario, read_toml
+
+    keys: set[str] = set()
+    if getattr(args, "config", None):
+        data = read_toml(args.config)
+        keys |= set(data.get("scenario", {}) if isinstance(data.get("scenario"), dict) else {})
+        keys |= {k for k, v in data.items() if not isinstance(v, dict)}
+    keys |= set(parse_assignments(getattr(args, "set", None)))
+    return keys & set(Scenario._field_names)
+
+
+def lm_scenario_and_policy_from_args(args: argparse.Namespace):
+    """``(Scenario, Policy, policy_name)`` of LM mode: the committed LM calibration
+    (:func:`~.simulate.calibrated_scenario`, or ``--calibration FILE``; ``none`` = plain defaults)
+    with the ``--config``/``--set`` scenario fields on top; the policy as for the surrogate."""
+    from ..cli import scenario_and_policy_from_args
+    from .simulate import calibrated_scenario
+
+    scenario, policy, name = scenario_and_policy_from_args(args)
+    calib = getattr(args, "calibration", None)
+    if calib is None or str(calib).lower() != "none":
+        given = scenario.to_dict()
+        scenario = calibrated_scenario(calib, **{k: given[k] for k in _explicit_scenario_fields(args)})
+        policy.validate(scenario)
+    return scenario, policy, name
+
+
+def simulate_lm_from_args(args: argparse.Namespace, scenario=None, policy=None):
+    """``gelato simulate --tokens lm``: the parsed ``simulate`` arguments → ``SimResult``.
+
+    ``scenario``/``policy`` default to :func:`lm_scenario_and_policy_from_args`.
+    ``args.realizations``/``args.rounds`` of ``None`` mean :data:`LM_DEFAULT_REALIZATIONS` ×
+    :data:`LM_DEFAULT_ROUNDS`; reads ``seed``, ``chunk``, ``quiet`` and (optional) ``top_p``,
+    ``weights`` (see :func:`add_simulate_lm_args`).
+    """
+    from .rounds import LMPair
+    from .simulate import simulate_lm
+
+    if scenario is None or policy is None:
+        scenario, policy, _ = lm_scenario_and_policy_from_args(args)
+    top_p = getattr(args, "top_p", None)
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"--top-p must be in (0, 1], got {top_p}")
+    weights = getattr(args, "weights", None)
+    pair = LMPair.load(weights) if weights else None
+    realizations = getattr(args, "realizations", None) or LM_DEFAULT_REALIZATIONS
+    rounds = getattr(args, "rounds", None) or LM_DEFAULT_ROUNDS
+    return simulate_lm(scenario, policy, seed=getattr(args, "seed", 0) or 0, realizations=realizations,
+                       rounds=rounds, pair=pair, top_p=top_p, chunk=getattr(args, "chunk", None),
+                       progress=None if not getattr(args, "quiet", False) else False)
 
 
 def add_parsers(subparsers) -> None:

@@ -1,0 +1,345 @@
+r"""LM-mode rollout: the surrogate's controller, costs, channel and queue with real tokens (MODEL.md §1, §4).
+
+Each round of each realization ``r``:
+
+1. exogenous channel gain ``h_t`` and energy arrival ``a_t`` — drawn by the surrogate simulator's
+   own ``_draw_round`` from the same per-realization keys ``fold_in(key(seed), r)``, so LM mode
+   and ``gelato_jax.simulate`` see the *same* channel and arrivals for the same seed (common
+   random numbers; the surrogate's entropy/acceptance draws are discarded);
+2. rates, outage and the policy's budget ``γ̃_t`` (0 in outage): ``simulator.round_decision``;
+3. one LM round (:func:`~.rounds.lm_round`'s kernel) on the realization's own context window:
+   draft up to ``γ̃_t`` tokens with the draft model, the leaky-bucket exit with the policy's
+   ``H_th``/``Theta_th`` when the policy's inner loop is the bucket (none otherwise), lossless
+   verification by the target model → sent ``L``, passes ``P``, accepted ``A``, ``N = A + 1``
+   (``γ̃ = 0``: the edge decodes one token itself, ``N = 1``);
+4. uplink bits: ``topp`` payload → the measured top-p support of the sent drafts,
+   ``Σ_{i<L} b_id + m_i (b_id + b_prob)``; ``full``/``scalar`` → ``costs.uplink_bits``'s per-token
+   constants; downlink, latency, energy: ``simulator.round_costs``;
+5. policy state update and ``Z_{t+1} = max(Z_t + E_t − a_t, 0)``: ``simulator.round_settle``.
+
+Randomness: the LM key of round ``t`` of realization ``r`` is ``fold_in(fold_in(k_r, TAG), t)``
+with ``k_r = fold_in(key(seed), r)`` (and the starting context is drawn from
+``fold_in(k_r, TAG + 1)``), so a realization's result does not depend on which or how many
+realizations run together.
+
+The policy's proxy uses the scenario's surrogate constants (``a0, a1, k_H, theta_H, c_p``); the
+companion scenario is :func:`calibrated_scenario` (fitted from LM mode by ``gelato calibrate``).
+Top-p: the draft samples from ``q̃`` truncated to mass ``top_p`` (default 0.95) under the
+``topp`` payload, and from the full ``q`` (``top_p = 1``) under ``full``/``scalar``, where the
+device sends (or verification uses) the whole draft probability.
+
+Policies: those whose inner loop is "no exit" (the ``Policy`` default, ``exit="none"``) or the
+leaky bucket (``Gelato``/its ablations, ``ExitOnly``). Other inner loops (AdaEDL's stopping
+rule, UHLM's skipped verification) have no LM-mode counterpart yet and raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import costs
+from ..channel import in_outage
+from ..policies.base import Policy
+from ..scenario import Scenario, read_toml
+from ..simulator import (
+    SimResult,
+    Trajectory,
+    _check_positive_int,
+    _draw_round,
+    _init_realization,
+    _prepare,
+    round_costs,
+    round_decision,
+    round_settle,
+)
+from .rounds import LMPair, _lm_round, validate_round_args
+
+__all__ = [
+    "CALIBRATION_PATH",
+    "DEFAULT_TOP_P",
+    "calibrated_scenario",
+    "lm_inner_loop",
+    "rollout_lm",
+    "simulate_lm",
+    "summarize",
+]
+
+CALIBRATION_PATH = Path(__file__).with_name("calibration.toml")
+DEFAULT_TOP_P = 0.95
+_TAG = 0x4C4D0000  # LM keys: fold_in(k_r, _TAG) per round, fold_in(k_r, _TAG + 1) for the context
+
+
+# ----------------------------------------------------------------------------- scenario
+def calibrated_scenario(path: str | Path | None = None, **overrides) -> Scenario:
+    """The default ``Scenario`` with the LM-calibrated token constants (``a0, a1, k_H, theta_H,
+    c_p`` from the ``[scenario]`` table of ``path``, default :data:`CALIBRATION_PATH`, the
+    committed output of ``gelato calibrate``), ``V_vocab = 256`` (the byte-level LM's vocabulary,
+    so the ``full``/``scalar`` payloads and the cap of ``m(H)`` match the LM), then ``overrides``.
+
+    To re-calibrate: ``gelato calibrate --out DIR`` and pass ``DIR/calibration.toml``.
+    """
+    path = Path(path) if path is not None else CALIBRATION_PATH
+    if not path.is_file():
+        raise ValueError(
+            f"calibration file {str(path)!r} does not exist; produce one with `gelato calibrate --out DIR` "
+            "and pass DIR/calibration.toml")
+    data = read_toml(path)
+    table = data.get("scenario", data)
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [scenario] must be a table")
+    values: dict[str, Any] = {"V_vocab": 256.0}
+    values.update({k: v for k, v in table.items() if not isinstance(v, dict)})
+    values.update(overrides)
+    return Scenario.from_dict(values)
+
+
+# ----------------------------------------------------------------------------- policy → LM inner loop
+def lm_inner_loop(policy: Policy) -> tuple[bool, Any, Any]:
+    """``(exit_on, H_th, Theta_th)`` of the LM-side inner loop equivalent to ``policy.draft``.
+
+    Raises ``ValueError`` for inner loops LM mode does not implement.
+    """
+    from ..policies.ablations import ExitOnly
+    from ..policies.gelato import Gelato
+
+    name = type(policy).__name__
+    if getattr(policy, "skip_verification", None) is not None:
+        raise ValueError(f"policy {name} skips verification (lossy); LM mode supports lossless policies only")
+    draft = type(policy).draft
+    if draft is Policy.draft:
+        return False, 0.0, 0.0
+    if draft is Gelato.draft:
+        if policy.exit == "bucket":
+            return True, policy.H_th, policy.Theta_th
+        return False, 0.0, 0.0
+    if draft is ExitOnly.draft:
+        return True, policy.H_th, policy.Theta_th
+    raise ValueError(
+        f"policy {name}: its inner loop ({name}.draft) has no LM-mode counterpart; LM mode supports "
+        "no exit or the leaky-bucket exit (Gelato, its ablations, ExitOnly, StaticSD, DSSD, Oracle)")
+
+
+# ----------------------------------------------------------------------------- one round, all realizations
+@functools.lru_cache(maxsize=1)
+def _validation_corpus() -> np.ndarray:
+    from .train import load_corpus
+
+    return load_corpus()[1]
+
+
+def _initial_contexts(root, indices, context_len: int):
+    """Per-realization starting windows of the validation corpus (``fold_in(k_r, TAG + 1)``)."""
+    data = _validation_corpus()
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(root, i), _TAG + 1))(jnp.asarray(indices))
+    starts = np.asarray(jax.vmap(lambda k: jax.random.randint(k, (), 0, len(data) - context_len))(keys))
+    return jnp.asarray(data[starts[:, None] + np.arange(context_len)[None]].astype(np.int32))
+
+
+# Three jitted pieces per round: the policy-dependent halves are cheap to compile; the LM kernel
+# (the expensive compile) depends only on the models, R and γ_max, so every policy shares it.
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _init(scenario, policy, root, indices, *, dtype):
+    aux = policy.precompute(scenario)
+
+    def one(index):
+        key_r, fading = _init_realization(scenario, root, index, dtype)
+        carry = (jnp.zeros((), jnp.int32), jnp.zeros((), dtype), policy.init_state(scenario, aux))
+        return key_r, fading, carry
+
+    return aux, jax.vmap(one)(indices)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _before(scenario, policy, aux, key_r, fading, carry, t, *, dtype):
+    """Channel/energy draws (the surrogate's, same keys), rates, outage and budgets."""
+
+    def one(key_r, fading, carry):
+        draws, fading = _draw_round(scenario, key_r, fading, t, ar=False, dtype=dtype)
+        obs, budget = round_decision(scenario, policy, aux, carry, draws[0])
+        return fading, draws[1], obs, budget
+
+    return jax.vmap(one)(key_r, fading, carry)
+
+
+@functools.partial(jax.jit, static_argnames=("gamma_max",))
+def _lm_batch(pair, root, indices, ctx, budget, t, H_th, Theta_th, exit_on, top_p, b_id, b_prob, *, gamma_max):
+    """One LM round per realization with its own key ``fold_in(fold_in(k_r, TAG), t)``."""
+
+    def one(index, ctx_r, budget_r):
+        k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, index), _TAG), t)
+        out = _lm_round(pair, ctx_r[None], budget_r[None], k, H_th, Theta_th, exit_on, top_p, b_id, b_prob,
+                        gamma_max=gamma_max)
+        return jax.tree.map(lambda a: a[0], out)
+
+    return jax.vmap(one)(indices, ctx, budget)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "gamma_max"))
+def _after(scenario, policy, aux, carry, obs, budget, arrival, sent, passes, accepted, bits_topp, *, dtype, gamma_max):
+    """Payload bits, costs (``round_costs``), policy update and queue (``round_settle``)."""
+
+    def one(carry, obs, budget, arrival, sent, passes, accepted, bits_topp):
+        if policy.payload == "topp":
+            bits_ul = bits_topp.astype(dtype)
+        else:
+            bits_ul = costs.uplink_bits(scenario, policy.payload, jnp.zeros((gamma_max,), dtype), sent)
+        bits_dl, lat, en = round_costs(scenario, policy, obs, sent, passes, accepted, bits_ul)
+        zero = jnp.zeros((), jnp.int32)
+        row = Trajectory(budget, sent, passes, accepted, accepted + 1, lat, en, carry[1], obs.rate, arrival,
+                         bits_ul, bits_dl, zero, zero)
+        return round_settle(scenario, policy, aux, carry, row)
+
+    return jax.vmap(one)(carry, obs, budget, arrival, sent, passes, accepted, bits_topp)
+
+
+def _indices(realizations, indices):
+    if indices is None:
+        return np.arange(_check_positive_int("realizations", realizations), dtype=np.int64)
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer) or np.any(idx < 0) \
+            or np.any(idx >= 2**31):
+        raise ValueError(f"indices must be a non-empty 1-D sequence of integers in [0, 2**31), got {indices!r}")
+    return idx.astype(np.int64)
+
+
+def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dtype, progress, indices=None):
+    all_idx = _indices(realizations, indices)
+    rounds = _check_positive_int("rounds", rounds)
+    seed = _check_positive_int("seed", seed, lo=0)
+    n = all_idx.size
+    chunk = n if chunk is None else _check_positive_int("chunk", chunk)
+    chunk = min(chunk, n)
+    exit_on, H_th, Theta_th = lm_inner_loop(policy)
+    scenario, policy, dtype = _prepare(scenario, policy, dtype)
+    if pair is None:
+        pair = LMPair.load()
+    if not isinstance(pair, LMPair):
+        raise ValueError(f"pair must be a gelato_jax.lm.LMPair, got {type(pair).__name__}")
+    if top_p is None:
+        top_p = DEFAULT_TOP_P if policy.payload == "topp" else 1.0
+    g = scenario.gamma_max
+    validate_round_args(pair, np.zeros((1, pair.context_len), np.int32), np.zeros((1,), np.int32),
+                        H_th=H_th, Theta_th=Theta_th, top_p=top_p, gamma_max=g)
+    f32 = jnp.float32
+    lm_args = tuple(jnp.asarray(x, f32) for x in (H_th, Theta_th)) + (jnp.asarray(bool(exit_on)),) + tuple(
+        jnp.asarray(x, f32) for x in (top_p, scenario.b_id, scenario.b_prob))
+    root = jax.random.key(seed)
+    from tqdm.auto import tqdm
+
+    n_chunks = -(-n // chunk)
+    rows, q_final = [], []
+    bar = tqdm(total=n_chunks * rounds, desc="simulate (LM)", unit="round",
+               disable=(not progress) if progress is not None else None)
+    try:
+        for c in range(n_chunks):
+            part = all_idx[c * chunk:(c + 1) * chunk]
+            n_valid = part.size
+            part = np.concatenate([part, np.full(chunk - n_valid, part[-1])])  # pad: same shape every chunk
+            idx = jnp.asarray(part.astype(np.uint32))
+            aux, (key_r, fading, carry) = _init(scenario, policy, root, idx, dtype=dtype)
+            ctx = _initial_contexts(root, idx, pair.context_len)
+            chunk_rows = []
+            for t in range(rounds):
+                tt = jnp.asarray(t, jnp.int32)
+                fading, arrival, obs, budget = _before(scenario, policy, aux, key_r, fading, carry, tt, dtype=dtype)
+                out = _lm_batch(pair, root, idx, ctx, budget, tt, *lm_args, gamma_max=g)
+                carry, row = _after(scenario, policy, aux, carry, obs, budget, arrival, out.sent, out.passes,
+                                    out.accepted, out.bits, dtype=dtype, gamma_max=g)
+                ctx = out.context
+                chunk_rows.append(row)
+                bar.update(1)
+            rows.append(jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs], axis=1)[:n_valid], *chunk_rows))
+            q_final.append(np.asarray(carry[1])[:n_valid])
+    finally:
+        bar.close()
+    traj = Trajectory(*(np.concatenate([getattr(r, f) for r in rows]) for f in Trajectory._fields))
+    return traj, np.concatenate(q_final), scenario
+
+
+def rollout_lm(
+    scenario: Scenario,
+    policy: Policy,
+    *,
+    seed: int = 0,
+    realizations: int = 16,
+    rounds: int = 50,
+    pair: LMPair | None = None,
+    top_p: float | None = None,
+    chunk: int | None = None,
+    dtype=None,
+    progress: bool | None = False,
+    indices=None,
+) -> Trajectory:
+    """Per-round ``(R, T)`` numpy arrays of LM mode (fields as ``gelato_jax.rollout``;
+    ``queue[:, t]`` is ``Z_t``; ``unverified``/``mismatch`` are 0: every round is verified).
+
+    Args:
+      scenario, policy: the model and the controller (see the module docstring for the policies
+        LM mode supports); :func:`calibrated_scenario` is the companion scenario.
+      seed: root seed; realization ``r`` uses keys derived from ``fold_in(key(seed), r)``.
+      realizations, rounds: sizes (one LM round of ``R = 64`` costs ≈ 0.6 s on 2 CPU cores).
+      pair: the draft/target models (default: the committed weights, ``LMPair.load()``).
+      top_p: top-p mass of the draft's sampling distribution (default 0.95 for the ``topp``
+        payload, 1 otherwise).
+      chunk: realizations per batch (results do not depend on it).
+      dtype: float dtype of the cost/queue arithmetic (the models run in float32).
+      progress: tqdm bar over rounds (``None``: only on a terminal).
+      indices: realization indices to run (default ``range(realizations)``, which is then
+        ignored); realization ``r`` gives the same result whichever others run with it.
+    """
+    traj, _, _ = _run(scenario, policy, seed=seed, realizations=realizations, rounds=rounds, pair=pair,
+                      top_p=top_p, chunk=chunk, dtype=dtype, progress=progress, indices=indices)
+    return traj
+
+
+def summarize(scenario: Scenario, traj: Trajectory, queue_final) -> SimResult:
+    """Per-realization time averages of a ``(R, T)`` trajectory, with the meaning of
+    ``gelato_jax.simulate``'s ``SimResult`` (``queue_final`` is ``Z_T``)."""
+    t = lambda x: np.asarray(x, np.float64)
+    tokens, latency, energy = t(traj.tokens), t(traj.latency), t(traj.energy)
+    outage = np.asarray(in_outage(scenario, jnp.asarray(traj.rate)))
+    return SimResult(
+        throughput=np.mean(tokens / latency, axis=1),
+        goodput=tokens.sum(1) / latency.sum(1),
+        energy=energy.mean(1),
+        energy_per_token=energy.sum(1) / tokens.sum(1),
+        arrival=t(traj.arrival).mean(1),
+        queue_mean=t(traj.queue).mean(1),
+        queue_final=t(queue_final),
+        budget=t(traj.budget).mean(1),
+        sent=t(traj.sent).mean(1),
+        passes=t(traj.passes).mean(1),
+        accepted=t(traj.accepted).mean(1),
+        tokens=tokens.mean(1),
+        latency=latency.mean(1),
+        outage=outage.astype(np.float64).mean(1),
+        rounds=int(tokens.shape[1]),
+    )
+
+
+def simulate_lm(
+    scenario: Scenario,
+    policy: Policy,
+    *,
+    seed: int = 0,
+    realizations: int = 16,
+    rounds: int = 50,
+    pair: LMPair | None = None,
+    top_p: float | None = None,
+    chunk: int | None = None,
+    dtype=None,
+    progress: bool | None = False,
+    indices=None,
+) -> SimResult:
+    """LM-mode counterpart of ``gelato_jax.simulate``: same ``SimResult`` fields and meaning,
+    with entropies, sent/passes, acceptances and ``topp`` payload bits from the models.
+    Arguments as :func:`rollout_lm`."""
+    traj, q_final, scen = _run(scenario, policy, seed=seed, realizations=realizations, rounds=rounds, pair=pair,
+                               top_p=top_p, chunk=chunk, dtype=dtype, progress=progress, indices=indices)
+    return summarize(scen, traj, q_final)
