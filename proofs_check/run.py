@@ -194,7 +194,6 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
             f"theory.bounds.proxy_error reports δ_T = {th.delta_T:.3g} tok/s against its sampled exact table; "
             "here the mean proxy is exact by construction (exit=none, payload=full), so C = 0 is used"
         )
-        th.missing["delta_T_theory"] = f"{th.delta_T:.6g} (sampled-table error, not used)"
         th.delta_T = 0.0
     if th.lambda_star is not None and th.eps is not None and th.lambda_star > 0:
         V0 = th.eps / th.lambda_star
