@@ -3,7 +3,9 @@ r"""Fading uplink/downlink (MODEL.md §2).
 ``g = g0 h``; uplink rate ``r = W log2(1 + P_tx g0 h / (N0 W))``, downlink
 ``r_dl = W_dl log2(1 + P_edge g0 h / (N0 W_dl))`` (reciprocal channel, same ``h``).
 Rates use ``log1p`` so that tiny SNRs (``h`` at its clamp ``h_min``) give a tiny positive rate
-in float32 instead of exactly 0.
+in float32 instead of exactly 0; the SNR is computed as ``(P g0 / (N0 W)) · h`` so that the
+intermediate ``P g0 h`` (≈ 1e-12 h) cannot become subnormal and be flushed to 0 by XLA (a deep
+fade ``h = 1e-300`` in float64 gave rate 0 and an infinite round latency).
 
 Small-scale fading ``h`` (unit mean):
 
@@ -31,13 +33,13 @@ _LN2 = math.log(2.0)
 
 def uplink_rate(scenario: Scenario, h):
     """Uplink rate (bit/s) at small-scale gain ``h``."""
-    snr = scenario.P_tx * scenario.g0 * h / (scenario.N0 * scenario.W)
+    snr = scenario.P_tx * scenario.g0 / (scenario.N0 * scenario.W) * h  # h last: no subnormal P·g0·h
     return scenario.W * jnp.log1p(snr) / _LN2
 
 
 def downlink_rate(scenario: Scenario, h):
     """Downlink rate (bit/s) at small-scale gain ``h`` (edge transmits with ``P_edge``)."""
-    snr = scenario.P_edge * scenario.g0 * h / (scenario.N0 * scenario.W_dl)
+    snr = scenario.P_edge * scenario.g0 / (scenario.N0 * scenario.W_dl) * h
     return scenario.W_dl * jnp.log1p(snr) / _LN2
 
 
