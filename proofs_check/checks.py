@@ -38,6 +38,7 @@ __all__ = [
     "check_energy_paths",
     "check_drift_invariant",
     "check_energy_bounded",
+    "check_drift_constant",
     "check_gap_bound",
     "check_queue_bound",
     "check_lagrangian_upper_bound",
@@ -189,6 +190,24 @@ def check_energy_bounded(energy, E_max) -> Verdict:
     worst = float(np.max(E)) if E.size else 0.0
     ok = worst <= float(E_max) * (1 + _ROUND_TOL * _EPS)
     return Verdict(claim, worst, float(E_max), None, bool(ok), {"rounds_checked": int(E.size), "violations": int(np.sum(E > float(E_max) * (1 + _ROUND_TOL * _EPS)))})
+
+
+def check_drift_constant(energy, arrival, B, alpha: float = ALPHA) -> Verdict:
+    r"""``B = ½ sup E[(E_t − a_t)²]`` bounds the realized second moment: the mean of
+    ``½(E_t − a_t)²`` along the trajectories must not exceed ``B``. ``energy``, ``arrival``:
+    ``(R, T)``; the per-trajectory time averages are i.i.d. over ``R``; fails when their one-sided
+    Student-t lower bound (level ``1 − α``) exceeds ``B``."""
+    claim = "§8.3 drift constant: mean of ½(E_t − a_t)² ≤ B along the trajectories"
+    d = 0.5 * (np.asarray(energy, np.float64) - np.asarray(arrival, np.float64)) ** 2
+    x = d.mean(axis=1)
+    m, lo, hi = _mean_lower(x[None, :], 1 - alpha)
+    details = {
+        "trajectories": int(d.shape[0]),
+        "rounds": int(d.shape[1]),
+        "max_round_value": float(d.max()),
+        "test": f"fail iff one-sided Student-t lower bound (level 1 - {alpha:g}) of the mean > B; false-failure probability <= {alpha:g}",
+    }
+    return Verdict(claim, float(m[0]), float(B), (float(lo[0]), float(hi[0])), bool(lo[0] <= B), details)
 
 
 # ----------------------------------------------------------------------------- helpers

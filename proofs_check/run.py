@@ -255,6 +255,10 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     verdicts.append(
         _tag(checks.check_drift_invariant(cat(inv_args["queue"]), cat(inv_args["energy"]), cat(inv_args["arrival"]), 1.0, cat(inv_args["pen"])), cfg, V_roll=V_roll)
     )
+    if th.B is not None:
+        verdicts.append(_tag(checks.check_drift_constant(cat(inv_args["energy"]), cat(inv_args["arrival"]), th.B), cfg))
+    else:
+        verdicts.append(not_run("§8.3 drift constant: mean of ½(E_t − a_t)² ≤ B along the trajectories", th.need("B")).with_config(cfg.name))
     if th.E_max is not None:
         verdicts.append(_tag(checks.check_energy_bounded(cat(energy_all), th.E_max), cfg))
     else:

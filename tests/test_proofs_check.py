@@ -102,6 +102,13 @@ def test_drift_invariant_pass_and_fail(paths):
         checks.check_drift_invariant(Z[:, :-1], E, a)
 
 
+def test_drift_constant_pass_and_fail(paths):
+    E, a, _ = paths
+    second = 0.5 * np.mean((E - a) ** 2)
+    assert checks.check_drift_constant(E, a, B=2 * second).passed
+    assert checks.check_drift_constant(E, a, B=0.5 * second).passed is False
+
+
 def test_energy_bounded():
     E = np.array([[0.1, 0.2], [0.05, 0.3]])
     assert checks.check_energy_bounded(E, 0.3).passed
