@@ -22,7 +22,7 @@ def _u_grid():
     return np.concatenate([body, tails, 1 - tails])
 
 
-@pytest.mark.parametrize("k", [0.05, 0.8, 2.5, 1000.0])
+@pytest.mark.parametrize("k", [0.05, 0.8, 1000.0])
 def test_gamma_table_kolmogorov_distance_below_1e9_float64(k):
     """sup_u |F_k(Q̂_k(u)) − u| bounds the Kolmogorov distance between the sampled law and
     Gamma(k) (the sampler is monotone in u); checked on 1e5 body + 1200 tail points."""
