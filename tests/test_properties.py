@@ -208,6 +208,26 @@ def test_gelato_budget_bruteforce_near_switching_queue(payload, scen, V, gam, ep
     _check_bruteforce(payload, scen, V, float(crit * (1.0 + eps)), h)
 
 
+@pytest.mark.parametrize("payload", ["topp", "scalar"])
+@given(
+    scen=scenarios,
+    V=st.one_of(log_uniform(1e-300, 1e300), st.sampled_from([1e308, 1.7e308, 5e-324])),
+    Z=st.one_of(log_uniform(1e-300, 1e300), st.sampled_from([0.0, 1e308, 5e-324])),
+    h=fading,
+)
+def test_gelato_budget_exact_for_extreme_V_and_Z(payload, scen, V, Z, h):
+    """Invariant 1 (and numerical hardening) for ``V``, ``Z`` anywhere in the float64 range: the
+    reference objective is scaled by ``max(V, Z)`` in numpy (the argmax does not change), the
+    library must not overflow ``V T̂`` (``V = 1e308`` is the greedy limit, not γ = 0)."""
+    pol = Gelato(V=V, payload=payload, exit="none")
+    budget, ab, bb, rate, rate_dl, outage = _gelato_decision(scen, pol, Z, h)
+    n_hat, d_hat, e_hat = np_proxy(scen, payload, ab, bb, rate, rate_dl)
+    m = max(V, Z)
+    u = (V / m) * n_hat / d_hat - (Z / m) * e_hat
+    allowed = (np.arange(GMAX + 1) == 0) | (not bool(outage))
+    assert_is_argmax(int(budget), u, allowed, f"V={V:g} Z={Z:g}")
+
+
 @given(
     tp=hnp.arrays(np.float64, GMAX + 1, elements=st.sampled_from([0.0, 1.0, 2.0, 3.0])),
     en=hnp.arrays(np.float64, GMAX + 1, elements=st.sampled_from([0.0, 0.5, 1.0, 2.0])),
