@@ -195,3 +195,22 @@ def test_cli_glue_uses_calibration_and_explicit_overrides(pair, monkeypatch):
     monkeypatch.setattr("gelato_jax.lm.simulate.simulate_lm", lambda s, p, **kw: seen.update(kw) or "ok")
     assert simulate_lm_from_args(args, scen, pol) == "ok"
     assert (seen["realizations"], seen["rounds"]) == (lmcli.LM_DEFAULT_REALIZATIONS, lmcli.LM_DEFAULT_ROUNDS)
+
+
+@pytest.mark.slow
+def test_calibrated_surrogate_reproduces_lm_mode_without_exit():
+    """Calibrated surrogate vs LM mode, Gelato without exit (the regime the calibration measures:
+    conditional acceptance given the entropy, i.i.d. across positions): mean accepted drafts and
+    throughput agree within a two-sample z-test at false-failure rate 1e-3 (|z| ≤ 3.29, standard
+    errors over independent realizations; both runs share the channel draws of realizations 0..31).
+    Measured (seed 0): accepted 1.156 ± 0.022 (LM) vs 1.158 ± 0.001; throughput 27.29 vs 27.29 tok/s.
+    With the bucket exit the i.i.d. surrogate overestimates LM-mode throughput by ≈ 8 % (real
+    entropies are correlated along a round), so that regime is reported, not asserted."""
+    scen = calibrated_scenario()
+    pol = Gelato(exit="none")
+    lm = simulate_lm(scen, pol, seed=0, realizations=32, rounds=100)
+    su = simulate(scen, pol, seed=0, realizations=256, rounds=2000)
+    for k in ("accepted", "throughput"):
+        x, y = getattr(lm, k), getattr(su, k)
+        se = np.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
+        assert abs(x.mean() - y.mean()) <= 3.29 * se, (k, x.mean(), y.mean(), se)
