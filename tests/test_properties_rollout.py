@@ -101,7 +101,7 @@ def np_mean_proxy_utility(s: Scenario, payload: str, V, queue, rate, rate_dl):
     (``ᾱ``, ``b̄`` from the library's quadrature, tested against scipy in test_formulas)."""
     ab, bb = (float(x) for x in _scenario_stats(s))
     bb = bb if payload == "topp" else float(np_token_bits(s, payload, 0.0))
-    g = np.arange(GMAX + 1.0)
+    g = np.arange(s.gamma_max + 1.0)
     r, rdl = rate[..., None], rate_dl[..., None]
     n_hat = np.cumsum(ab**g)
     bits = g * bb
@@ -130,12 +130,12 @@ def check_trajectory(s: Scenario, payload: str, exo: Exogenous, tr) -> None:
     Z, E, a = (np.asarray(x, np.float64) for x in (tr.queue, tr.energy, tr.arrival))
     unverified = np.broadcast_to(np.asarray(getattr(tr, "unverified", 0)), b.shape)
     # budgets and the inner loop
-    assert np.all((0 <= L) & (L <= b) & (b <= GMAX))
+    assert np.all((0 <= L) & (L <= b) & (b <= s.gamma_max))
     assert np.all((P == L) | (P == L + 1)) and np.all(P <= b)
     # tokens: verified rounds produce the leading run of accepted drafts plus one
     H, U = np.asarray(exo.entropy), np.asarray(exo.uniform)
     alpha = 1.0 / (1.0 + np.exp(-(s.a0 - s.a1 * H)))
-    pos = np.arange(GMAX)
+    pos = np.arange(s.gamma_max)
     lead = np.cumprod((U < alpha) & (pos < L[..., None]), axis=-1).sum(-1)
     verified = unverified == 0
     np.testing.assert_array_equal(A[verified], lead[verified])
@@ -174,7 +174,7 @@ def check_bruteforce_budgets(s: Scenario, payload: str, V: float, exo: Exogenous
     rate = np.asarray(tr.rate)
     _, rdl = np_rates(s, exo.channel_gain)
     u = np_mean_proxy_utility(s, payload, V, np.asarray(tr.queue), rate, rdl)
-    allowed = (np.arange(GMAX + 1) == 0) | (rate >= s.r_min)[..., None]
+    allowed = (np.arange(s.gamma_max + 1) == 0) | (rate >= s.r_min)[..., None]
     u = np.where(allowed, u, -np.inf)
     best = u.max(-1, keepdims=True)
     scale = np.abs(np.where(allowed, u, 0.0)).max(-1, keepdims=True) + 1e-300
