@@ -163,29 +163,38 @@ def format_summary(summary: dict[str, dict[str, float]], title: str) -> str:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from . import io as gio
-    from .simulator import simulate
 
-    scenario, policy, name = scenario_and_policy_from_args(args)
     t0 = time.time()
-    res = simulate(
-        scenario,
-        policy,
-        seed=args.seed,
-        realizations=args.realizations,
-        rounds=args.rounds,
-        chunk=args.chunk,
-        progress=None if not args.quiet else False,
-    )
+    if args.tokens == "lm":
+        from .lm.cli import lm_scenario_and_policy_from_args, simulate_lm_from_args
+
+        scenario, policy, name = lm_scenario_and_policy_from_args(args)
+        res = simulate_lm_from_args(args, scenario, policy)
+    else:
+        from .simulator import simulate
+
+        scenario, policy, name = scenario_and_policy_from_args(args)
+        res = simulate(
+            scenario,
+            policy,
+            seed=args.seed,
+            realizations=args.realizations or _SURROGATE_REALIZATIONS,
+            rounds=args.rounds or _SURROGATE_ROUNDS,
+            chunk=args.chunk,
+            progress=None if not args.quiet else False,
+        )
     wall = time.time() - t0
+    realizations, rounds = len(res.throughput), res.rounds
     summary = res.summary()
     meta = {
         "command": "simulate",
+        "tokens": args.tokens,
         "policy": name,
         "policy_fields": _fields(policy),
         "scenario": scenario.to_dict(),
         "seed": args.seed,
-        "realizations": args.realizations,
-        "rounds": args.rounds,
+        "realizations": realizations,
+        "rounds": rounds,
         "wall_time_s": wall,
         "summary": summary,
     }
@@ -199,11 +208,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(json.dumps(gio._jsonable(meta), indent=2))
     else:
         title = (
-            f"gelato simulate: policy={name} {_fields(policy)}\n"
-            f"{args.realizations} realizations x {args.rounds} rounds, seed {args.seed}, {wall:.1f} s"
+            f"gelato simulate ({args.tokens} tokens): policy={name} {_fields(policy)}\n"
+            f"{realizations} realizations x {rounds} rounds, seed {args.seed}, {wall:.1f} s"
         )
         print(format_summary(summary, title))
     return 0
+
+
+_SURROGATE_REALIZATIONS = 256
+_SURROGATE_ROUNDS = 5000
 
 
 def _fields(obj) -> dict[str, Any]:
@@ -217,13 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="simulate a policy on a scenario and print time averages with 95%% CIs")
     _add_model_args(p)
     p.add_argument("--seed", type=_nonneg_int, default=0)
-    p.add_argument("--realizations", type=_positive_int, default=256)
-    p.add_argument("--rounds", type=_positive_int, default=5000)
+    p.add_argument(
+        "--tokens",
+        choices=["surrogate", "lm"],
+        default="surrogate",
+        help="token layer: the calibrated surrogate (default) or the real tiny draft/target LM pair",
+    )
+    p.add_argument("--realizations", type=_positive_int, default=None, help="default 256 (surrogate), 16 (lm)")
+    p.add_argument("--rounds", type=_positive_int, default=None, help="default 5000 (surrogate), 50 (lm)")
     p.add_argument("--chunk", type=_positive_int, default=None, help="realizations per compiled call")
     p.add_argument("--out", metavar="DIR", help="save simulate.npz + simulate.json here")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate)
+    try:
+        from .lm.cli import add_simulate_lm_args
+    except ModuleNotFoundError:  # pragma: no cover - lm is part of the package
+        pass
+    else:
+        add_simulate_lm_args(p)
 
     for module in _EXTENSIONS:
         add = _load_extension(module)
