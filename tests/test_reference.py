@@ -84,11 +84,14 @@ def test_reference_rollout_matches_core(name, i):
     tr = rollout(scen, policy, exo)
     want = ref.rollout(scen, policy, exo)
     _assert_same(tr, want, energy_scale=float(np.max(want["energy"])))
-    # the comparison is not vacuous: budgets vary and drafts get rejected (at 1 MHz the `full`
-    # and `scalar` payloads make gamma = 0 optimal, so GELATO drafts with them only at 50 MHz)
+    # the comparison is not vacuous: drafts are sent and some are rejected; at 1 MHz GELATO's
+    # budget varies from round to round with `topp` (with `full`/`scalar` gamma = 0 is optimal
+    # at 1 MHz, so GELATO drafts with them only at 50 MHz)
     if isinstance(policy, Gelato) and (policy.payload == "topp" or scen.W > 1e7):
-        assert len(np.unique(want["budget"])) > 1
+        assert want["sent"].max() > 0
         assert np.any(want["accepted"] < want["sent"])
+        if policy.payload == "topp" and scen.W < 1e7:
+            assert len(np.unique(want["budget"])) > 1
 
 
 def test_outage_rounds_are_exercised():
