@@ -360,3 +360,14 @@ def test_cli_random_toml_never_tracebacks(text):
         with open(cfg, "w", encoding="utf-8") as fh:
             fh.write(text)
         run_cli(["--config", cfg])
+
+
+def test_cli_out_path_that_is_a_file(tmp_path):
+    """``--out`` naming an existing regular file: exit 2, one line, the file is untouched."""
+    target = tmp_path / "occupied"
+    target.write_text("keep")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([*SMALL, "--out", str(target)])
+    assert code == 2 and len(err.getvalue().strip().splitlines()) == 1 and "Traceback" not in err.getvalue()
+    assert target.read_text() == "keep" and sorted(os.listdir(tmp_path)) == ["occupied"]
