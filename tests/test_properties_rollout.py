@@ -255,7 +255,7 @@ def test_greedy_rollout_picks_proxy_throughput_maximiser(data, scen, V):
     """Invariant 7: with ``Z ≡ 0`` (arrivals cover every round's energy) each budget maximises the
     proxy throughput; the registered greedy policy, if any, does so whatever the queue."""
     exo = data.draw(exogenous())
-    exo = exo._replace(energy_arrival=np.full((R, T), 1e6))  # the queue never leaves 0
+    exo = exo._replace(energy_arrival=np.full((R, T), 1e300))  # the queue never leaves 0
     tr = rollout(scen, Gelato(V=V, exit="none"), exo)
     np.testing.assert_array_equal(tr.queue, 0.0)
     check_bruteforce_budgets(scen, "topp", 1.0, exo, tr)  # Z = 0: argmax of T̂ (V scales out)
