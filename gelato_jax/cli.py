@@ -164,6 +164,8 @@ def format_summary(summary: dict[str, dict[str, float]], title: str) -> str:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from . import io as gio
 
+    if args.out:
+        gio.check_output_dir(args.out)
     t0 = time.time()
     if args.tokens == "lm":
         from .lm.cli import lm_scenario_and_policy_from_args, simulate_lm_from_args
@@ -205,7 +207,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         gio.save_npz(os.path.join(args.out, "simulate.npz"), res.as_dict())
         gio.save_json(os.path.join(args.out, "simulate.json"), {**meta, "environment": gio.environment_info()})
     if args.json:
-        print(json.dumps(gio._jsonable(meta), indent=2))
+        print(json.dumps(gio._jsonable(meta), indent=2, allow_nan=False))
     else:
         title = (
             f"gelato simulate ({args.tokens} tokens): policy={name} {_fields(policy)}\n"

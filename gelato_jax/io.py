@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "save_npz", "save_json", "environment_info", "git_commit"]
+__all__ = ["atomic_write_bytes", "save_npz", "save_json", "check_output_dir", "environment_info", "git_commit"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -53,17 +53,32 @@ def _jsonable(x: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return None  # JSON has no NaN/inf
     if isinstance(x, (np.generic,)):
-        return x.item()
+        return _jsonable(x.item())
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return _jsonable(x.tolist())
     if hasattr(x, "__array__") and not isinstance(x, (str, bytes)):
-        return np.asarray(x).tolist()
+        return _jsonable(np.asarray(x).tolist())
     return x
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
+    """Write ``obj`` as JSON atomically (NaN/inf become ``null``)."""
+    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> None:
+    """Fail early (before any computation) when ``path`` cannot be used as an output folder."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r} exists and is not a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent if not os.path.isdir(path) else path, os.W_OK):
+        raise ValueError(f"{flag} {path!r} is not writable")
 
 
 def git_commit() -> str | None:

@@ -216,7 +216,53 @@ def _prepare(scenario: Scenario, policy: Policy, dtype):
             return jnp.asarray(x, dtype)
         return x
 
+    _check_representable(scenario, policy, dtype)
     return jax.tree.map(cast, scenario), jax.tree.map(cast, policy), dtype
+
+
+def _check_representable(scenario: Scenario, policy: Policy, dtype) -> None:
+    """Refuse valid parameters that the chosen float type cannot hold.
+
+    Every finite leaf must not overflow to inf; quantities that must stay positive (``h_min`` and
+    the derived draft time, draft energy and SNR scale) must not fall below the smallest normal
+    number (XLA on CPU flushes subnormals to 0). Either would silently corrupt results. Values
+    that may legitimately be 0 (e.g. ``a1``, ``V``) may underflow harmlessly.
+    """
+    info = jnp.finfo(dtype)
+    hint = "use float64 (JAX_ENABLE_X64=1, dtype=float64) or rescale the units"
+
+    def check(label: str, value, positive: bool) -> None:
+        try:
+            arr = np.abs(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError, jax.errors.TracerArrayConversionError):
+            return
+        bad = np.isfinite(arr) & (arr > float(info.max))
+        if positive:
+            bad |= np.isfinite(arr) & (arr < float(info.tiny))
+        if np.any(bad):
+            shown = float(np.asarray(value, dtype=np.float64)[bad].ravel()[0]) if arr.ndim else float(value)
+            raise ValueError(
+                f"{label} = {shown:g} is outside the normal range of {jnp.dtype(dtype).name} "
+                f"([{float(info.tiny):.3g}, {float(info.max):.3g}] in magnitude); {hint}"
+            )
+
+    for obj in (scenario, policy):
+        for name in getattr(type(obj), "_leaf_fields", ()):
+            check(f"{type(obj).__name__}.{name}", getattr(obj, name), positive=(obj is scenario and name == "h_min"))
+    derived = {
+        "Scenario draft pass time c_d/f": lambda: np.float64(scenario.c_d) / np.float64(scenario.f),
+        "Scenario draft pass energy kappa*c_d*f^2": lambda: np.float64(scenario.kappa) * np.float64(scenario.c_d) * np.float64(scenario.f) ** 2,
+        "Scenario uplink SNR scale P_tx*g0/(N0*W)": lambda: np.float64(scenario.P_tx)
+        * 10.0 ** (-(128.1 + 37.6 * np.log10(np.float64(scenario.d) / 1000.0)) / 10.0)
+        / (10.0 ** ((np.float64(scenario.N0_dBm_Hz) + np.float64(scenario.NF_dB) - 30.0) / 10.0) * np.float64(scenario.W)),
+    }
+    with np.errstate(over="ignore", under="ignore"):
+        for label, fn in derived.items():
+            try:
+                value = fn()
+            except (TypeError, jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+                continue
+            check(label, value, positive=True)
 
 
 def _check_positive_int(name: str, value, lo: int = 1) -> int:

@@ -89,3 +89,10 @@ def test_help_of_every_subcommand(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
+
+
+def test_out_that_is_a_file_fails_before_simulating(tmp_path, capsys):
+    f = tmp_path / "file.txt"
+    f.write_text("keep me")
+    assert main(["simulate", *SMALL, "--out", str(f)]) == 2
+    assert "--out" in capsys.readouterr().err and f.read_text() == "keep me"

@@ -178,3 +178,20 @@ def test_rollout_input_validation(exo):
         simulate(SCEN, Gelato(), realizations=0, rounds=10)
     with pytest.raises(ValueError, match="policy"):
         simulate(SCEN, "gelato", realizations=1, rounds=10)
+
+
+@pytest.mark.parametrize(
+    "scen,pol,needle",
+    [
+        (Scenario(kappa=1e30), Gelato(), "draft pass energy"),
+        (Scenario(h_min=1e-300), Gelato(), "Scenario.h_min"),
+        (Scenario(V_vocab=1e300), Gelato(), "Scenario.V_vocab"),
+        (Scenario(), Gelato(V=1e308), "Gelato.V"),
+    ],
+)
+def test_values_not_representable_in_float32_are_refused(scen, pol, needle):
+    with pytest.raises(ValueError, match=needle):
+        simulate(scen, pol, realizations=2, rounds=5, dtype=jnp.float32)
+    # the same values are fine in float64
+    res = simulate(scen, pol, realizations=2, rounds=5, dtype=jnp.float64)
+    assert res.throughput.shape == (2,)
