@@ -50,58 +50,28 @@ METRICS = (
     ("mismatch_rate", "mismatch rate (unverified)", ""),
     ("mismatch_per_token", "mismatched per token", ""),
 )
-_SUMS = ("throughput", "tokens", "latency", "energy", "queue", "budget", "sent", "outage", "unverified", "mismatch")
-
-
 def _realization(scenario, policy, root, index, *, rounds, ar, dtype):
-    """Time averages of one realization, on ``simulate``'s draws (vmappable over ``index``)."""
-    import jax
+    """Time averages of one realization on ``simulate``'s draws (vmappable over ``index``):
+    ``simulator.simulate_realization`` plus the comparison's derived metrics."""
     import jax.numpy as jnp
 
-    from . import channel
-    from .simulator import _draw_round, _init_realization, round_step
+    from .simulator import simulate_realization
 
-    aux = policy.precompute(scenario)
-    key_r, fading = _init_realization(scenario, root, index, dtype)
-    zero = jnp.zeros((), dtype)
-    sums0 = {k: zero for k in _SUMS}
-    carry0 = ((jnp.zeros((), jnp.int32), zero, policy.init_state(scenario, aux)), fading, sums0)
-
-    def body(carry, t):
-        step_carry, fading, sums = carry
-        draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
-        step_carry, row = round_step(scenario, policy, aux, step_carry, draws)
-        add = {
-            "throughput": row.tokens / row.latency,
-            "tokens": row.tokens,
-            "latency": row.latency,
-            "energy": row.energy,
-            "queue": row.queue,
-            "budget": row.budget,
-            "sent": row.sent,
-            "outage": channel.in_outage(scenario, row.rate),
-            "unverified": row.unverified,
-            "mismatch": row.mismatch,
-        }
-        sums = {k: sums[k] + jnp.asarray(add[k]).astype(dtype) for k in _SUMS}
-        return (step_carry, fading, sums), None
-
-    (step_carry, _, s), _ = jax.lax.scan(body, carry0, jnp.arange(rounds, dtype=jnp.int32))
-    T = jnp.asarray(rounds, dtype)
+    s = simulate_realization(scenario, policy, root, index, rounds=rounds, ar=ar, dtype=dtype)
     return {
-        "throughput": s["throughput"] / T,
-        "goodput": s["tokens"] / s["latency"],
-        "energy": s["energy"] / T,
-        "energy_per_token": s["energy"] / s["tokens"],
+        "throughput": s["throughput"],
+        "goodput": s["goodput"],
+        "energy": s["energy"],
+        "energy_per_token": s["energy_per_token"],
         "power": s["energy"] / s["latency"],
-        "queue_mean": s["queue"] / T,
-        "queue_final": step_carry[1],
-        "budget": s["budget"] / T,
-        "sent": s["sent"] / T,
-        "tokens": s["tokens"] / T,
-        "latency": s["latency"] / T,
-        "outage": s["outage"] / T,
-        "mismatch_rate": jnp.where(s["unverified"] > 0, s["mismatch"] / jnp.maximum(s["unverified"], 1.0), 0.0),
+        "queue_mean": s["queue"],
+        "queue_final": s["queue_final"],
+        "budget": s["budget"],
+        "sent": s["sent"],
+        "tokens": s["tokens"],
+        "latency": s["latency"],
+        "outage": s["outage"],
+        "mismatch_rate": jnp.where(s["unverified"] > 0, s["mismatch"] / jnp.maximum(s["unverified"], 1e-30), 0.0),
         "mismatch_per_token": s["mismatch"] / s["tokens"],
     }
 

@@ -357,6 +357,8 @@ _SUM_FIELDS = (
     "passes",
     "accepted",
     "outage",
+    "unverified",
+    "mismatch",
 )
 
 
@@ -369,6 +371,8 @@ class SimResult:
     energy: mean ``E_t`` (J/round); arrival: mean ``a_t``; energy_per_token: ``Σ E_t / Σ N_t``.
     queue_mean: mean ``Z_t`` over ``t = 0..T-1``; queue_final: ``Z_T``.
     budget, sent, passes, accepted, tokens, latency: per-round means; outage: fraction of rounds.
+    unverified, mismatch: per-round means of tokens kept without verification by lossy policies
+    (UHLM) and of those verification would have rejected (0 for lossless policies).
     """
 
     throughput: np.ndarray
@@ -386,9 +390,15 @@ class SimResult:
     latency: np.ndarray
     outage: np.ndarray
     rounds: int
+    unverified: np.ndarray | None = None
+    mismatch: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "rounds"}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "rounds" and getattr(self, f.name) is not None
+        }
 
     def summary(self, confidence: float = 0.95) -> dict[str, dict[str, float]]:
         """Mean over realizations with a Student-t confidence interval for each metric."""
@@ -433,8 +443,10 @@ def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rou
             "passes": row.passes,
             "accepted": row.accepted,
             "outage": channel.in_outage(scenario, row.rate),
+            "unverified": row.unverified,
+            "mismatch": row.mismatch,
         }
-        sums = {k: sums[k] + add[k].astype(dtype) for k in _SUM_FIELDS}
+        sums = {k: sums[k] + jnp.asarray(add[k]).astype(dtype) for k in _SUM_FIELDS}
         return (step_carry, fading, sums), None
 
     (step_carry, _, sums), _ = jax.lax.scan(body, carry0, jnp.arange(rounds, dtype=jnp.int32))
@@ -516,4 +528,6 @@ def simulate(
         latency=merged["latency"],
         outage=merged["outage"],
         rounds=rounds,
+        unverified=merged["unverified"],
+        mismatch=merged["mismatch"],
     )

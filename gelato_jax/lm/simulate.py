@@ -320,6 +320,8 @@ def summarize(scenario: Scenario, traj: Trajectory, queue_final) -> SimResult:
         latency=latency.mean(1),
         outage=outage.astype(np.float64).mean(1),
         rounds=int(tokens.shape[1]),
+        unverified=np.broadcast_to(t(traj.unverified), tokens.shape).mean(1),
+        mismatch=np.broadcast_to(t(traj.mismatch), tokens.shape).mean(1),
     )
 
 
