@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import argparse
 
+from gelato_jax.cli import _nonneg_int
+
 __all__ = ["add_parsers", "cmd_verify"]
 
 CONFIG_NAMES = ("a-exact-dpp", "b-gelato-exact", "c-gelato-paper", "d-random-arrivals", "e-gauss-markov")
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
 
 
 def add_parsers(subparsers) -> None:
