@@ -6,8 +6,8 @@ the inner loop drafts ``P_t`` passes and sends ``L_t`` tokens; the edge accepts 
 and energy follow §3; ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` with the actual energy.
 
 Randomness: realization ``r`` uses ``k_r = fold_in(key(seed), r)`` and round ``t`` uses
-``fold_in(k_r, t)`` (split into channel, energy, entropy and acceptance keys), so results do not
-depend on batch size, chunking, device count or the number of rounds simulated.
+``fold_in(k_r, t)`` (one threefry call for all the uniforms of the round, see ``_draw_round``),
+so results do not depend on batch size, chunking, device count or the number of rounds.
 
 ``rollout`` replays given ``Exogenous`` arrays and returns per-round ``(R, T)`` arrays;
 ``simulate`` draws inside the ``lax.scan`` and streams time averages, memory ``O(R)``.
