@@ -52,7 +52,7 @@ _G = "Gelato"
 class Gelato(Policy):
     """GELATO controller. ``V`` trades throughput (large ``V``) for queue/energy (small ``V``)."""
 
-    V: float = leaf_field(1.0)
+    V: float = leaf_field(0.1)
     H_th: float = leaf_field(1.5, unit="nats")
     Theta_th: float = leaf_field(1.0, unit="nats")
     ewma_beta: float = leaf_field(0.05)
