@@ -112,21 +112,32 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
     t_compile = time.perf_counter() - t0
     out, t_run, rss_before, peak = _run_peak(lambda: jax.block_until_ready(compiled(s, p, root, idx)))
     thr = np.asarray(out["throughput"])[:R]
+    return _record(
+        "jax", str(dt), devices, R, T, compile_s=t_compile, run_s=t_run, cpu_s=_LAST_CPU,
+        rss_before=rss_before, run_peak=peak, throughput=thr,
+    )
+
+
+def _record(impl, dtype, devices, R, T, *, compile_s, run_s, cpu_s, rss_before, run_peak, throughput, **extra):
+    """One benchmark record (rates per realization-round, wall and per CPU-second)."""
+    import numpy as np
+
     return {
-        "impl": "jax",
-        "dtype": str(dt),
+        "impl": impl,
+        "dtype": dtype,
         "devices": devices,
         "realizations": R,
         "rounds": T,
-        "compile_s": t_compile,
-        "run_s": t_run,
-        "rate": R * T / t_run,
-        "cpu_s": _LAST_CPU,
-        "rate_per_cpu_s": R * T / _LAST_CPU,
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "rate": R * T / run_s,
+        "cpu_s": cpu_s,
+        "rate_per_cpu_s": R * T / cpu_s,
         "peak_rss_mb": _rss_mb(),
         "run_rss_before_mb": rss_before,
-        "run_peak_rss_mb": peak,
-        "mean_throughput": float(np.mean(thr)),
+        "run_peak_rss_mb": run_peak,
+        **extra,
+        "mean_throughput": float(np.mean(throughput)),
     }
 
 
@@ -148,28 +159,13 @@ def _measure_numpy(R: int, T: int, dtype: str, seed: int) -> dict[str, Any]:
     reference.simulate(scen, pol, seed=seed, realizations=R, rounds=min(T, 20), dtype=np.dtype(dtype))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {
-        "impl": "numpy",
-        "dtype": dtype,
-        "devices": 1,
-        "realizations": R,
-        "rounds": T,
-        "compile_s": 0.0,
-        "run_s": t_run,
-        "rate": R * T / t_run,
-        "cpu_s": cpu,
-        "rate_per_cpu_s": R * T / cpu,
-        "peak_rss_mb": _rss_mb(),
-        "run_rss_before_mb": rss_before,
-        "run_peak_rss_mb": peak_rss,
-        "tracemalloc_peak_mb": peak / 2**20,
-        "mean_throughput": float(np.mean(out["throughput"])),
-    }
+    return _record(
+        "numpy", dtype, 1, R, T, compile_s=0.0, run_s=t_run, cpu_s=cpu, rss_before=rss_before,
+        run_peak=peak_rss, throughput=out["throughput"], tracemalloc_peak_mb=peak / 2**20,
+    )
 
 
 def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
-    import numpy as np
-
     from . import reference
 
     scen, pol = _model()
@@ -179,23 +175,10 @@ def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
     out = reference.python_loop_simulate(scen, pol, seed=seed, realizations=R, rounds=T)
     t_run = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    rss_before, peak = None, None
-    return {
-        "impl": "python",
-        "dtype": "float64",
-        "devices": 1,
-        "realizations": R,
-        "rounds": T,
-        "compile_s": 0.0,
-        "run_s": t_run,
-        "rate": R * T / t_run,
-        "cpu_s": cpu,
-        "rate_per_cpu_s": R * T / cpu,
-        "peak_rss_mb": _rss_mb(),
-        "run_rss_before_mb": rss_before,
-        "run_peak_rss_mb": peak,
-        "mean_throughput": float(np.mean(out["throughput"])),
-    }
+    return _record(
+        "python", "float64", 1, R, T, compile_s=0.0, run_s=t_run, cpu_s=cpu, rss_before=None,
+        run_peak=None, throughput=out["throughput"],
+    )
 
 
 def measure(impl: str, R: int, T: int, dtype: str = "float32", devices: int = 1, seed: int = 0) -> dict[str, Any]:
