@@ -32,15 +32,21 @@ from . import checks
 from .theory_adapter import TheoryConstants, theory_constants
 from .verdict import Verdict, not_run, observation
 
-__all__ = ["Sizes", "QUICK", "FULL", "CONFIGS", "ConfigResult", "run_verify", "run_config"]
+__all__ = ["Sizes", "QUICK", "FULL", "CONFIGS", "ConfigResult", "run_verify", "run_config", "plan_grid", "informative_v_apriori", "gap_fit_threshold"]
 
 
-# Sizing. QUICK (``gelato verify --quick``): 48 realizations × 3,200 rounds × 10 values of V per
-# configuration (≈ 1.5·10⁶ rounds each, 7.7·10⁶ in all), per-round checks on 4 × 2,000 rounds at 3
-# values of V; measured 3 min 07 s wall (1 min 56 s CPU) on 2 shared CPU cores under a load
-# average of ≈ 9, so about 2 min alone. FULL (``gelato verify``): 4,096 realizations × 100,300
-# rounds × 16 values of V (V₀·10^-2 … V₀·10^3.7) per configuration, ≈ 6.6·10⁹ rounds each, 3.3·10¹⁰
-# in all: sized for a GPU/TPU (on these CPUs, ≈ 3·10⁵–10⁶ rounds/s, it would take 10–30 hours).
+# Sizing. QUICK (``gelato verify --quick``): 48 realizations × 10–14 values of V per configuration:
+# the coarse/fine grid V₀·10^-1.5 … V₀·10^2.5 plus, where the 1/V law of the gap is claimed or
+# observed (C = 0: (a), (b), (d), (e)), 4 values over V_a·[10^0.5, 10^1.5], V_a = B/(T* − T_ε)
+# (``plan_grid``): the bound (B+C)/V is informative only above B/gap(V_min) (80 V₀ for (b), 7 V₀
+# for (a)), which the plain grid reached with one V for (b). Horizon 10·V_max/V₀: 3,200 rounds for
+# (a), (c), (d) and 9,400 for (b), (e) (V_max ≈ 940 V₀); ≈ 1.3·10⁷ rounds in all; per-round checks
+# on 4 × ≤ 2,000 rounds at 3 values of V. Measured 1 min 19 s wall (1 min 54 s CPU) on 2 CPU cores
+# (`time gelato verify --quick`, load ≈ 1; 1 min 19 s before the added points: the sweeps are a
+# small part, compilation and the closed-form checks dominate). FULL (``gelato verify``): 4,096
+# realizations × 100,300 rounds × 20 values of V (V₀·10^-2 … V₀·10^3.7 plus the 4 scaling values)
+# per configuration, ≈ 8·10⁹ rounds each, 4·10¹⁰ in all: sized for a GPU/TPU (on these CPUs,
+# ≈ 3·10⁵–10⁶ rounds/s, it would take 10–40 hours).
 # Memory is O(chunk × n_V) per compiled call (chunk = 512 realizations); the same compiled
 # program serves every chunk.
 
@@ -62,6 +68,10 @@ class Sizes:
     mc_samples: int  # closed forms vs Monte Carlo
     lossless_samples: int
     quantiles: int  # for optimum()
+    # V values where the §8.5 gap scaling is tested: ``informative_points`` log-spaced over
+    # ``V_a·[10^informative_decades[0], 10^informative_decades[1]]`` (``plan_grid``)
+    informative_points: int = 4
+    informative_decades: tuple[float, float] = (0.5, 1.5)
 
 
 QUICK = Sizes(
@@ -184,7 +194,7 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
 
     from gelato_jax.simulator import rollout, sample_exogenous
 
-    from .sweep import horizon, sweep_cache_size, v_grid, v_sweep
+    from .sweep import sweep_cache_size, v_sweep
 
     notes: list[str] = []
     verdicts: list[Verdict] = []
@@ -211,8 +221,15 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     else:
         V0 = 1e-3
         notes.append(f"lambda* or eps unavailable ({th.need('lambda_star', 'eps')}); V grid centred on V0 = 1e-3 instead")
-    Vs = v_grid(V0, lo=sizes.lo, hi=sizes.hi, n_coarse=sizes.n_coarse, n_fine=sizes.n_fine)
-    rounds = horizon(float(Vs[-1]), V0, settle_factor=sizes.settle_factor, minimum=sizes.min_rounds)
+    # the 1/V law is claimed only with C = 0 (δ_T ≤ 0); (e) gets the same points for its observation
+    scaling_claim = th.delta_T is not None and th.delta_T <= 0.0
+    V_a = informative_v_apriori(th) if scaling_claim else None
+    Vs, rounds = plan_grid(V0, sizes, V_a)
+    if V_a is not None:
+        notes.append(
+            f"a-priori informative V: B/(T* − T_ε) = {V_a:.4g}; {sizes.informative_points} V values added over "
+            f"V_a·10^[{sizes.informative_decades[0]:g}, {sizes.informative_decades[1]:g}] for the 1/V scaling test; horizon {rounds} rounds"
+        )
 
     # ---------------------------------------------------------------- per-round checks (rollout)
     T_roll = min(rounds, sizes.rollout_rounds_cap)
@@ -308,9 +325,7 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         # the 1/V law is tested where the theorem's bound is informative: V ≥ V0 and (B+C)/V below
         # the largest observed gap (for smaller V the bound exceeds every gap and implies no rate)
         # (B + V·δ⁺)/V < gap(V_min)  ⇔  V > B / (gap(V_min) − δ⁺)
-        room = float(data["gap"][0]) - max(th.delta_T, 0.0)
-        V_inf = th.B / room if room > 0 else float("inf")
-        V_fit = max(V0, V_inf)
+        V_fit = gap_fit_threshold(float(data["gap"][0]), th, V0)
         data["V_fit_min"] = V_fit
         notes.append(f"gap-scaling range: V ≥ max(V0, (B+C)/gap(V_min)) = {V_fit:.4g}")
         v = checks.check_gap_slope(Vs, thr, th.T_star, fit_mask=Vs >= V_fit * (1 - 1e-9), B_plus_C=th.B + Cv, t_star_tol=th.T_star_tol or 0.0, seed=seed)
@@ -348,6 +363,42 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         v = checks.check_lagrangian_upper_bound(Vs, thr, sw["energy"], sw["arrival"], th.T_star, th.lambda_star, t_star_tol=tol)
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
     return ConfigResult(cfg.name, cfg.title, verdicts, th.as_dict(), data, notes)
+
+
+def informative_v_apriori(th: TheoryConstants) -> float | None:
+    r"""``V_a = B / (T* − T_ε − δ⁺)``: below ``V_a`` the bound ``(B + C)/V`` exceeds the gap of the
+    always-``γ = 0`` policy (``T_ε``), the ``V → 0`` limit of the controller, so it implies no rate.
+    The measured threshold (``gap_fit_threshold``, from the gap at the smallest ``V`` of the grid,
+    which lies below that limit) is larger: 1.8–2.7 ``V_a`` at the defaults (measured, seed 0), so the
+    scaling points start at ``10^0.5 V_a``. ``None`` when a constant is missing or the room is ≤ 0."""
+    if th.need("B", "T_star", "T_slater", "delta_T"):
+        return None
+    room = th.T_star - th.T_slater - max(th.delta_T, 0.0)
+    return th.B / room if room > 0 else None
+
+
+def gap_fit_threshold(gap_vmin: float, th: TheoryConstants, V0: float) -> float:
+    r"""Smallest ``V`` where the ``1/V`` law of the gap is tested: ``V ≥ V0`` and the bound below
+    the largest observed gap, ``(B + V·δ⁺)/V < gap(V_min)  ⇔  V > B / (gap(V_min) − δ⁺)``."""
+    room = gap_vmin - max(th.delta_T, 0.0)
+    V_inf = th.B / room if room > 0 else float("inf")
+    return max(V0, V_inf)
+
+
+def plan_grid(V0: float, sizes: Sizes, V_a: float | None = None) -> tuple[np.ndarray, int]:
+    """The V grid and the horizon of one configuration: ``v_grid`` over ``V0·[10^lo, 10^hi]`` (and
+    the fine grid), plus, when ``V_a`` (``informative_v_apriori``) is given, ``informative_points``
+    values over ``V_a·10^informative_decades`` — where the bound is informative, so the §8.5 gap
+    scaling gets a real verdict; the horizon is ``settle_factor · V_max/V0`` rounds."""
+    from .sweep import horizon, v_grid
+
+    extra = ()
+    if V_a is not None and sizes.informative_points > 0:
+        d0, d1 = sizes.informative_decades
+        extra = (V_a / V0) * np.logspace(d0, d1, sizes.informative_points)
+    Vs = v_grid(V0, lo=sizes.lo, hi=sizes.hi, n_coarse=sizes.n_coarse, n_fine=sizes.n_fine, extra=extra)
+    rounds = horizon(float(Vs[-1]), V0, settle_factor=sizes.settle_factor, minimum=sizes.min_rounds)
+    return Vs, rounds
 
 
 def _proxy_is_exact(policy) -> bool:

@@ -11,8 +11,9 @@ energy price, ``ε`` the Slater slack): the queue settles near ``Z ≈ V λ*``, 
 ``V λ*/ε = V/V₀`` rounds. For ``V ≪ V₀`` the queue stays at its one-round floor and the controller
 is energy-dominated (a large gap); for ``V ≫ V₀`` it spends above budget until ``Z`` has grown
 (energy overdraft ``Z_T/T``). The grid is a coarse log grid over ``[V₀·10^lo, V₀·10^hi]`` joined with
-a fine log grid over ``[0.1 V₀, V₀]``, where the gap decays; the horizon is
-``T = K · V_max/V₀`` rounds (``K`` settling times at the largest ``V``).
+a fine log grid over ``[0.1 V₀, V₀]``, where the gap decays, and (``extra``) the values where the
+``1/V`` scaling of the gap is tested (chosen by ``proofs_check.run.plan_grid`` from the theory
+constants); the horizon is ``T = K · V_max/V₀`` rounds (``K`` settling times at the largest ``V``).
 """
 
 from __future__ import annotations
@@ -31,19 +32,23 @@ __all__ = ["v_grid", "horizon", "v_sweep", "sweep_cache_size", "SWEEP_FIELDS"]
 SWEEP_FIELDS = ("throughput", "energy", "arrival", "queue", "queue_final", "tokens", "latency", "budget", "sent", "passes", "outage")
 
 
-def v_grid(V0: float, *, lo: float, hi: float, n_coarse: int, n_fine: int) -> np.ndarray:
+def v_grid(V0: float, *, lo: float, hi: float, n_coarse: int, n_fine: int, extra=()) -> np.ndarray:
     """Sorted unique ``V`` values: ``n_coarse`` log-spaced over ``V0·[10^lo, 10^hi]`` and
-    ``n_fine`` log-spaced over ``V0·[0.1, 1]``."""
+    ``n_fine`` log-spaced over ``V0·[0.1, 1]``, plus ``extra`` (in units of ``V0``; kept first,
+    a coarse or fine value within 0.08 decades of a kept value is dropped)."""
     if not (math.isfinite(V0) and V0 > 0):
         raise ValueError(f"V0 must be a positive finite number, got {V0}")
     if not hi > lo:
         raise ValueError(f"grid decades must satisfy hi > lo, got lo={lo}, hi={hi}")
+    extra = np.asarray(extra, np.float64).reshape(-1)
+    if not np.all(np.isfinite(extra) & (extra > 0)):
+        raise ValueError(f"extra V values must be positive and finite, got {extra}")
     coarse = np.logspace(lo, hi, n_coarse)
     fine = np.logspace(-1, 0, n_fine) if n_fine > 0 else np.zeros(0)
-    # merge values closer than 0.08 decades (keep the coarse one)
-    grid = list(coarse)
-    for v in fine:
-        if np.min(np.abs(np.log10(np.asarray(grid)) - np.log10(v))) > 0.08:
+    # merge values closer than 0.08 decades (keep the extra, then the coarse one)
+    grid = list(extra)
+    for v in (*coarse, *fine):
+        if not grid or np.min(np.abs(np.log10(np.asarray(grid)) - np.log10(v))) > 0.08:
             grid.append(v)
     return V0 * np.sort(np.asarray(grid))
 

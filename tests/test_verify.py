@@ -13,6 +13,7 @@ from proofs_check.sweep import horizon, sweep_cache_size, v_grid, v_sweep
 TINY = vrun.Sizes(
     realizations=4, chunk=2, lo=-1.0, hi=1.0, n_coarse=3, n_fine=2, settle_factor=5.0, min_rounds=200,
     rollout_realizations=2, rollout_rounds_cap=200, mc_samples=2000, lossless_samples=2000, quantiles=256,
+    informative_points=2,
 )
 
 
@@ -29,6 +30,38 @@ def test_v_grid_and_horizon():
             v_grid(bad, lo=-1, hi=1, n_coarse=3, n_fine=0)
     with pytest.raises(ValueError, match="hi > lo"):
         v_grid(1e-3, lo=1, hi=1, n_coarse=3, n_fine=0)
+    # extra values are kept; coarse/fine values within 0.08 decades of one are dropped
+    ge = v_grid(1e-3, lo=-1.5, hi=2.5, n_coarse=6, n_fine=5, extra=[10**2.45, 10**3.0])
+    assert np.any(np.isclose(ge, 1e-3 * 10**2.45)) and not np.any(np.isclose(ge, 1e-3 * 10**2.5))
+    assert ge[-1] == pytest.approx(1.0) and np.min(np.diff(np.log10(ge))) > 0.04
+    with pytest.raises(ValueError, match="extra"):
+        v_grid(1e-3, lo=-1, hi=1, n_coarse=3, n_fine=0, extra=[-1.0])
+
+
+def test_quick_grid_informative_for_config_b():
+    """The quick grid of configuration (b) puts >= 3 values of V where the bound (B + C)/V is below
+    the gap measured at the smallest V (the range where the 1/V law is tested), measured exactly
+    as `run_config` does it (same seed, realizations, horizon: common random numbers make the
+    smallest V's result independent of the other V values)."""
+    from proofs_check.theory_adapter import theory_constants
+
+    cfg = next(c for c in vrun.CONFIGS if c.name == "b-gelato-exact")
+    q = vrun.QUICK
+    scenario, policy = vrun._policy_for(cfg, [])
+    th = theory_constants(scenario, policy, quantiles=q.quantiles)
+    V0 = th.eps / th.lambda_star
+    V_a = vrun.informative_v_apriori(th)
+    assert V_a is not None and V_a > V0
+    Vs, rounds = vrun.plan_grid(V0, q, V_a)
+    assert rounds == horizon(float(Vs[-1]), V0, settle_factor=q.settle_factor, minimum=q.min_rounds)
+    sw = v_sweep(scenario, policy, Vs[:1], seed=0, realizations=q.realizations, rounds=rounds, chunk=q.chunk, progress=False)
+    gap_vmin = th.T_star - float(sw["throughput"][0].mean())
+    V_fit = vrun.gap_fit_threshold(gap_vmin, th, V0)
+    assert V_fit > V_a  # the smallest V's gap is below the V -> 0 limit T* - T_eps
+    assert np.sum(Vs >= V_fit) >= 3, (V_fit, Vs)
+    # without the added values (the grid before issue 5) only one V lay in that range
+    Vs_old, _ = vrun.plan_grid(V0, q, None)
+    assert np.sum(Vs_old >= V_fit) < 3
 
 
 def test_v_sweep_one_compile_and_chunk_invariance():
