@@ -43,7 +43,10 @@ __all__ = ["Sizes", "QUICK", "FULL", "CONFIGS", "ConfigResult", "run_verify", "r
 # (a), (c), (d) and 9,400 for (b), (e) (V_max ≈ 940 V₀); ≈ 1.3·10⁷ rounds in all; per-round checks
 # on 4 × ≤ 2,000 rounds at 3 values of V. Measured 1 min 19 s wall (1 min 54 s CPU) on 2 CPU cores
 # (`time gelato verify --quick`, load ≈ 1; 1 min 19 s before the added points: the sweeps are a
-# small part, compilation and the closed-form checks dominate). FULL (``gelato verify``): 4,096
+# small part, compilation and the closed-form checks dominate). The scaling verdict's false-failure
+# probability is ≤ α = 1e-3 (``checks.check_gap_slope``: Bonferroni-corrected one-sided Student-t
+# bounds, or a bootstrap slope bound when ≥ 3 gaps are resolvable); adding V values does not
+# change α (the correction is over n_V). FULL (``gelato verify``): 4,096
 # realizations × 100,300 rounds × 20 values of V (V₀·10^-2 … V₀·10^3.7 plus the 4 scaling values)
 # per configuration, ≈ 8·10⁹ rounds each, 4·10¹⁰ in all: sized for a GPU/TPU (on these CPUs,
 # ≈ 3·10⁵–10⁶ rounds/s, it would take 10–40 hours).
