@@ -313,7 +313,7 @@ def write_report(result: dict[str, Any], out_dir: str, *, environment: dict[str,
         "## Sample sizes",
         "",
         f"{sizes['realizations']} realizations per V per configuration; V grid: {sizes['n_coarse']} log-spaced values over "
-        f"`V₀·[10^{sizes['lo']}, 10^{sizes['hi']}]` plus {sizes['n_fine']} over `[0.1 V₀, V₀]`, plus (where the theorem's 1/V law applies) "
+        f"`V₀·[10^{sizes['lo']}, 10^{sizes['hi']}]` plus {sizes['n_fine']} over `[0.1 V₀, V₀]`, plus (where C = 0, so the 1/V law is claimed or, for (e), observed) "
         f"{sizes.get('informative_points', 0)} over `V_a·10^{list(sizes.get('informative_decades', ()))}`, "
         f"`V_a = B/(T* − T_ε)` (below it the bound exceeds every gap and implies no rate); horizon "
         f"`{sizes['settle_factor']:g}·V_max/V₀` rounds; per-round checks on {sizes['rollout_realizations']} trajectories "
