@@ -6,7 +6,14 @@ Fits, from ``(entropy, accepted[, support])`` records:
   ``scipy.optimize.minimize`` trust-region Newton with the analytic gradient and Hessian; standard errors from the inverse
   Hessian), compared to a binned estimate (equal-count bins of ``H``, Wilson 95 % intervals from
   ``scipy.stats.binomtest(...).proportion_ci``);
-* the entropy law ``H ~ Gamma(k_H, θ_H)`` (``scipy.stats.gamma.fit`` with ``floc=0``);
+* the entropy law ``H ~ Gamma(k_H, θ_H)`` (``scipy.stats.gamma.fit`` with ``floc=0``) over
+  **all drafted positions** (not only the verified ones: positions after the first rejection
+  are drafted and sent but not verified, and restricting to verified positions would bias the
+  law towards low entropies), which is the population the surrogate draws ``H_1..H_γ̃`` from;
+* the lag-one correlation ``rho_H`` of the entropies along a round (LM mode only): the pooled
+  Pearson correlation of ``(H_i, H_{i+1})`` over all consecutive drafted positions of every
+  round, clipped to ``[0, 1)`` — the surrogate's beta–gamma AR(1) process has exactly this
+  lag-one correlation with the same Gamma marginal (``tokens.sample_entropies``);
 * the payload constant ``c_p`` of ``m(H) ≈ c_p e^H`` (§3), least squares in log space:
   ``log c_p = mean(log m − H)``.
 
@@ -17,6 +24,7 @@ surrogate's ``U_i < α(H_i)`` models.
 
 CSV input: a header line with columns ``entropy`` (nats) and ``accepted`` (0/1), optionally
 ``support`` (top-p set size ``m``; without it ``c_p`` is not fitted).  Extra columns are ignored.
+CSV rows carry no round structure, so ``rho_H`` is not fitted from a CSV (the scenario keeps 0).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ __all__ = [
     "binned_acceptance",
     "fit_entropy_law",
     "fit_payload_constant",
+    "fit_entropy_correlation",
     "calibration_toml",
     "run_calibration",
 ]
@@ -52,7 +61,9 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
 
     Returns:
       dict with ``entropy``/``accepted``/``support`` of verified positions, ``all_entropy`` and
-      ``all_support`` of every drafted position, and per-round ``accepted_count`` ``(rounds, R)``.
+      ``all_support`` of every drafted position, ``entropy_rounds`` ``(rounds·R, γ_max)`` (the
+      drafted entropies of each round in position order) and per-round ``accepted_count``
+      ``(rounds, R)``.
     """
     from tqdm.auto import tqdm
 
@@ -70,7 +81,7 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
                        gamma_max=gamma_max)
         e, a, m = acceptance_pairs(out)
         ent.append(e), acc.append(a), sup.append(m)
-        all_e.append(np.asarray(out.entropy).ravel())
+        all_e.append(np.asarray(out.entropy).reshape(-1, gamma_max))
         all_m.append(np.asarray(out.support).ravel())
         a_counts.append(np.asarray(out.accepted))
         ctx = out.context
@@ -78,7 +89,8 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
         "entropy": np.concatenate(ent).astype(np.float64),
         "accepted": np.concatenate(acc).astype(bool),
         "support": np.concatenate(sup).astype(np.int64),
-        "all_entropy": np.concatenate(all_e).astype(np.float64),
+        "all_entropy": np.concatenate(all_e).ravel().astype(np.float64),
+        "entropy_rounds": np.concatenate(all_e).astype(np.float64),
         "all_support": np.concatenate(all_m).astype(np.int64),
         "accepted_count": np.stack(a_counts),
     }
@@ -190,6 +202,29 @@ def fit_entropy_law(entropy) -> dict[str, float]:
     return {"k_H": float(k), "theta_H": float(theta), "mean_H": float(h.mean()), "std_H": float(h.std())}
 
 
+def fit_entropy_correlation(entropy_rounds) -> dict[str, float]:
+    r"""Lag-one correlation ``rho_H`` of entropies along a round.
+
+    Args:
+      entropy_rounds: ``(n_rounds, γ)`` entropies, each row one round's drafted positions in order
+        (``γ ≥ 2``).
+    Returns:
+      ``rho_H`` (the pooled Pearson correlation of all ``(H_i, H_{i+1})`` pairs, clipped to
+      ``[0, 1 − 1e-6]``, the range the scenario accepts), the unclipped ``rho_H_raw``, its
+      approximate standard error ``(1 − r²)/√n_pairs`` (pairs within a row are dependent, so this
+      understates it), ``n_lag_pairs``, and the lag-two correlation ``rho2_H`` (AR(1) predicts
+      ``rho_H²``).
+    """
+    e = np.asarray(entropy_rounds, np.float64)
+    if e.ndim != 2 or e.shape[1] < 2 or e.shape[0] < 1:
+        raise ValueError(f"entropy_rounds must be a (rounds, gamma>=2) array, got shape {e.shape}")
+    r = float(np.corrcoef(e[:, :-1].ravel(), e[:, 1:].ravel())[0, 1])
+    r2 = float(np.corrcoef(e[:, :-2].ravel(), e[:, 2:].ravel())[0, 1]) if e.shape[1] > 2 else float("nan")
+    n = e[:, :-1].size
+    return {"rho_H": float(np.clip(r, 0.0, 1.0 - 1e-6)) if math.isfinite(r) else 0.0, "rho_H_raw": r,
+            "rho_H_se": float((1 - r * r) / math.sqrt(n)), "rho2_H": r2, "n_lag_pairs": int(n)}
+
+
 def fit_payload_constant(entropy, support) -> dict[str, float]:
     r"""``c_p`` of ``m ≈ c_p e^H``: ``log c_p = mean(log m − H)``; also ``corr(log m, H)``."""
     h = np.asarray(entropy, np.float64)
@@ -200,9 +235,9 @@ def fit_payload_constant(entropy, support) -> dict[str, float]:
 
 
 def calibration_toml(fit: dict[str, float], comment: str = "") -> str:
-    """TOML snippet of the fitted scenario fields ``a0, a1, k_H, theta_H[, c_p]``."""
+    """TOML snippet of the fitted scenario fields ``a0, a1, k_H, theta_H[, rho_H][, c_p]``."""
     lines = [f"# {line}" for line in comment.splitlines()] + ["[scenario]"]
-    for name in ("a0", "a1", "k_H", "theta_H", "c_p"):
+    for name in ("a0", "a1", "k_H", "theta_H", "rho_H", "c_p"):
         if name in fit and math.isfinite(fit[name]):
             lines.append(f"{name} = {fit[name]:.6g}")
     return "\n".join(lines) + "\n"
@@ -259,7 +294,9 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
         source = f"LM mode: {rounds} rounds x {sequences} sequences, gamma_max={gamma_max}, top_p={top_p}, seed={seed}"
     h, y = data["entropy"], data["accepted"]
     fit = fit_acceptance(h, y)
-    fit.update(fit_entropy_law(data["all_entropy"]))
+    fit.update(fit_entropy_law(data["all_entropy"]))  # all drafted positions (module docstring)
+    if "entropy_rounds" in data:
+        fit.update(fit_entropy_correlation(data["entropy_rounds"]))
     if "support" in data:
         fit.update(fit_payload_constant(data["all_entropy"], data["all_support"]))
     # surrogate check (§4/§5): ᾱ = E[σ(a0 − a1 H)] under the fitted Gamma law, by quadrature
@@ -286,7 +323,9 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
     res["toml"] = str(out_dir / "calibration.toml")
     res["plot"] = str(out_dir / "reliability.png")
     comment = (f"gelato calibrate: {source}\nn_pairs={res['n_pairs']} mean_acceptance={res['mean_acceptance']:.4f} "
-               f"corr(H, accepted)={res['corr_entropy_accepted']:.4f}")
+               f"corr(H, accepted)={res['corr_entropy_accepted']:.4f}"
+               + (f"\nentropy law over all {data['all_entropy'].size} drafted positions; lag-one corr along a round "
+                  f"{fit['rho_H_raw']:.4f} (lag two {fit['rho2_H']:.4f})" if "rho_H_raw" in fit else ""))
     atomic_write_bytes(res["toml"], calibration_toml(fit, comment).encode())
     _plot(res["plot"], bins, fit, data["all_entropy"])
     atomic_write_json(out_dir / "calibration.json", res)
