@@ -7,6 +7,7 @@ from gelato_jax.lm.calibrate import (
     binned_acceptance,
     calibration_toml,
     fit_acceptance,
+    fit_entropy_correlation,
     fit_entropy_law,
     fit_payload_constant,
     read_pairs_csv,
@@ -53,6 +54,29 @@ def test_fit_entropy_law_and_payload_constant():
     assert 2.0 <= cp < 2.0 * np.exp(np.mean(np.log1p(1 / (2 * np.exp(h)))) + 1e-9)
 
 
+def test_fit_entropy_correlation_recovers_surrogate_rho():
+    """The estimator applied to the surrogate's own AR(1) beta–gamma entropies recovers ``rho_H``."""
+    import jax
+
+    from gelato_jax.scenario import Scenario
+    from gelato_jax.tokens import sample_entropies
+
+    scen = Scenario.from_dict({"k_H": 2.0, "theta_H": 0.9, "rho_H": 0.4})
+    n_rows, g = 4000, 10
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(5), i))(np.arange(n_rows))
+    e = np.asarray(jax.vmap(lambda k: sample_entropies(k, scen, g, ar=True))(keys))
+    fit = fit_entropy_correlation(e)
+    # Bartlett: sd(r1) ≈ √((1 − ρ²)/n) ≈ 0.005 at n = 36 000 lag pairs (Gamma tails at most double
+    # the variance): the 0.03 tolerance is ≥ 4 sd, false-failure rate < 1e-4 (normal approx.).
+    assert abs(fit["rho_H"] - 0.4) < 0.03
+    assert abs(fit["rho2_H"] - 0.16) < 0.03  # AR(1): lag-two correlation ρ², same sizing
+    assert fit["n_lag_pairs"] == n_rows * (g - 1)
+    iid = fit_entropy_correlation(np.random.default_rng(0).gamma(2.0, 0.9, (4000, 10)))
+    assert 0.0 <= iid["rho_H"] < 0.03 and abs(iid["rho_H_raw"]) < 0.03  # clipped to [0, 1)
+    with pytest.raises(ValueError, match="entropy_rounds"):
+        fit_entropy_correlation(np.ones((5, 1)))
+
+
 def test_csv_roundtrip_and_errors(tmp_path):
     h, y = _synthetic(n=500, seed=3)
     p = tmp_path / "pairs.csv"
@@ -87,6 +111,8 @@ def test_run_calibration_from_csv_writes_toml_and_plot(tmp_path):
     # ᾱ of the calibrated surrogate vs the data's acceptance (binomial s.e. ≈ 0.006 at n = 5000)
     assert abs(res["fit"]["surrogate_mean_acceptance"] - res["mean_acceptance"]) < 0.03
     assert "c_p" in calibration_toml(res["fit"]) and "[scenario]" in calibration_toml(res["fit"])
+    assert "rho_H" not in res["fit"]  # a CSV has no round structure: rho_H is not fitted
+    assert "rho_H = 0.25" in calibration_toml(dict(res["fit"], rho_H=0.25))
 
 
 def test_collect_pairs_from_lm_mode(tmp_path):
@@ -101,6 +127,8 @@ def test_collect_pairs_from_lm_mode(tmp_path):
     assert d["accepted"].sum() == A.sum()  # every accepted draft is one accepted pair
     assert len(d["entropy"]) == np.minimum(A + 1, 4).sum()  # verified positions: i <= A, i < L = 4
     assert d["all_entropy"].shape == (3 * 16 * 4,) and np.all(d["all_support"] >= 1)
+    np.testing.assert_array_equal(d["entropy_rounds"].ravel(), d["all_entropy"])
+    assert d["entropy_rounds"].shape == (3 * 16, 4) and np.all(d["entropy_rounds"] > 0)  # no exit: all drafted
     assert np.all(d["entropy"] >= 0) and np.all(d["entropy"] <= np.log(256) + 1e-4)
     with pytest.raises(ValueError, match="rounds"):
         collect_pairs(pair, rounds=0)

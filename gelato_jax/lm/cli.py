@@ -47,7 +47,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     res = run_calibration(
         csv=args.csv, out_dir=args.out, rounds=args.rounds, sequences=args.sequences,
         gamma_max=args.gamma_max, top_p=args.top_p, seed=args.seed, weights_dir=args.weights,
-        quiet=args.quiet,
+        quiet=args.quiet, write_rho=args.write_rho,
     )
     if args.json:
         print(json.dumps(res, indent=2))
@@ -153,6 +153,10 @@ def add_parsers(subparsers) -> None:
     c.add_argument("--top-p", type=float, default=0.95)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--weights", default=None, help="weights directory (default: the committed pair)")
+    c.add_argument("--write-rho", action="store_true",
+                   help="also write the fitted lag-one entropy correlation rho_H to calibration.toml (LM mode; "
+                        "it is always measured and reported in calibration.json). Off by default: with it the "
+                        "calibrated surrogate agrees worse with LM mode (README / calibrate.py docstring)")
     c.add_argument("--quiet", action="store_true")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_calibrate)
