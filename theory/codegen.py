@@ -15,6 +15,7 @@ import sympy as sp
 from sympy.printing.numpy import JaxPrinter
 
 from . import closed_forms as cf
+from ._emit import write_or_check
 
 __all__ = ["generate", "GENERATED_PATH", "SERIES_THRESHOLD"]
 
@@ -99,18 +100,7 @@ def generate() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    text = generate()
-    if "--check" in argv:
-        with open(GENERATED_PATH, encoding="utf-8") as fh:
-            same = fh.read() == text
-        print("theory/_generated.py is up to date" if same else "theory/_generated.py is STALE: run python -m theory.codegen")
-        return 0 if same else 1
-    tmp = GENERATED_PATH + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, GENERATED_PATH)
-    print(f"wrote {GENERATED_PATH}")
-    return 0
+    return write_or_check(GENERATED_PATH, generate(), argv, "python -m theory.codegen")
 
 
 if __name__ == "__main__":

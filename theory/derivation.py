@@ -14,6 +14,7 @@ import sympy as sp
 
 from . import bounds as tb
 from . import closed_forms as cf
+from ._emit import write_or_check
 
 __all__ = ["render", "DERIVATION_PATH", "main"]
 
@@ -174,18 +175,7 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    text = render()
-    if "--check" in argv:
-        with open(DERIVATION_PATH, encoding="utf-8") as fh:
-            same = fh.read() == text
-        print("theory/DERIVATION.md is up to date" if same else "theory/DERIVATION.md is STALE: run python -m theory.derivation")
-        return 0 if same else 1
-    tmp = DERIVATION_PATH + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, DERIVATION_PATH)
-    print(f"wrote {DERIVATION_PATH}")
-    return 0
+    return write_or_check(DERIVATION_PATH, render(), argv, "python -m theory.derivation")
 
 
 if __name__ == "__main__":
