@@ -23,6 +23,7 @@ from gelato_jax import Exogenous, Scenario, rollout, sample_exogenous, simulate
 from gelato_jax import simulator as sim_mod
 from gelato_jax import tokens
 from gelato_jax.policies import REGISTRY, Gelato, StaticSD
+from test_properties import bucket_reference  # MODEL §6 leaky bucket, literal loop
 
 R, T, GMAX = 3, 40, 10
 REL = 1e-9  # relative tolerance for "numerically tied" budgets in the float64 reference
@@ -112,15 +113,6 @@ def np_mean_proxy_utility(s: Scenario, payload: str, V, queue, rate, rate_dl):
     d_hat = g * tau_d + air + s.t_v0 + s.t_v1 * g + s.delta + air_dl
     e_hat = g * e_d + s.P_tx * air
     return V * n_hat / d_hat - queue[..., None] * e_hat
-
-
-def bucket_reference(H, budget, H_th, Theta_th):
-    theta = 0.0
-    for i in range(budget):
-        theta = max(0.0, theta + float(H[i]) - H_th)
-        if theta > Theta_th:
-            return i, i + 1
-    return budget, budget
 
 
 def check_trajectory(s: Scenario, payload: str, exo: Exogenous, tr) -> None:
