@@ -17,3 +17,22 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest  # noqa: E402
+
+TINY_LM_CONTEXT, TINY_LM_GAMMA = 16, 4
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A tiny untrained draft/target pair (context 16, up to 4 drafts) for fast LM-mode tests."""
+    from flax import nnx
+
+    from gelato_jax.lm.model import LMConfig, TransformerLM
+    from gelato_jax.lm.rounds import LMPair
+
+    C, G = TINY_LM_CONTEXT, TINY_LM_GAMMA
+    cfg_d = LMConfig(n_layers=1, d_model=16, n_heads=2, max_len=C + G)
+    cfg_t = LMConfig(n_layers=1, d_model=32, n_heads=2, max_len=C + G)
+    return LMPair.from_models(TransformerLM(cfg_d, rngs=nnx.Rngs(0)), TransformerLM(cfg_t, rngs=nnx.Rngs(1)), C)

@@ -4,20 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
-from gelato_jax.lm.model import LMConfig, TransformerLM
-from gelato_jax.lm.rounds import LMPair, acceptance_pairs, draft_step_jit, lm_round
+from gelato_jax.lm.rounds import acceptance_pairs, draft_step_jit, lm_round
 from gelato_jax.lm.sampling import DraftCarry, entropy_nats
 
 C, G, R = 16, 4, 32
-
-
-@pytest.fixture(scope="module")
-def pair():
-    cfg_d = LMConfig(n_layers=1, d_model=16, n_heads=2, max_len=C + G)
-    cfg_t = LMConfig(n_layers=1, d_model=32, n_heads=2, max_len=C + G)
-    return LMPair.from_models(TransformerLM(cfg_d, rngs=nnx.Rngs(0)), TransformerLM(cfg_t, rngs=nnx.Rngs(1)), C)
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from gelato_jax import channel, costs
 from gelato_jax.lm.cli import simulate_lm_from_args
-from gelato_jax.lm.model import LMConfig, TransformerLM
-from gelato_jax.lm.rounds import LMPair
 from gelato_jax.lm.simulate import CALIBRATION_PATH, calibrated_scenario, rollout_lm, simulate_lm, summarize
 from gelato_jax.policies import AdaEDL, ExitOnly, Gelato, LyapunovOnly, StaticSD, UHLM
 from gelato_jax.scenario import Scenario, read_toml
 from gelato_jax.simulator import rollout, sample_exogenous, simulate
 
 C, G, R, T = 16, 4, 4, 8
-
-
-@pytest.fixture(scope="module")
-def pair():
-    cfg_d = LMConfig(n_layers=1, d_model=16, n_heads=2, max_len=C + G)
-    cfg_t = LMConfig(n_layers=1, d_model=32, n_heads=2, max_len=C + G)
-    return LMPair.from_models(TransformerLM(cfg_d, rngs=nnx.Rngs(0)), TransformerLM(cfg_t, rngs=nnx.Rngs(1)), C)
 
 
 @pytest.fixture(scope="module")
