@@ -124,7 +124,7 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     t, queue, pstate = carry
     h, arrival, entropy, uniform = exo_t
     obs, budget = round_decision(scenario, policy, aux, carry, h)
-    sent, passes = policy.draft(scenario, aux, pstate, budget, entropy)
+    sent, passes = policy.draft(scenario, aux, pstate, budget, entropy, obs)
 
     pos = jnp.arange(scenario.gamma_max)
     accept = (uniform < tokens.acceptance_prob(scenario, entropy)) & (pos < sent)

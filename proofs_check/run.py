@@ -480,6 +480,7 @@ def proxy_vs_monte_carlo(cfg: Config, sizes: Sizes, *, seed: int = 0) -> Verdict
     import jax.numpy as jnp
 
     from gelato_jax import channel, costs, tokens
+    from gelato_jax.policies.base import RoundObs
 
     claim_name = f"proxies T̂(γ,h) = E[N/D], Ê(γ,h) = E[E] for {cfg.name}"
     notes: list[str] = []
@@ -499,12 +500,14 @@ def proxy_vs_monte_carlo(cfg: Config, sizes: Sizes, *, seed: int = 0) -> Verdict
         state = policy.init_state(scenario, aux)
         rate = channel.uplink_rate(scenario, h)
         rdl = channel.downlink_rate(scenario, h)
+        obs = RoundObs(jnp.zeros((), jnp.int32), jnp.zeros((), rate.dtype), h, rate, rdl,
+                       channel.in_outage(scenario, rate))
 
         def one(k):
             k1, k2 = jax.random.split(k)
             H = tokens.sample_entropies(k1, scenario, G)
             U = jax.random.uniform(k2, (G,), dtype=H.dtype)
-            sent, passes = policy.draft(scenario, aux, state, budget, H)
+            sent, passes = policy.draft(scenario, aux, state, budget, H, obs)
             pos = jnp.arange(G)
             acc = (U < tokens.acceptance_prob(scenario, H)) & (pos < sent)
             A = jnp.sum(jnp.cumprod(acc.astype(jnp.int32)))

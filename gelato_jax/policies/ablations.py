@@ -81,5 +81,5 @@ class ExitOnly(Policy):
     def choose_budget(self, scenario, aux, state, obs):
         return jnp.asarray(self.gamma, jnp.int32)
 
-    def draft(self, scenario, aux, state, budget, entropy):
+    def draft(self, scenario, aux, state, budget, entropy, obs):
         return leaky_bucket_exit(entropy, budget, self.H_th, self.Theta_th)

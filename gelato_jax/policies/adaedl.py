@@ -70,7 +70,7 @@ class AdaEDL(Policy):
     def choose_budget(self, scenario, aux, state, obs):
         return jnp.asarray(self.gamma_cap, jnp.int32)
 
-    def draft(self, scenario, aux, state, budget, entropy):
+    def draft(self, scenario, aux, state, budget, entropy, obs):
         return adaedl_exit(entropy, budget, self.c, state)
 
     def update_state(self, scenario, aux, state, outcome):

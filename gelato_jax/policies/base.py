@@ -8,7 +8,8 @@ with four pure hooks the rollout calls every round (MODEL.md §1, steps 2–6):
 * ``init_state(scenario, aux) -> state`` — per-realization policy state (e.g. an EWMA);
 * ``choose_budget(scenario, aux, state, obs) -> γ̃`` — outer loop (the rollout forces ``γ̃ = 0``
   in outage for every policy);
-* ``draft(scenario, aux, state, budget, entropy) -> (sent, passes)`` — inner loop;
+* ``draft(scenario, aux, state, budget, entropy, obs) -> (sent, passes)`` — inner loop, given the
+  entropies of the positions the device would draft and the round's observation ``obs``;
 * ``update_state(scenario, aux, state, outcome) -> state`` — after the round.
 
 ``payload`` (static) selects the uplink scheme of §3. ``validate(scenario)`` runs in Python
@@ -80,7 +81,7 @@ class Policy:
     def choose_budget(self, scenario: Scenario, aux, state, obs: RoundObs):
         raise NotImplementedError
 
-    def draft(self, scenario: Scenario, aux, state, budget, entropy):
+    def draft(self, scenario: Scenario, aux, state, budget, entropy, obs: RoundObs):
         return no_exit(entropy, budget)
 
     def update_state(self, scenario: Scenario, aux, state, outcome: RoundOutcome):

@@ -99,7 +99,7 @@ class Gelato(Policy):
         proxy = self.proxy_costs(scenario, aux, state, obs)
         return dpp_budget(self.V, obs.queue, proxy.throughput, proxy.energy, obs.outage)
 
-    def draft(self, scenario, aux, state, budget, entropy):
+    def draft(self, scenario, aux, state, budget, entropy, obs):
         if self.exit == "bucket":
             return leaky_bucket_exit(entropy, budget, self.H_th, self.Theta_th)
         return no_exit(entropy, budget)
