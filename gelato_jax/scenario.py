@@ -78,6 +78,8 @@ _CHECKS = {
     "rho_H": check_real(_S, 0, 1, hi_open=True),
     "a0": check_real(_S, -1e3, 1e3),
     "a1": check_real(_S, 0, 1e3),
+    "first_H_scale": check_real(_S, 0.05, 20),
+    "first_a0_shift": check_real(_S, -1e3, 1e3),
     # energy, MODEL §1, §9
     "E_bar": check_real(_S, 0, None, lo_open=True),
     "energy_arrival": check_choice(_S, ENERGY_ARRIVALS),
@@ -105,6 +107,14 @@ class Scenario:
     positions of a round with lag-one correlation ``rho_H`` (beta–gamma autoregression, exact
     Gamma marginals); acceptance ``alpha(H) = sigmoid(a0 - a1 H)``; ``gamma_max`` = largest
     drafting budget.
+
+    First drafted position [ours, LM calibration]: the first draft of a round follows the target's
+    correction or bonus token, and a real draft model is measurably less certain there (the tiny
+    LM pair: mean entropy 1.99 vs 1.83 nats, acceptance 0.633 vs 0.669 predicted by the pooled
+    map). ``first_H_scale`` multiplies the entropy scale at position 1
+    (``H_1 ~ Gamma(k_H, first_H_scale·theta_H)``) and ``first_a0_shift`` shifts the acceptance
+    intercept there (``alpha_1(H) = sigmoid(a0 + first_a0_shift − a1 H)``). The defaults (1, 0)
+    give MODEL.md §4's i.i.d. positions exactly.
 
     Energy (§1): per-round budget ``E_bar`` J, delivered as a constant or as random arrivals
     (``exponential`` or ``uniform`` on ``[0, 2 E_bar]``) with mean ``E_bar``.
@@ -140,6 +150,8 @@ class Scenario:
     rho_H: float = leaf_field(0.0)
     a0: float = leaf_field(4.8)
     a1: float = leaf_field(1.8, unit="1/nats")
+    first_H_scale: float = leaf_field(1.0)
+    first_a0_shift: float = leaf_field(0.0)
     E_bar: float = leaf_field(0.06, unit="J/round")
     energy_arrival: str = static_field("constant")
 

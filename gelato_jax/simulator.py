@@ -127,7 +127,7 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     sent, passes = policy.draft(scenario, aux, pstate, budget, entropy, obs)
 
     pos = jnp.arange(scenario.gamma_max)
-    accept = (uniform < tokens.acceptance_prob(scenario, entropy)) & (pos < sent)
+    accept = (uniform < tokens.acceptance_by_position(scenario, entropy)) & (pos < sent)
     accepted = jnp.sum(jnp.cumprod(accept.astype(jnp.int32))).astype(jnp.int32)
     n_tokens = accepted + 1
 

@@ -509,7 +509,7 @@ def proxy_vs_monte_carlo(cfg: Config, sizes: Sizes, *, seed: int = 0) -> Verdict
             U = jax.random.uniform(k2, (G,), dtype=H.dtype)
             sent, passes = policy.draft(scenario, aux, state, budget, H, obs)
             pos = jnp.arange(G)
-            acc = (U < tokens.acceptance_prob(scenario, H)) & (pos < sent)
+            acc = (U < tokens.acceptance_by_position(scenario, H)) & (pos < sent)
             A = jnp.sum(jnp.cumprod(acc.astype(jnp.int32)))
             bits = costs.uplink_bits(scenario, policy.payload, H, sent)
             bdl = costs.downlink_bits(scenario, policy.payload, A < sent)
