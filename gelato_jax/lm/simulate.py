@@ -117,7 +117,10 @@ def lm_inner_loop(policy: Policy) -> tuple[bool, Any, Any]:
     if draft is Gelato.draft:
         if policy.exit == "bucket":
             return True, policy.H_th, policy.Theta_th
-        return False, 0.0, 0.0
+        if policy.exit == "none":
+            return False, 0.0, 0.0
+        raise ValueError(
+            f"{name}.exit={policy.exit!r} has no LM-mode counterpart; LM mode implements exit in ['bucket', 'none']")
     if draft is ExitOnly.draft:
         return True, policy.H_th, policy.Theta_th
     raise ValueError(

@@ -1,4 +1,4 @@
-r"""GELATO (MODEL.md §5, §6): drift-plus-penalty budget + leaky-bucket entropy early exit.
+r"""GELATO (MODEL.md §5, §6): drift-plus-penalty budget + entropy early exit.
 
 Outer loop: ``γ̃_t = argmax_γ V T̂(γ, r_t) − Z_t Ê(γ, r_t)`` over ``{0..γ_max}`` (``{0}`` in
 outage, smallest γ on ties). Proxies:
@@ -15,7 +15,14 @@ outage, smallest γ on ties). Proxies:
   ratio of exponentially weighted sums ``ᾱ̂ = S_A / (S_A + S_F)`` with weight ``ewma_beta``,
   started at the scenario's ``ᾱ`` with unit prior weight [ours: the paper gives no details].
 
-Inner loop: ``exit="bucket"`` (leaky bucket, §6) or ``exit="none"``.
+Inner loop (``early_exit``): ``exit="bucket"`` (leaky bucket, §6, ``H_th``/``Theta_th``),
+``exit="marginal"`` [ours] or ``exit="none"``. ``marginal`` sends drafted token ``i`` and goes on
+iff that raises the round's predicted ``V T̂ − Z_t Ê`` (the outer loop's objective, with the
+observed ``α_l(H_l)``, ``l ≤ i``, and the round's rates; pass ``i`` sunk on both sides; ties
+stop): ``early_exit.marginal_exit``. It depends on ``(Z_t, V)``, so the exact proxy (a table of
+the inner loop's law given the budget, built before the rollout) cannot be tabulated for it:
+``proxy="exact"`` with ``exit="marginal"`` is refused (``ValueError``); ``mean``/``ewma`` ignore
+the inner loop, as they do for the bucket.
 The queue update ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` with the actual energy is done by the
 rollout for every policy.
 """
@@ -27,13 +34,15 @@ import jax.numpy as jnp
 from .._pytree import check_choice, check_real, leaf_field, pytree_dataclass, static_field
 from ..controller import dpp_budget
 from ..costs import PAYLOADS
-from ..early_exit import leaky_bucket_exit, no_exit
+from ..early_exit import leaky_bucket_exit, marginal_exit, no_exit
 from .base import Policy
 
 __all__ = ["Gelato", "PROXIES", "EXITS"]
 
 PROXIES = ("mean", "ewma", "exact")
-EXITS = ("bucket", "none")
+EXITS = ("bucket", "marginal", "none")
+# (proxy, exit) pairs that cannot be combined, with the reason shown in the error.
+_EXACT_EXITS = ("bucket", "none")
 
 _G = "Gelato"
 
@@ -60,10 +69,23 @@ class Gelato(Policy):
     exit: str = static_field("bucket")
     payload: str = static_field("topp")
 
+    def _validate_cross(self):
+        if self.proxy == "exact" and self.exit not in _EXACT_EXITS:
+            raise ValueError(
+                f"{type(self).__name__}.exit={self.exit!r} cannot be combined with proxy='exact' (its law depends "
+                f"on the queue and V, so it cannot be tabulated per budget); allowed: proxy='exact' with exit in "
+                f"{list(_EXACT_EXITS)}, or proxy in ['mean', 'ewma'] with exit in {list(EXITS)}"
+            )
+
+    def validate(self, scenario):
+        super().validate(scenario)
+        self._validate_cross()
+
     def precompute(self, scenario):
         stats = super().precompute(scenario)
         if self.proxy != "exact":
             return stats
+        self._validate_cross()  # never hand the exact-proxy table builder an exit it cannot tabulate
         from theory import exact_proxy
 
         table = exact_proxy.build_table(
@@ -102,6 +124,8 @@ class Gelato(Policy):
     def draft(self, scenario, aux, state, budget, entropy, obs):
         if self.exit == "bucket":
             return leaky_bucket_exit(entropy, budget, self.H_th, self.Theta_th)
+        if self.exit == "marginal":
+            return marginal_exit(scenario, self.payload, entropy, budget, self.V, obs.queue, obs.rate, obs.rate_dl)
         return no_exit(entropy, budget)
 
     def update_state(self, scenario, aux, state, outcome):
