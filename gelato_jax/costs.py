@@ -105,11 +105,12 @@ def expected_tokens_iid(alpha, gamma_max: int):
     return _generated.expected_tokens_iid(alpha, gamma_max)
 
 
-def mean_token_bits(scenario: Scenario, payload: str):
-    """``b̄``: mean uplink bits per sent token under ``payload`` (exact, §5)."""
+def mean_token_bits(scenario: Scenario, payload: str, *, first: bool = False):
+    """``b̄``: mean uplink bits per sent token under ``payload`` (exact, §5); ``first=True``: at the
+    first drafted position (``b̄_1``; differs only for ``topp`` with ``first_H_scale ≠ 1``)."""
     _check_payload(payload)
     if payload == "topp":
-        return tokens.mean_topp_bits(scenario)
+        return tokens.mean_topp_bits_first(scenario) if first else tokens.mean_topp_bits(scenario)
     return token_bits(scenario, payload, jnp.zeros(()))
 
 
@@ -125,17 +126,32 @@ class ProxyCosts(NamedTuple):
         return self.tokens / self.latency
 
 
-def proxy_costs(scenario: Scenario, payload: str, alpha_bar, b_bar, rate, rate_dl) -> ProxyCosts:
+def proxy_costs(scenario: Scenario, payload: str, alpha_bar, b_bar, rate, rate_dl, *, alpha_bar_1=None,
+                b_bar_1=None) -> ProxyCosts:
     r"""The paper's expectation proxy (§5, ``proxy="mean"``) at uplink rate ``rate``.
 
     ``N̂(γ) = (1 − ᾱ^{γ+1})/(1 − ᾱ)``; ``D̂`` and ``Ê`` use ``P = L = γ`` and ``γ b̄`` uplink bits.
     Under ``scalar`` the expected downlink adds ``(1 − ᾱ^γ) V_vocab b_prob`` (a rejection occurs
     unless all ``γ`` drafts are accepted).
+
+    First drafted position [ours]: with ``alpha_bar_1`` (``ᾱ_1``) and ``b_bar_1`` (``b̄_1``) the
+    first position has its own means (``Scenario.first_H_scale``, ``first_a0_shift``). Then, for
+    ``γ ≥ 1``, ``N̂(γ) = 1 + ᾱ_1 Σ_{j=0}^{γ−1} ᾱ^j = N_iid(ᾱ, γ) + (ᾱ_1 − ᾱ) N_iid(ᾱ, γ − 1)``
+    (``theory.closed_forms.N_pos`` with ``α_2 = … = α_γ``; the identity is tested), the uplink
+    carries ``b̄_1 + (γ − 1) b̄`` bits and a rejection has probability ``1 − ᾱ_1 ᾱ^{γ−1}``. The
+    additive form keeps the i.i.d. values bit for bit when ``ᾱ_1 = ᾱ`` and ``b̄_1 = b̄``.
     """
     g = jnp.arange(scenario.gamma_max + 1).astype(jnp.result_type(float))
     n_hat = expected_tokens_iid(alpha_bar, scenario.gamma_max)
     bits_ul = g * b_bar
     p_reject = 1.0 - jnp.asarray(alpha_bar) ** g
+    if alpha_bar_1 is not None:
+        d_alpha = jnp.asarray(alpha_bar_1) - alpha_bar
+        n_prev = jnp.concatenate([jnp.zeros((1,), n_hat.dtype), n_hat[:-1]])  # N_iid(ᾱ, γ−1), 0 at γ=0
+        n_hat = n_hat + d_alpha * n_prev
+        p_reject = p_reject - jnp.where(g >= 1, d_alpha * jnp.asarray(alpha_bar) ** jnp.maximum(g - 1, 0), 0.0)
+    if b_bar_1 is not None:
+        bits_ul = bits_ul + jnp.where(g >= 1, jnp.asarray(b_bar_1) - b_bar, 0.0)
     bits_dl = scenario.b_dl + jnp.zeros_like(g)
     if payload == "scalar":
         bits_dl = bits_dl + p_reject * scenario.V_vocab * scenario.b_prob

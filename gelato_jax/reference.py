@@ -14,7 +14,10 @@ The code is vectorized over realizations and loops over rounds (and over the ``�
 positions inside a round). Nothing here imports the JAX core's formulas: rates, path loss,
 mean proxy, ``ᾱ`` (``scipy.integrate.quad``), ``b̄`` (piecewise sum of Gamma CDF differences),
 drift-plus-penalty argmax, leaky bucket, acceptance, bits, latency and energy are re-derived
-from the specification. Supported policies: ``Gelato`` with ``proxy="mean"`` (``exit`` bucket
+from the specification. The first drafted position's law (``Scenario.first_H_scale``,
+``first_a0_shift``; [ours]) is re-derived too: ``ᾱ_1``, ``b̄_1`` by quadrature at the scaled
+entropy law, ``N̂(γ) = 1 + ᾱ_1 Σ_{j<γ} ᾱ^j``, ``γ ≥ 1`` uplink ``b̄_1 + (γ−1) b̄`` and acceptance
+intercept ``a0 + first_a0_shift`` at position 1. Supported policies: ``Gelato`` with ``proxy="mean"`` (``exit`` bucket
 or none, any payload) and ``StaticSD``; channel ``rayleigh`` with i.i.d. entropies in
 ``simulate`` (``rollout`` accepts any exogenous arrays).
 """
@@ -82,6 +85,28 @@ class Params:
     gamma: int
     alpha_bar: float
     b_bar: float  # mean uplink bits per sent token under the policy's payload
+    first_H_scale: float = 1.0
+    first_a0_shift: float = 0.0
+    alpha_bar_1: float | None = None  # ᾱ_1 at the first drafted position (None: = alpha_bar)
+    b_bar_1: float | None = None  # b̄_1 at the first drafted position (None: = b_bar)
+
+    def n_hat(self, g: int) -> float:
+        """``N̂(γ) = 1 + ᾱ_1 Σ_{j=0}^{γ−1} ᾱ^j`` (``Σ_{j≤γ} ᾱ^j`` when ``ᾱ_1 = ᾱ``)."""
+        a1 = self.alpha_bar if self.alpha_bar_1 is None else self.alpha_bar_1
+        return 1.0 + a1 * sum(self.alpha_bar**j for j in range(g))
+
+    def bits_hat(self, g: int) -> float:
+        b1 = self.b_bar if self.b_bar_1 is None else self.b_bar_1
+        return b1 + (g - 1) * self.b_bar if g > 0 else 0.0
+
+    def p_reject(self, g: int) -> float:
+        """``1 − ᾱ_1 ᾱ^{γ−1}`` (no rejection possible at ``γ = 0``)."""
+        a1 = self.alpha_bar if self.alpha_bar_1 is None else self.alpha_bar_1
+        return 1.0 - a1 * self.alpha_bar ** (g - 1) if g > 0 else 0.0
+
+    def a0_at(self, i: int) -> float:
+        """Acceptance intercept at position ``i`` (0-based)."""
+        return self.a0 + self.first_a0_shift if i == 0 else self.a0
 
 
 @functools.lru_cache(maxsize=64)
@@ -132,9 +157,12 @@ def params(scenario, policy) -> Params:
     f = lambda n: float(np.asarray(s[n]))
     pl_db = 128.1 + 37.6 * math.log10(f("d") / 1000.0)
     k, th = f("k_H"), f("theta_H")
+    scale1, shift1 = f("first_H_scale"), f("first_a0_shift")
     m_cap = min(f("V_vocab"), float(s["m_max"]))
+    b_bar_1 = None
     if pol["payload"] == "topp":
         b_bar = mean_topp_bits(k, th, f("c_p"), m_cap, f("b_id"), f("b_prob"))
+        b_bar_1 = mean_topp_bits(k, th * scale1, f("c_p"), m_cap, f("b_id"), f("b_prob"))
     elif pol["payload"] == "full":
         b_bar = f("b_id") + f("V_vocab") * f("b_prob")
     else:
@@ -146,7 +174,9 @@ def params(scenario, policy) -> Params:
         t_v0=f("t_v0"), t_v1=f("t_v1"), delta=f("delta"), V_vocab=f("V_vocab"), b_id=f("b_id"),
         b_prob=f("b_prob"), b_dl=f("b_dl"), c_p=f("c_p"), m_cap=m_cap, k_H=k, theta_H=th,
         a0=f("a0"), a1=f("a1"), E_bar=f("E_bar"), energy_arrival=s["energy_arrival"],
-        alpha_bar=mean_acceptance(k, th, f("a0"), f("a1")), b_bar=b_bar, **pol,
+        alpha_bar=mean_acceptance(k, th, f("a0"), f("a1")), b_bar=b_bar, first_H_scale=scale1,
+        first_a0_shift=shift1, alpha_bar_1=mean_acceptance(k, th * scale1, f("a0") + shift1, f("a1")),
+        b_bar_1=b_bar_1, **pol,
     )
 
 
@@ -162,12 +192,11 @@ class _Round:
         self.g = g
         self.pos = np.arange(p.G)
         # mean proxy pieces that do not depend on the rate (MODEL §5)
-        ab = p.alpha_bar
-        self.n_hat = np.array([sum(ab**j for j in range(n + 1)) for n in range(p.G + 1)], dtype=self.dt)
-        self.bits_hat = (g * p.b_bar).astype(self.dt)
+        self.n_hat = np.array([p.n_hat(n) for n in range(p.G + 1)], dtype=self.dt)
+        self.bits_hat = np.array([p.bits_hat(n) for n in range(p.G + 1)], dtype=self.dt)
         dl_hat = np.full(p.G + 1, p.b_dl)
         if p.payload == "scalar":
-            dl_hat = dl_hat + (1.0 - ab ** np.arange(p.G + 1)) * p.V_vocab * p.b_prob
+            dl_hat = dl_hat + np.array([p.p_reject(n) for n in range(p.G + 1)]) * p.V_vocab * p.b_prob
         self.dl_hat = dl_hat.astype(self.dt)
         self.fixed_hat = (g * p.tau_d + p.t_v0 + g * p.t_v1 + p.delta).astype(self.dt)
         self.e_hat_fixed = (g * p.e_d).astype(self.dt)
@@ -223,7 +252,8 @@ class _Round:
         budget = self.budget(Z, r, rdl, outage)
         sent, passes = self.draft(H, budget)
         live = self.pos < sent[:, None]
-        ok = (U < c(1) / (c(1) + np.exp(-(c(p.a0) - c(p.a1) * H)))) & live
+        a0 = np.array([p.a0_at(i) for i in range(p.G)], dtype=self.dt)
+        ok = (U < c(1) / (c(1) + np.exp(-(a0 - c(p.a1) * H)))) & live
         accepted = np.cumprod(ok, axis=1).sum(axis=1)
         if p.payload == "topp":
             m = np.minimum(c(p.m_cap), np.ceil(c(p.c_p) * np.exp(H)))
@@ -277,6 +307,7 @@ def _draws(rng: np.random.Generator, p: Params, R: int, dt):
     else:
         a = dt.type(2 * p.E_bar) * rng.random(R, dtype=dt)
     H = dt.type(p.theta_H) * rng.standard_gamma(p.k_H, (R, p.G), dtype=dt)
+    H[:, 0] *= dt.type(p.first_H_scale)
     U = rng.random((R, p.G), dtype=dt)
     return h, a, H, U
 
@@ -317,9 +348,10 @@ class _PyModel:
     def __init__(self, p: Params):
         self.p = p
         G = p.G
-        self.n_hat = [sum(p.alpha_bar**j for j in range(n + 1)) for n in range(G + 1)]
+        self.n_hat = [p.n_hat(g) for g in range(G + 1)]
+        self.bits_hat = [p.bits_hat(g) for g in range(G + 1)]
         self.dl_hat = [
-            p.b_dl + ((1 - p.alpha_bar**g) * p.V_vocab * p.b_prob if p.payload == "scalar" else 0.0) for g in range(G + 1)
+            p.b_dl + (p.p_reject(g) * p.V_vocab * p.b_prob if p.payload == "scalar" else 0.0) for g in range(G + 1)
         ]
 
     def round(self, Z, h, a, H, U):
@@ -335,7 +367,7 @@ class _PyModel:
         else:
             best, budget = -math.inf, 0
             for g in range(p.G + 1):
-                air = g * p.b_bar / r if g > 0 else 0.0
+                air = self.bits_hat[g] / r if g > 0 else 0.0
                 D = g * p.tau_d + air + p.t_v0 + p.t_v1 * g + p.delta + self.dl_hat[g] / rdl
                 u = p.V * self.n_hat[g] / D - Z * (g * p.e_d + p.P_tx * air)
                 if u > best:
@@ -349,7 +381,7 @@ class _PyModel:
                     sent, passes = i, i + 1
                     break
         accepted = 0
-        while accepted < sent and U[accepted] < 1.0 / (1.0 + math.exp(-(p.a0 - p.a1 * H[accepted]))):
+        while accepted < sent and U[accepted] < 1.0 / (1.0 + math.exp(-(p.a0_at(accepted) - p.a1 * H[accepted]))):
             accepted += 1
         if p.payload == "topp":
             bits = sum(p.b_id + min(p.m_cap, math.ceil(p.c_p * math.exp(x))) * (p.b_id + p.b_prob) for x in H[:sent])
@@ -399,7 +431,7 @@ def python_loop_simulate(scenario, policy, *, seed: int = 0, realizations: int =
         Z, thr, en = 0.0, 0.0, 0.0
         for _ in range(rounds):
             h = rng.expovariate(1.0)
-            H = [p.theta_H * rng.gammavariate(p.k_H, 1.0) for _ in range(p.G)]
+            H = [p.theta_H * rng.gammavariate(p.k_H, 1.0) * (p.first_H_scale if i == 0 else 1.0) for i in range(p.G)]
             U = [rng.random() for _ in range(p.G)]
             row, Z = model.round(Z, h, p.E_bar, H, U)
             thr += row[4] / row[5]

@@ -34,10 +34,13 @@ class ScenarioStats(NamedTuple):
 
     alpha_bar: Any  # ᾱ = E[α(H)]
     topp_bits: Any  # b̄ = E[b(H)] under the topp scheme
+    alpha_bar_1: Any  # ᾱ_1 at the first drafted position (= ᾱ at the defaults)
+    topp_bits_1: Any  # b̄_1 at the first drafted position (= b̄ at the defaults)
 
 
 def scenario_stats(scenario: Scenario) -> ScenarioStats:
-    return ScenarioStats(tokens.mean_acceptance(scenario), tokens.mean_topp_bits(scenario))
+    return ScenarioStats(tokens.mean_acceptance(scenario), tokens.mean_topp_bits(scenario),
+                         tokens.mean_acceptance_first(scenario), tokens.mean_topp_bits_first(scenario))
 
 
 class RoundObs(NamedTuple):
@@ -88,16 +91,36 @@ class Policy:
         return state
 
     # helpers for subclasses
-    def mean_bits(self, scenario: Scenario, aux):
-        """``b̄`` of this policy's payload scheme."""
+    def mean_bits(self, scenario: Scenario, aux, *, first: bool = False):
+        """``b̄`` of this policy's payload scheme (``first=True``: ``b̄_1`` of the first position)."""
         if self.payload == "topp":
+            if first:
+                return _first_stats(scenario, aux)[1]
             return aux.topp_bits
         return costs.mean_token_bits(scenario, self.payload)
 
     def mean_proxy(self, scenario: Scenario, aux, alpha_bar, obs: RoundObs) -> costs.ProxyCosts:
-        """The paper's mean proxy at this round's rates, for acceptance ``alpha_bar``."""
+        """The paper's mean proxy at this round's rates, for acceptance ``alpha_bar``.
+
+        The first drafted position keeps the scenario's offset ``ᾱ_1 − ᾱ`` (0 at the defaults):
+        ``ᾱ_1 = clip(alpha_bar + ᾱ_1 − ᾱ, 0, 1)``, so an estimate of the pooled acceptance (EWMA)
+        moves both together.
+        """
+        a1_scen, _ = _first_stats(scenario, aux)
+        alpha_bar_1 = jnp.clip(alpha_bar + (a1_scen - aux.alpha_bar), 0.0, 1.0)
         return costs.proxy_costs(
-            scenario, self.payload, alpha_bar, self.mean_bits(scenario, aux), obs.rate, obs.rate_dl
+            scenario, self.payload, alpha_bar, self.mean_bits(scenario, aux), obs.rate, obs.rate_dl,
+            alpha_bar_1=alpha_bar_1, b_bar_1=self.mean_bits(scenario, aux, first=True),
         )
 
 
+def _first_stats(scenario: Scenario, aux):
+    """``(ᾱ_1, b̄_1)`` from ``aux`` (a ``ScenarioStats``), or by quadrature when ``aux`` does not carry
+    them (e.g. the exact proxy's ``ExactAux``)."""
+    a1 = getattr(aux, "alpha_bar_1", None)
+    b1 = getattr(aux, "topp_bits_1", None)
+    if a1 is None:
+        a1 = tokens.mean_acceptance_first(scenario)
+    if b1 is None:
+        b1 = tokens.mean_topp_bits_first(scenario)
+    return a1, b1
