@@ -105,12 +105,13 @@ def expected_tokens_iid(alpha, gamma_max: int):
     return _generated.expected_tokens_iid(alpha, gamma_max)
 
 
-def mean_token_bits(scenario: Scenario, payload: str, *, first: bool = False):
-    """``b̄``: mean uplink bits per sent token under ``payload`` (exact, §5); ``first=True``: at the
-    first drafted position (``b̄_1``; differs only for ``topp`` with ``first_H_scale ≠ 1``)."""
+def mean_token_bits(scenario: Scenario, payload: str, *, after_reject: bool = False):
+    """``b̄``: mean uplink bits per sent token under ``payload`` (exact, §5); ``after_reject=True``:
+    at the first drafted position after a rejection (``b̄_r``; differs only for ``topp`` with
+    ``after_reject_H_scale ≠ 1``)."""
     _check_payload(payload)
     if payload == "topp":
-        return tokens.mean_topp_bits_first(scenario) if first else tokens.mean_topp_bits(scenario)
+        return tokens.mean_topp_bits_after_reject(scenario) if after_reject else tokens.mean_topp_bits(scenario)
     return token_bits(scenario, payload, jnp.zeros(()))
 
 
@@ -135,7 +136,8 @@ def proxy_costs(scenario: Scenario, payload: str, alpha_bar, b_bar, rate, rate_d
     unless all ``γ`` drafts are accepted).
 
     First drafted position [ours]: with ``alpha_bar_1`` (``ᾱ_1``) and ``b_bar_1`` (``b̄_1``) the
-    first position has its own means (``Scenario.first_H_scale``, ``first_a0_shift``). Then, for
+    first position has its own means (after a rejection: ``Scenario.after_reject_H_scale``,
+    ``after_reject_a0_shift``). Then, for
     ``γ ≥ 1``, ``N̂(γ) = 1 + ᾱ_1 Σ_{j=0}^{γ−1} ᾱ^j = N_iid(ᾱ, γ) + (ᾱ_1 − ᾱ) N_iid(ᾱ, γ − 1)``
     (``theory.closed_forms.N_pos`` with ``α_2 = … = α_γ``; the identity is tested), the uplink
     carries ``b̄_1 + (γ − 1) b̄`` bits and a rejection has probability ``1 − ᾱ_1 ᾱ^{γ−1}``. The

@@ -286,6 +286,7 @@ def optimum(scenario: Scenario, policy: Policy, *, quantiles: int = 2048, E_bar:
     E_bar = E_bar_f
     if np.ndim(scenario.E_bar) != 0:
         raise ValueError("optimum needs a single scenario (scalar leaves), not a stacked batch")
+    scenario.check_iid_rounds("optimum() (T* over stationary randomized policies of i.i.d. rounds, MODEL §8)")
     policy.validate(scenario)
     proxy = getattr(policy, "proxy", "mean")
     proxy = "mean" if proxy == "ewma" else proxy

@@ -14,10 +14,12 @@ The code is vectorized over realizations and loops over rounds (and over the ``�
 positions inside a round). Nothing here imports the JAX core's formulas: rates, path loss,
 mean proxy, ``ᾱ`` (``scipy.integrate.quad``), ``b̄`` (piecewise sum of Gamma CDF differences),
 drift-plus-penalty argmax, leaky bucket, acceptance, bits, latency and energy are re-derived
-from the specification. The first drafted position's law (``Scenario.first_H_scale``,
-``first_a0_shift``; [ours]) is re-derived too: ``ᾱ_1``, ``b̄_1`` by quadrature at the scaled
-entropy law, ``N̂(γ) = 1 + ᾱ_1 Σ_{j<γ} ᾱ^j``, ``γ ≥ 1`` uplink ``b̄_1 + (γ−1) b̄`` and acceptance
-intercept ``a0 + first_a0_shift`` at position 1. Supported policies: ``Gelato`` with ``proxy="mean"`` (``exit`` bucket
+from the specification. The law of the first drafted position after a rejected round
+(``Scenario.after_reject_H_scale``, ``after_reject_a0_shift``; [ours]) is re-derived too: each
+realization remembers whether its previous round had a rejection; then position 1's entropy is
+scaled, its acceptance intercept shifted, and the mean proxy uses ``ᾱ_r``, ``b̄_r`` (quadrature at
+the scaled law): ``N̂(γ) = 1 + ᾱ_r Σ_{j<γ} ᾱ^j``, uplink ``b̄_r + (γ−1) b̄``, rejection
+probability ``1 − ᾱ_r ᾱ^{γ−1}``. Supported policies: ``Gelato`` with ``proxy="mean"`` (``exit`` bucket
 or none, any payload) and ``StaticSD``; channel ``rayleigh`` with i.i.d. entropies in
 ``simulate`` (``rollout`` accepts any exogenous arrays).
 """
@@ -85,28 +87,33 @@ class Params:
     gamma: int
     alpha_bar: float
     b_bar: float  # mean uplink bits per sent token under the policy's payload
-    first_H_scale: float = 1.0
-    first_a0_shift: float = 0.0
-    alpha_bar_1: float | None = None  # ᾱ_1 at the first drafted position (None: = alpha_bar)
-    b_bar_1: float | None = None  # b̄_1 at the first drafted position (None: = b_bar)
+    after_reject_H_scale: float = 1.0
+    after_reject_a0_shift: float = 0.0
+    alpha_bar_rej: float | None = None  # ᾱ_r at position 1 after a rejection (None: = alpha_bar)
+    b_bar_rej: float | None = None  # b̄_r at position 1 after a rejection (None: = b_bar)
 
-    def n_hat(self, g: int) -> float:
-        """``N̂(γ) = 1 + ᾱ_1 Σ_{j=0}^{γ−1} ᾱ^j`` (``Σ_{j≤γ} ᾱ^j`` when ``ᾱ_1 = ᾱ``)."""
-        a1 = self.alpha_bar if self.alpha_bar_1 is None else self.alpha_bar_1
-        return 1.0 + a1 * sum(self.alpha_bar**j for j in range(g))
+    def _first(self, rej: bool) -> tuple[float, float]:
+        a = self.alpha_bar_rej if rej and self.alpha_bar_rej is not None else self.alpha_bar
+        b = self.b_bar_rej if rej and self.b_bar_rej is not None else self.b_bar
+        return a, b
 
-    def bits_hat(self, g: int) -> float:
-        b1 = self.b_bar if self.b_bar_1 is None else self.b_bar_1
-        return b1 + (g - 1) * self.b_bar if g > 0 else 0.0
+    def n_hat(self, g: int, rej: bool = False) -> float:
+        """``N̂(γ) = 1 + ᾱ_1 Σ_{j=0}^{γ−1} ᾱ^j``, ``ᾱ_1 = ᾱ_r`` after a rejection, else ``ᾱ``."""
+        return 1.0 + self._first(rej)[0] * sum(self.alpha_bar**j for j in range(g))
 
-    def p_reject(self, g: int) -> float:
+    def bits_hat(self, g: int, rej: bool = False) -> float:
+        return self._first(rej)[1] + (g - 1) * self.b_bar if g > 0 else 0.0
+
+    def p_reject(self, g: int, rej: bool = False) -> float:
         """``1 − ᾱ_1 ᾱ^{γ−1}`` (no rejection possible at ``γ = 0``)."""
-        a1 = self.alpha_bar if self.alpha_bar_1 is None else self.alpha_bar_1
-        return 1.0 - a1 * self.alpha_bar ** (g - 1) if g > 0 else 0.0
+        return 1.0 - self._first(rej)[0] * self.alpha_bar ** (g - 1) if g > 0 else 0.0
 
-    def a0_at(self, i: int) -> float:
+    def a0_at(self, i: int, rej: bool = False) -> float:
         """Acceptance intercept at position ``i`` (0-based)."""
-        return self.a0 + self.first_a0_shift if i == 0 else self.a0
+        return self.a0 + self.after_reject_a0_shift if (i == 0 and rej) else self.a0
+
+    def h_scale_at(self, i: int, rej: bool = False) -> float:
+        return self.after_reject_H_scale if (i == 0 and rej) else 1.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -157,12 +164,12 @@ def params(scenario, policy) -> Params:
     f = lambda n: float(np.asarray(s[n]))
     pl_db = 128.1 + 37.6 * math.log10(f("d") / 1000.0)
     k, th = f("k_H"), f("theta_H")
-    scale1, shift1 = f("first_H_scale"), f("first_a0_shift")
+    scale1, shift1 = f("after_reject_H_scale"), f("after_reject_a0_shift")
     m_cap = min(f("V_vocab"), float(s["m_max"]))
-    b_bar_1 = None
+    b_bar_rej = None
     if pol["payload"] == "topp":
         b_bar = mean_topp_bits(k, th, f("c_p"), m_cap, f("b_id"), f("b_prob"))
-        b_bar_1 = mean_topp_bits(k, th * scale1, f("c_p"), m_cap, f("b_id"), f("b_prob"))
+        b_bar_rej = mean_topp_bits(k, th * scale1, f("c_p"), m_cap, f("b_id"), f("b_prob"))
     elif pol["payload"] == "full":
         b_bar = f("b_id") + f("V_vocab") * f("b_prob")
     else:
@@ -174,9 +181,9 @@ def params(scenario, policy) -> Params:
         t_v0=f("t_v0"), t_v1=f("t_v1"), delta=f("delta"), V_vocab=f("V_vocab"), b_id=f("b_id"),
         b_prob=f("b_prob"), b_dl=f("b_dl"), c_p=f("c_p"), m_cap=m_cap, k_H=k, theta_H=th,
         a0=f("a0"), a1=f("a1"), E_bar=f("E_bar"), energy_arrival=s["energy_arrival"],
-        alpha_bar=mean_acceptance(k, th, f("a0"), f("a1")), b_bar=b_bar, first_H_scale=scale1,
-        first_a0_shift=shift1, alpha_bar_1=mean_acceptance(k, th * scale1, f("a0") + shift1, f("a1")),
-        b_bar_1=b_bar_1, **pol,
+        alpha_bar=mean_acceptance(k, th, f("a0"), f("a1")), b_bar=b_bar, after_reject_H_scale=scale1,
+        after_reject_a0_shift=shift1, alpha_bar_rej=mean_acceptance(k, th * scale1, f("a0") + shift1, f("a1")),
+        b_bar_rej=b_bar_rej, **pol,
     )
 
 
@@ -192,12 +199,15 @@ class _Round:
         self.g = g
         self.pos = np.arange(p.G)
         # mean proxy pieces that do not depend on the rate (MODEL §5)
-        self.n_hat = np.array([p.n_hat(n) for n in range(p.G + 1)], dtype=self.dt)
-        self.bits_hat = np.array([p.bits_hat(n) for n in range(p.G + 1)], dtype=self.dt)
-        dl_hat = np.full(p.G + 1, p.b_dl)
+        # row 0: after an accepted/bonus round, row 1: after a rejection
+        self.n_hat = np.array([[p.n_hat(n, rej) for n in range(p.G + 1)] for rej in (False, True)], dtype=self.dt)
+        self.bits_hat = np.array([[p.bits_hat(n, rej) for n in range(p.G + 1)] for rej in (False, True)], dtype=self.dt)
+        dl_hat = np.full((2, p.G + 1), p.b_dl)
         if p.payload == "scalar":
-            dl_hat = dl_hat + np.array([p.p_reject(n) for n in range(p.G + 1)]) * p.V_vocab * p.b_prob
+            dl_hat = dl_hat + np.array([[p.p_reject(n, rej) for n in range(p.G + 1)] for rej in (False, True)]) * p.V_vocab * p.b_prob
         self.dl_hat = dl_hat.astype(self.dt)
+        self.a0 = np.array([[p.a0_at(i, rej) for i in range(p.G)] for rej in (False, True)], dtype=self.dt)
+        self.h_scale = np.array([[p.h_scale_at(i, rej) for i in range(p.G)] for rej in (False, True)], dtype=self.dt)
         self.fixed_hat = (g * p.tau_d + p.t_v0 + g * p.t_v1 + p.delta).astype(self.dt)
         self.e_hat_fixed = (g * p.e_d).astype(self.dt)
         self.snr_ul = c(p.P_tx * p.g0 / (p.N0 * p.W))
@@ -211,16 +221,17 @@ class _Round:
         rdl = c(p.W_dl) * np.log1p(self.snr_dl * h) / c(_LOG2)
         return r, rdl
 
-    def budget(self, Z, r, rdl, outage):
+    def budget(self, Z, r, rdl, outage, rej):
         p, c = self.p, self.c
         if p.kind == "static":
             b = np.full(r.shape, p.gamma, np.int64)
         else:
             # U(γ) = V N̂(γ)/D̂(γ) − Z Ê(γ), γ = 0..G; airtime only where there are bits
-            air = np.where(self.g > 0, self.bits_hat / r[:, None], c(0))
-            D = self.fixed_hat + air + self.dl_hat / rdl[:, None]
+            k = rej.astype(np.int64)
+            air = np.where(self.g > 0, self.bits_hat[k] / r[:, None], c(0))
+            D = self.fixed_hat + air + self.dl_hat[k] / rdl[:, None]
             E = self.e_hat_fixed + c(p.P_tx) * air
-            U = c(p.V) * self.n_hat / D - Z[:, None] * E
+            U = c(p.V) * self.n_hat[k] / D - Z[:, None] * E
             U[:, 1:] = np.where(outage[:, None], -np.inf, U[:, 1:])
             b = np.argmax(U, axis=1)
         return np.where(outage, 0, b)
@@ -243,17 +254,19 @@ class _Round:
             running &= ~stop
         return sent, passes
 
-    def step(self, Z, h, a, H, U):
-        """One round for all realizations. Returns the per-round fields and the next queue."""
+    def step(self, Z, rej, h, a, H, U):
+        """One round for all realizations (``rej``: the previous round had a rejection). Returns
+        the per-round fields, the next queue and the next ``rej``."""
         p, c = self.p, self.c
+        k = rej.astype(np.int64)
+        H = H * self.h_scale[k]
         h = np.maximum(h, c(p.h_min))
         r, rdl = self.rates(h)
         outage = r < c(p.r_min)
-        budget = self.budget(Z, r, rdl, outage)
+        budget = self.budget(Z, r, rdl, outage, rej)
         sent, passes = self.draft(H, budget)
         live = self.pos < sent[:, None]
-        a0 = np.array([p.a0_at(i) for i in range(p.G)], dtype=self.dt)
-        ok = (U < c(1) / (c(1) + np.exp(-(a0 - c(p.a1) * H)))) & live
+        ok = (U < c(1) / (c(1) + np.exp(-(self.a0[k] - c(p.a1) * H)))) & live
         accepted = np.cumprod(ok, axis=1).sum(axis=1)
         if p.payload == "topp":
             m = np.minimum(c(p.m_cap), np.ceil(c(p.c_p) * np.exp(H)))
@@ -273,7 +286,7 @@ class _Round:
         row = dict(budget=budget, sent=sent, passes=passes, accepted=accepted, tokens=accepted + 1,
                    latency=lat, energy=en, queue=Z, rate=r, arrival=a, uplink_bits=bits_ul,
                    downlink_bits=bits_dl, outage=outage)
-        return row, Z_next
+        return row, Z_next, (accepted < sent) | (passes > sent)
 
 
 ROLLOUT_FIELDS = ("budget", "sent", "passes", "accepted", "tokens", "latency", "energy", "queue", "rate",
@@ -290,8 +303,9 @@ def rollout(scenario, policy, exogenous, *, dtype=np.float64) -> dict[str, np.nd
     R, T = h.shape
     out = {k: [] for k in ROLLOUT_FIELDS}
     Z = np.zeros(R, dtype)
+    rej = np.zeros(R, bool)
     for t in range(T):
-        row, Z = rd.step(Z, h[:, t], a[:, t], H[:, t], U[:, t])
+        row, Z, rej = rd.step(Z, rej, h[:, t], a[:, t], H[:, t], U[:, t])
         for k in ROLLOUT_FIELDS:
             out[k].append(row[k])
     return {k: np.stack(v, axis=1) for k, v in out.items()}
@@ -307,7 +321,6 @@ def _draws(rng: np.random.Generator, p: Params, R: int, dt):
     else:
         a = dt.type(2 * p.E_bar) * rng.random(R, dtype=dt)
     H = dt.type(p.theta_H) * rng.standard_gamma(p.k_H, (R, p.G), dtype=dt)
-    H[:, 0] *= dt.type(p.first_H_scale)
     U = rng.random((R, p.G), dtype=dt)
     return h, a, H, U
 
@@ -328,8 +341,9 @@ def simulate(scenario, policy, *, seed: int = 0, realizations: int = 1024, round
             "accepted", "outage")
     sums = {k: np.zeros(R, dt) for k in keys}
     Z = np.zeros(R, dt)
+    rej = np.zeros(R, bool)
     for _ in range(rounds):
-        row, Z = rd.step(Z, *_draws(rng, p, R, dt))
+        row, Z, rej = rd.step(Z, rej, *_draws(rng, p, R, dt))
         row["throughput"] = row["tokens"] / row["latency"]
         for k in keys:
             sums[k] += row[k]
@@ -348,15 +362,17 @@ class _PyModel:
     def __init__(self, p: Params):
         self.p = p
         G = p.G
-        self.n_hat = [p.n_hat(g) for g in range(G + 1)]
-        self.bits_hat = [p.bits_hat(g) for g in range(G + 1)]
-        self.dl_hat = [
-            p.b_dl + (p.p_reject(g) * p.V_vocab * p.b_prob if p.payload == "scalar" else 0.0) for g in range(G + 1)
-        ]
+        self.n_hat = [[p.n_hat(g, rej) for g in range(G + 1)] for rej in (False, True)]
+        self.bits_hat = [[p.bits_hat(g, rej) for g in range(G + 1)] for rej in (False, True)]
+        self.dl_hat = [[
+            p.b_dl + (p.p_reject(g, rej) * p.V_vocab * p.b_prob if p.payload == "scalar" else 0.0) for g in range(G + 1)
+        ] for rej in (False, True)]
 
-    def round(self, Z, h, a, H, U):
-        """One round: returns the ``ROLLOUT_FIELDS`` values and the next queue."""
+    def round(self, Z, rej, h, a, H, U):
+        """One round (``rej``: the previous round had a rejection): returns the ``ROLLOUT_FIELDS``
+        values, the next queue and the next ``rej``."""
         p = self.p
+        H = [x * p.h_scale_at(i, rej) for i, x in enumerate(H)]
         h = max(h, p.h_min)
         r = p.W * math.log1p(p.P_tx * p.g0 * h / (p.N0 * p.W)) / _LOG2
         rdl = p.W_dl * math.log1p(p.P_edge * p.g0 * h / (p.N0 * p.W_dl)) / _LOG2
@@ -367,9 +383,9 @@ class _PyModel:
         else:
             best, budget = -math.inf, 0
             for g in range(p.G + 1):
-                air = self.bits_hat[g] / r if g > 0 else 0.0
-                D = g * p.tau_d + air + p.t_v0 + p.t_v1 * g + p.delta + self.dl_hat[g] / rdl
-                u = p.V * self.n_hat[g] / D - Z * (g * p.e_d + p.P_tx * air)
+                air = self.bits_hat[rej][g] / r if g > 0 else 0.0
+                D = g * p.tau_d + air + p.t_v0 + p.t_v1 * g + p.delta + self.dl_hat[rej][g] / rdl
+                u = p.V * self.n_hat[rej][g] / D - Z * (g * p.e_d + p.P_tx * air)
                 if u > best:
                     best, budget = u, g
         sent = passes = budget
@@ -381,7 +397,7 @@ class _PyModel:
                     sent, passes = i, i + 1
                     break
         accepted = 0
-        while accepted < sent and U[accepted] < 1.0 / (1.0 + math.exp(-(p.a0_at(accepted) - p.a1 * H[accepted]))):
+        while accepted < sent and U[accepted] < 1.0 / (1.0 + math.exp(-(p.a0_at(accepted, rej) - p.a1 * H[accepted]))):
             accepted += 1
         if p.payload == "topp":
             bits = sum(p.b_id + min(p.m_cap, math.ceil(p.c_p * math.exp(x))) * (p.b_id + p.b_prob) for x in H[:sent])
@@ -394,7 +410,7 @@ class _PyModel:
         lat = passes * p.tau_d + air + p.t_v0 + p.t_v1 * sent + p.delta + bits_dl / rdl
         en = passes * p.e_d + p.P_tx * air
         row = (budget, sent, passes, accepted, accepted + 1, lat, en, Z, r, a, bits, bits_dl)
-        return row, max(Z + en - a, 0.0)
+        return row, max(Z + en - a, 0.0), (accepted < sent) or (passes > sent)
 
 
 def python_loop_rollout(scenario, policy, exogenous) -> dict[str, list[list[float]]]:
@@ -405,9 +421,9 @@ def python_loop_rollout(scenario, policy, exogenous) -> dict[str, list[list[floa
     out: dict[str, list[list[float]]] = {k: [] for k in ROLLOUT_FIELDS}
     for h_r, a_r, H_r, U_r in zip(h_all, a_all, H_all, U_all):
         rows = {k: [] for k in ROLLOUT_FIELDS}
-        Z = 0.0
+        Z, rej = 0.0, False
         for h, a, H, U in zip(h_r, a_r, H_r, U_r):
-            row, Z = model.round(Z, h, a, H, U)
+            row, Z, rej = model.round(Z, rej, h, a, H, U)
             for k, v in zip(ROLLOUT_FIELDS, row):
                 rows[k].append(v)
         for k in ROLLOUT_FIELDS:
@@ -428,12 +444,12 @@ def python_loop_simulate(scenario, policy, *, seed: int = 0, realizations: int =
     rng = random.Random(seed)
     out = {"throughput": [], "energy": [], "queue_final": []}
     for _ in range(realizations):
-        Z, thr, en = 0.0, 0.0, 0.0
+        Z, thr, en, rej = 0.0, 0.0, 0.0, False
         for _ in range(rounds):
             h = rng.expovariate(1.0)
-            H = [p.theta_H * rng.gammavariate(p.k_H, 1.0) * (p.first_H_scale if i == 0 else 1.0) for i in range(p.G)]
+            H = [p.theta_H * rng.gammavariate(p.k_H, 1.0) for _ in range(p.G)]
             U = [rng.random() for _ in range(p.G)]
-            row, Z = model.round(Z, h, p.E_bar, H, U)
+            row, Z, rej = model.round(Z, rej, h, p.E_bar, H, U)
             thr += row[4] / row[5]
             en += row[6]
         out["throughput"].append(thr / rounds)

@@ -78,8 +78,8 @@ _CHECKS = {
     "rho_H": check_real(_S, 0, 1, hi_open=True),
     "a0": check_real(_S, -1e3, 1e3),
     "a1": check_real(_S, 0, 1e3),
-    "first_H_scale": check_real(_S, 0.05, 20),
-    "first_a0_shift": check_real(_S, -1e3, 1e3),
+    "after_reject_H_scale": check_real(_S, 0.05, 20),
+    "after_reject_a0_shift": check_real(_S, -1e3, 1e3),
     # energy, MODEL §1, §9
     "E_bar": check_real(_S, 0, None, lo_open=True),
     "energy_arrival": check_choice(_S, ENERGY_ARRIVALS),
@@ -108,13 +108,19 @@ class Scenario:
     Gamma marginals); acceptance ``alpha(H) = sigmoid(a0 - a1 H)``; ``gamma_max`` = largest
     drafting budget.
 
-    First drafted position [ours, LM calibration]: the first draft of a round follows the target's
-    correction or bonus token, and a real draft model is measurably less certain there (the tiny
-    LM pair: mean entropy 1.99 vs 1.83 nats, acceptance 0.633 vs 0.669 predicted by the pooled
-    map). ``first_H_scale`` multiplies the entropy scale at position 1
-    (``H_1 ~ Gamma(k_H, first_H_scale·theta_H)``) and ``first_a0_shift`` shifts the acceptance
-    intercept there (``alpha_1(H) = sigmoid(a0 + first_a0_shift − a1 H)``). The defaults (1, 0)
-    give MODEL.md §4's i.i.d. positions exactly.
+    After a rejection [ours, LM calibration]: a round that ends with a rejection emits a
+    correction token sampled from the residual ``max(0, p − q)``, a token the draft model found
+    unlikely, and a real draft is measurably less certain right after it (the tiny LM pair, first
+    drafted position: mean entropy 2.06–2.09 vs 1.58–1.72 nats and acceptance 0.60 vs 0.70–0.72
+    after a rejection vs after a bonus token). The same holds, more strongly, after an entropy
+    exit (the device rejecting its own draft in a high-entropy region: mean entropy 2.27 next
+    round), so both set the flag. ``after_reject_H_scale`` multiplies the entropy scale of the
+    first drafted position of a round that follows a rejection or an exit
+    (``H_1 ~ Gamma(k_H, after_reject_H_scale·theta_H)``) and ``after_reject_a0_shift`` shifts its
+    acceptance intercept (``alpha_1(H) = sigmoid(a0 + after_reject_a0_shift − a1 H)``); every
+    other position, and position 1 after a bonus token, keeps the law above. The defaults (1, 0)
+    give MODEL.md §4's i.i.d. rounds exactly; other values make consecutive rounds dependent
+    (outside the i.i.d. assumption of §8, so ``optimum()`` and ``proxy="exact"`` refuse them).
 
     Energy (§1): per-round budget ``E_bar`` J, delivered as a constant or as random arrivals
     (``exponential`` or ``uniform`` on ``[0, 2 E_bar]``) with mean ``E_bar``.
@@ -150,8 +156,8 @@ class Scenario:
     rho_H: float = leaf_field(0.0)
     a0: float = leaf_field(4.8)
     a1: float = leaf_field(1.8, unit="1/nats")
-    first_H_scale: float = leaf_field(1.0)
-    first_a0_shift: float = leaf_field(0.0)
+    after_reject_H_scale: float = leaf_field(1.0)
+    after_reject_a0_shift: float = leaf_field(0.0)
     E_bar: float = leaf_field(0.06, unit="J/round")
     energy_arrival: str = static_field("constant")
 
@@ -162,6 +168,17 @@ class Scenario:
             )
         if self.channel == "trace" and self.channel_trace is None:
             raise ValueError("Scenario.channel_trace must be given (a 1-D sequence of gains) when channel='trace'")
+
+    def check_iid_rounds(self, what: str) -> None:
+        """Raise ``ValueError`` unless consecutive rounds are i.i.d. (the ``after_reject_*`` law is
+        neutral), which ``what`` needs (the theory of MODEL §8 assumes i.i.d. states)."""
+        scale = np.asarray(self.after_reject_H_scale, dtype=float)
+        shift = np.asarray(self.after_reject_a0_shift, dtype=float)
+        if np.any(scale != 1.0) or np.any(shift != 0.0):
+            raise ValueError(
+                f"{what} needs i.i.d. rounds: Scenario.after_reject_H_scale must be 1 and "
+                f"Scenario.after_reject_a0_shift must be 0 (got {scale.tolist()}, {shift.tolist()}); with them the "
+                "round after a rejection has its own law, so rounds depend on their predecessors")
 
     # ----------------------------------------------------------------- derived quantities
     @property

@@ -4,6 +4,9 @@ One round (MODEL.md §1): observe ``h_t`` and ``Z_t``; the policy picks ``γ̃_t
 the inner loop drafts ``P_t`` passes and sends ``L_t`` tokens; the edge accepts the leading run of
 ``A_t`` drafts (draft ``i`` accepted iff ``U_{t,i} < α(H_{t,i})``), ``N_t = A_t + 1``; latency
 and energy follow §3; ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` with the actual energy.
+The carry also remembers whether the round ended with a rejected draft (``A_t < L_t``) or an
+entropy exit (``P_t > L_t``, the device rejecting its own draft): the next round's first position
+then follows ``Scenario.after_reject_*`` (no effect at the defaults).
 
 Randomness: realization ``r`` uses ``k_r = fold_in(key(seed), r)`` and round ``t`` uses
 ``fold_in(k_r, t)`` (one threefry call for all the uniforms of the round, see ``_draw_round``),
@@ -28,7 +31,23 @@ from . import _gamma_table, channel, costs, tokens
 from .policies.base import Policy, RoundObs, RoundOutcome
 from .scenario import Scenario
 
-__all__ = ["Exogenous", "Trajectory", "SimResult", "sample_exogenous", "round_step", "rollout", "simulate"]
+__all__ = ["Exogenous", "Trajectory", "SimResult", "RoundCarry", "initial_carry", "sample_exogenous", "round_step",
+           "rollout", "simulate"]
+
+
+class RoundCarry(NamedTuple):
+    """Per-realization state carried from round to round."""
+
+    t: Any  # round index (int32)
+    queue: Any  # Z_t
+    policy_state: Any
+    rejected: Any  # the previous round ended with a rejection or an entropy exit (bool; False before round 0)
+
+
+def initial_carry(scenario: Scenario, policy: Policy, aux, dtype) -> RoundCarry:
+    """``t = 0``, ``Z_0 = 0``, the policy's initial state, no rejection before the first round."""
+    return RoundCarry(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), policy.init_state(scenario, aux),
+                      jnp.zeros((), bool))
 
 
 class Exogenous(NamedTuple):
@@ -119,15 +138,17 @@ def _init_realization(scenario: Scenario, root, index, dtype):
 
 # ----------------------------------------------------------------------------- one round
 def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
-    """One round for one realization. ``carry = (t, Z, policy_state)``,
-    ``exo_t = (h, a, entropy (γ_max,), uniform (γ_max,))``. Returns ``(carry, Trajectory row)``."""
-    t, queue, pstate = carry
+    """One round for one realization. ``carry`` is a ``RoundCarry``,
+    ``exo_t = (h, a, entropy (γ_max,), uniform (γ_max,))`` with base-law entropies (position 1 is
+    rescaled here after a rejection). Returns ``(carry, Trajectory row)``."""
+    t, queue, pstate, rejected = carry
     h, arrival, entropy, uniform = exo_t
+    entropy = tokens.after_reject_entropy(scenario, entropy, rejected)
     obs, budget = round_decision(scenario, policy, aux, carry, h)
     sent, passes = policy.draft(scenario, aux, pstate, budget, entropy, obs)
 
     pos = jnp.arange(scenario.gamma_max)
-    accept = (uniform < tokens.acceptance_by_position(scenario, entropy)) & (pos < sent)
+    accept = (uniform < tokens.acceptance_by_position(scenario, entropy, rejected)) & (pos < sent)
     accepted = jnp.sum(jnp.cumprod(accept.astype(jnp.int32))).astype(jnp.int32)
     n_tokens = accepted + 1
 
@@ -164,12 +185,12 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
 # entropies, sent/passes and acceptances are produced.
 def round_decision(scenario: Scenario, policy: Policy, aux, carry, h):
     """Rates, outage and the policy's budget (0 in outage, clipped to ``[0, γ_max]``) for fading
-    ``h`` and ``carry = (t, Z, policy_state)``. Returns ``(RoundObs, budget int32)``."""
-    t, queue, pstate = carry
+    ``h`` and ``carry`` (a ``RoundCarry``). Returns ``(RoundObs, budget int32)``."""
+    t, queue, pstate, rejected = carry
     rate = channel.uplink_rate(scenario, h)
     rate_dl = channel.downlink_rate(scenario, h)
     outage = channel.in_outage(scenario, rate)
-    obs = RoundObs(t, queue, h, rate, rate_dl, outage)
+    obs = RoundObs(t, queue, h, rate, rate_dl, outage, rejected)
     budget = policy.choose_budget(scenario, aux, pstate, obs)
     budget = jnp.where(outage, 0, jnp.clip(budget, 0, scenario.gamma_max)).astype(jnp.int32)
     return obs, budget
@@ -191,12 +212,13 @@ def round_costs(scenario: Scenario, policy: Policy, obs: RoundObs, sent, passes,
 
 def round_settle(scenario: Scenario, policy: Policy, aux, carry, row: Trajectory):
     """Policy state update and ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` from a round's ``row``
-    (``row.queue`` must be ``Z_t``). Returns ``((t + 1, Z_{t+1}, policy_state), row)``."""
-    t, queue, pstate = carry
+    (``row.queue`` must be ``Z_t``). Returns ``(RoundCarry(t + 1, Z_{t+1}, policy_state,
+    A_t < L_t or P_t > L_t), row)``."""
+    t, queue, pstate, _ = carry
     outcome = RoundOutcome(row.budget, row.sent, row.passes, row.accepted, row.tokens, row.latency, row.energy, row.arrival)
     pstate = policy.update_state(scenario, aux, pstate, outcome)
     new_queue = jnp.maximum(queue + row.energy - row.arrival, 0.0)
-    return (t + 1, new_queue, pstate), row
+    return RoundCarry(t + 1, new_queue, pstate, (row.accepted < row.sent) | (row.passes > row.sent)), row
 
 
 def _prepare(scenario: Scenario, policy: Policy, dtype):
@@ -205,6 +227,8 @@ def _prepare(scenario: Scenario, policy: Policy, dtype):
     if not isinstance(policy, Policy):
         raise ValueError(f"policy must be a gelato_jax.policies.Policy, got {type(policy).__name__}")
     policy.validate(scenario)
+    if getattr(policy, "proxy", None) == "exact":
+        scenario.check_iid_rounds("proxy='exact' (its table is the law of one i.i.d. round)")
     dtype = jnp.dtype(dtype or jnp.result_type(float))
     if dtype not in (jnp.dtype("float32"), jnp.dtype("float64")):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
@@ -277,7 +301,7 @@ def _rollout(scenario, policy, exo):
     aux = policy.precompute(scenario)
 
     def one(exo_r):
-        carry0 = (jnp.zeros((), jnp.int32), jnp.zeros((), exo_r.channel_gain.dtype), policy.init_state(scenario, aux))
+        carry0 = initial_carry(scenario, policy, aux, exo_r.channel_gain.dtype)
         _, rows = jax.lax.scan(lambda c, x: round_step(scenario, policy, aux, c, x), carry0, tuple(exo_r))
         return rows
 
@@ -434,7 +458,7 @@ def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rou
     key_r, fading = _init_realization(scenario, root, index, dtype)
     zero = jnp.zeros((), dtype)
     sums0 = {k: (zero, zero) for k in _SUM_FIELDS}  # (sum, Kahan compensation)
-    carry0 = ((jnp.zeros((), jnp.int32), zero, policy.init_state(scenario, aux)), fading, sums0)
+    carry0 = (initial_carry(scenario, policy, aux, dtype), fading, sums0)
 
     def body(carry, t):
         step_carry, fading, sums = carry
@@ -464,7 +488,7 @@ def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rou
     out = {k: v / T for k, v in sums.items()}
     out["goodput"] = sums["tokens"] / sums["latency"]
     out["energy_per_token"] = sums["energy"] / sums["tokens"]
-    out["queue_final"] = step_carry[1]
+    out["queue_final"] = step_carry.queue
     return out
 
 

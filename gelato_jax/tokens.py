@@ -6,10 +6,11 @@ positions of a round by the beta–gamma autoregression of Lewis, McKenzie & Hug
 ``G_i ~ Gamma((1-ρ)k, θ)``; every ``H_i`` is exactly ``Gamma(k, θ)`` and
 ``corr(H_i, H_{i-1}) = ρ``.  Acceptance map ``α(H) = σ(a0 − a1 H)``.
 
-First drafted position [ours]: ``H_1`` is scaled by ``first_H_scale`` (so ``H_1 ~ Gamma(k_H,
-first_H_scale·θ_H)``; with AR(1) the process is drawn as above and its first value scaled, so the
-later positions keep their law) and its acceptance intercept is ``a0 + first_a0_shift``. The
-defaults (1, 0) leave the i.i.d. law of MODEL.md §4 bit for bit.
+After a rejection [ours]: the first drafted position of a round that follows a rejected draft
+(a correction token) has entropy scale ``after_reject_H_scale·θ_H`` and acceptance intercept
+``a0 + after_reject_a0_shift`` (``Scenario`` docstring). The draws above are the base law; the
+round applies ``after_reject_entropy`` given the previous round's outcome. The defaults (1, 0)
+leave the i.i.d. law of MODEL.md §4 bit for bit.
 
 The mean proxy needs ``ᾱ = E[α(H)]`` and ``b̄ = E[b(H)]``; both are computed by deterministic
 quadrature inside JAX (so they vmap over scenario leaves):
@@ -33,6 +34,7 @@ from .scenario import Scenario
 __all__ = [
     "acceptance_prob",
     "acceptance_by_position",
+    "after_reject_entropy",
     "support_size",
     "topp_bits",
     "sample_entropies",
@@ -40,8 +42,8 @@ __all__ = [
     "mean_acceptance",
     "mean_support_size",
     "mean_topp_bits",
-    "mean_acceptance_first",
-    "mean_topp_bits_first",
+    "mean_acceptance_after_reject",
+    "mean_topp_bits_after_reject",
 ]
 
 _QUAD_NODES = 8192
@@ -52,17 +54,23 @@ def acceptance_prob(scenario: Scenario, entropy):
     return jax.nn.sigmoid(scenario.a0 - scenario.a1 * entropy)
 
 
-def acceptance_by_position(scenario: Scenario, entropy):
+def acceptance_by_position(scenario: Scenario, entropy, after_reject=False):
     """``α_i(H_i)`` for the entropies ``entropy`` ``(..., n)`` of positions ``1..n`` (last axis):
-    ``σ(a0 − a1 H)`` with the intercept ``a0 + first_a0_shift`` at position 1."""
+    ``σ(a0 − a1 H)``, with the intercept ``a0 + after_reject_a0_shift`` at position 1 when the
+    round follows a rejection (``after_reject``, a bool broadcast against ``entropy[..., 0]``)."""
     n = entropy.shape[-1]
-    shift = jnp.where(jnp.arange(n) == 0, scenario.first_a0_shift, 0.0)
+    first = (jnp.arange(n) == 0) & jnp.asarray(after_reject)[..., None]
+    shift = jnp.where(first, scenario.after_reject_a0_shift, 0.0)
     return jax.nn.sigmoid((scenario.a0 + shift) - scenario.a1 * entropy)
 
 
-def _scale_first(scenario: Scenario, entropy):
-    """Multiply position 1 (index 0 of the last axis) by ``first_H_scale``."""
-    return entropy.at[..., 0].multiply(jnp.asarray(scenario.first_H_scale, entropy.dtype))
+def after_reject_entropy(scenario: Scenario, entropy, after_reject):
+    """Base-law entropies ``(..., n)`` → the round's entropies: position 1 scaled by
+    ``after_reject_H_scale`` when the round follows a rejection (the same quantile of the scaled
+    law, so the draw stays exogenous)."""
+    entropy = jnp.asarray(entropy)
+    scale = jnp.where(after_reject, jnp.asarray(scenario.after_reject_H_scale, entropy.dtype), 1.0)
+    return entropy.at[..., 0].multiply(scale.astype(entropy.dtype))
 
 
 def support_size(scenario: Scenario, entropy):
@@ -101,9 +109,9 @@ def sample_entropies(key, scenario: Scenario, n: int, *, ar: bool = False, dtype
 
         if uniforms is None:
             uniforms = open_unit(key, (n,), dtype)
-        return _scale_first(scenario, jnp.asarray(scenario.theta_H, dtype) * gamma_quantile(table, uniforms))
+        return jnp.asarray(scenario.theta_H, dtype) * gamma_quantile(table, uniforms)
     if not ar:
-        return _scale_first(scenario, scenario.theta_H * jax.random.gamma(key, k, (n,), dtype=dtype))
+        return scenario.theta_H * jax.random.gamma(key, k, (n,), dtype=dtype)
     rho = jnp.asarray(scenario.rho_H, dtype)
     k0, kb, kg = jax.random.split(key, 3)
     h1 = jax.random.gamma(k0, k, (), dtype=dtype)
@@ -118,7 +126,7 @@ def sample_entropies(key, scenario: Scenario, n: int, *, ar: bool = False, dtype
         return h, h
 
     _, rest = jax.lax.scan(step, h1, (b, g))
-    return _scale_first(scenario, scenario.theta_H * jnp.concatenate([h1[None], rest]))
+    return scenario.theta_H * jnp.concatenate([h1[None], rest])
 
 
 def gamma_expectation(fn, k, theta, *, nodes: int = _QUAD_NODES):
@@ -144,20 +152,22 @@ def mean_acceptance(scenario: Scenario):
     return gamma_expectation(lambda h: acceptance_prob(scenario, h), scenario.k_H, scenario.theta_H)
 
 
-def mean_acceptance_first(scenario: Scenario):
-    """``ᾱ_1 = E[α_1(H_1)]`` at the first drafted position (``first_H_scale``, ``first_a0_shift``);
-    equal to ``mean_acceptance`` bit for bit at the defaults (1, 0)."""
-    a0 = scenario.a0 + scenario.first_a0_shift
+def mean_acceptance_after_reject(scenario: Scenario):
+    """``ᾱ_r = E[α_1(H_1)]`` at the first drafted position of a round after a rejection
+    (``after_reject_H_scale``, ``after_reject_a0_shift``); equal to ``mean_acceptance`` bit for bit
+    at the defaults (1, 0)."""
+    a0 = scenario.a0 + scenario.after_reject_a0_shift
     return gamma_expectation(lambda h: jax.nn.sigmoid(a0 - scenario.a1 * h), scenario.k_H,
-                             scenario.theta_H * scenario.first_H_scale)
+                             scenario.theta_H * scenario.after_reject_H_scale)
 
 
-def mean_support_size(scenario: Scenario, *, first: bool = False):
+def mean_support_size(scenario: Scenario, *, after_reject: bool = False):
     r"""``E[m(H)] = Σ_{j=0}^{M−1} P(c_p e^H > j)``, ``M = min(V_vocab, m_max)``: an exact sum.
-    ``first=True``: at the first drafted position (scale ``first_H_scale·θ_H``)."""
+    ``after_reject=True``: at the first position after a rejection (scale
+    ``after_reject_H_scale·θ_H``)."""
     j = jnp.arange(scenario.m_max, dtype=jnp.result_type(float))
     h = jnp.maximum(jnp.log(j / scenario.c_p), 0.0)  # log(0) = -inf -> survival 1
-    theta = scenario.theta_H * scenario.first_H_scale if first else scenario.theta_H
+    theta = scenario.theta_H * scenario.after_reject_H_scale if after_reject else scenario.theta_H
     surv = gammaincc(scenario.k_H, h / theta)
     return jnp.sum(jnp.where(j < scenario.V_vocab, surv, 0.0))
 
@@ -167,6 +177,6 @@ def mean_topp_bits(scenario: Scenario):
     return scenario.b_id + mean_support_size(scenario) * (scenario.b_id + scenario.b_prob)
 
 
-def mean_topp_bits_first(scenario: Scenario):
-    """``b̄_1``: ``b̄`` at the first drafted position."""
-    return scenario.b_id + mean_support_size(scenario, first=True) * (scenario.b_id + scenario.b_prob)
+def mean_topp_bits_after_reject(scenario: Scenario):
+    """``b̄_r``: ``b̄`` at the first drafted position after a rejection."""
+    return scenario.b_id + mean_support_size(scenario, after_reject=True) * (scenario.b_id + scenario.b_prob)

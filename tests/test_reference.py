@@ -21,8 +21,8 @@ SCENARIOS = {
     "correlated-wideband": Scenario(
         channel="gauss_markov", rho=0.9, rho_H=0.6, energy_arrival="uniform", gamma_max=12, m_max=64, W=50e6, W_dl=50e6
     ),
-    # the first drafted position has its own entropy scale and acceptance intercept (LM calibration)
-    "first-position": Scenario(first_H_scale=1.4, first_a0_shift=-0.6),
+    # the first position after a rejected round has its own entropy scale and intercept (LM calibration)
+    "after-reject": Scenario(after_reject_H_scale=1.4, after_reject_a0_shift=-0.6),
 }
 POLICIES = [
     Gelato(V=1.0),
@@ -66,7 +66,7 @@ def test_reference_scenario_constants_match_core():
 # scenario x policy matrix (incl. AR(1) entropies, Gauss-Markov fading, 50 MHz links, gamma_max=12,
 # m_max=64) is marked slow (each pair compiles once, ~1-2 s on 2 cores)
 QUICK = {("default", i) for i in range(len(POLICIES))} | {("far-exponential", 0), ("far-exponential", 4)} | {
-    ("first-position", 0), ("first-position", 2), ("first-position", 5)}
+    ("after-reject", 0), ("after-reject", 2), ("after-reject", 5)}
 CASES = [
     pytest.param(name, i, id=f"{name}-{repr(POLICIES[i])[:60]}",
                  marks=() if (name, i) in QUICK else pytest.mark.slow)
@@ -115,8 +115,8 @@ def test_python_loop_matches_numpy_reference():
             np.testing.assert_allclose(np.asarray(loop[k], np.float64), vec[k], rtol=64 * EPS, atol=1e-15, err_msg=k)
 
 
-def test_python_loop_matches_numpy_reference_first_position():
-    scen = SCENARIOS["first-position"]
+def test_python_loop_matches_numpy_reference_after_reject():
+    scen = SCENARIOS["after-reject"]
     exo = sample_exogenous(scen, seed=5, realizations=3, rounds=60)
     for pol in (Gelato(V=2.0), Gelato(V=20.0, payload="scalar"), StaticSD(gamma=4, payload="topp")):
         vec = ref.rollout(scen, pol, exo)
@@ -125,17 +125,17 @@ def test_python_loop_matches_numpy_reference_first_position():
             np.testing.assert_allclose(np.asarray(loop[k], np.float64), vec[k], rtol=64 * EPS, atol=1e-15, err_msg=k)
 
 
-def test_reference_first_position_constants_match_core():
-    s = SCENARIOS["first-position"]
+def test_reference_after_reject_constants_match_core():
+    s = SCENARIOS["after-reject"]
     p = ref.params(s, Gelato())
-    assert p.alpha_bar_1 == pytest.approx(float(tokens.mean_acceptance_first(s)), rel=1e-10)
-    assert p.b_bar_1 == pytest.approx(float(tokens.mean_topp_bits_first(s)), rel=1e-10)
-    # the first position is harder: lower acceptance, larger payload
-    assert p.alpha_bar_1 < p.alpha_bar - 0.05 and p.b_bar_1 > p.b_bar
-    # defaults: the first position is an ordinary one, bit for bit in the core
+    assert p.alpha_bar_rej == pytest.approx(float(tokens.mean_acceptance_after_reject(s)), rel=1e-10)
+    assert p.b_bar_rej == pytest.approx(float(tokens.mean_topp_bits_after_reject(s)), rel=1e-10)
+    # after a rejection the first position is harder: lower acceptance, larger payload
+    assert p.alpha_bar_rej < p.alpha_bar - 0.05 and p.b_bar_rej > p.b_bar
+    # defaults: no after-rejection effect, bit for bit in the core
     d = Scenario()
-    assert float(tokens.mean_acceptance_first(d)) == float(tokens.mean_acceptance(d))
-    assert float(tokens.mean_topp_bits_first(d)) == float(tokens.mean_topp_bits(d))
+    assert float(tokens.mean_acceptance_after_reject(d)) == float(tokens.mean_acceptance(d))
+    assert float(tokens.mean_topp_bits_after_reject(d)) == float(tokens.mean_topp_bits(d))
 
 
 def test_reference_float32_close_to_float64():
@@ -161,10 +161,10 @@ def test_reference_simulate_same_laws_as_core():
         assert abs(z) < 5.0, (k, x.mean(), y.mean(), z)
 
 
-def test_reference_simulate_same_laws_as_core_first_position():
-    """As above with the first-position law (different streams; Welch |z| < 5, false-failure
-    rate ≈ 6e-7 per assertion). The entropy column 0 is scaled in both samplers."""
-    scen, pol = SCENARIOS["first-position"], StaticSD(gamma=3, payload="topp")
+def test_reference_simulate_same_laws_as_core_after_reject():
+    """As above with the after-rejection law (different streams; Welch |z| < 5, false-failure
+    rate ≈ 6e-7 per assertion)."""
+    scen, pol = SCENARIOS["after-reject"], StaticSD(gamma=3, payload="topp")
     n, rounds = 200, 100
     a = ref.simulate(scen, pol, seed=1, realizations=n, rounds=rounds)
     b = simulate(scen, pol, seed=1, realizations=n, rounds=rounds)

@@ -78,15 +78,14 @@ def _entropies(scenario, n: int, dtype, chunk: int = 0):
     ``fold_in(key(EXACT_SEED), chunk)``)."""
     key = jax.random.fold_in(jax.random.key(EXACT_SEED), chunk)
     k = jnp.asarray(scenario.k_H, dtype)
-    h = scenario.theta_H * jax.random.gamma(key, k, (n, scenario.gamma_max), dtype=dtype)
-    return h.at[:, 0].multiply(jnp.asarray(scenario.first_H_scale, dtype))  # first drafted position
+    return scenario.theta_H * jax.random.gamma(key, k, (n, scenario.gamma_max), dtype=dtype)
 
 
 def round_laws(scenario, entropy, *, payload: str, exit: str, H_th, Theta_th):
     """Per entropy vector ``(G,)`` and budget ``γ̃ = 0..G``: ``(L, P, B, π)`` with ``π[a] =
     P(A = a | H)`` of shape ``(G+1, G+1)``."""
     G = scenario.gamma_max
-    alpha = tokens.acceptance_by_position(scenario, entropy)  # (G,), position 1 with its own intercept
+    alpha = tokens.acceptance_prob(scenario, entropy)  # (G,); i.i.d. rounds only (Scenario.after_reject_* neutral)
     run = jnp.concatenate([jnp.ones((1,), alpha.dtype), jnp.cumprod(alpha)])  # (G+1,) Π_{i≤a}
     a = jnp.arange(G + 1)
     alpha_next = jnp.concatenate([alpha, jnp.zeros((1,), alpha.dtype)])  # α_{a+1}

@@ -27,7 +27,24 @@ Fits, from ``(entropy, accepted[, support])`` records:
   later positions are verified only after accepted prefixes (easier contexts).  The bucket exit
   sends ≈ 1.1 drafts per round, so it sees mostly position 1 — hence its larger gap;
 * the payload constant ``c_p`` of ``m(H) ≈ c_p e^H`` (§3), least squares in log space:
-  ``log c_p = mean(log m − H)``.
+  ``log c_p = mean(log m − H)``;
+* the **after-rejection law** (``positional=True``, the default; ``--pooled`` turns it off), the
+  fix for the non-stationarity above. Its cause, measured (64 sequences × 60 rounds, budgets 1
+  and 3, seed 1): the first draft of a round that follows a *rejection* comes right after the
+  correction token sampled from the residual ``max(0, p − q)`` — a token the draft found
+  unlikely — and has mean entropy 2.06–2.09 nats and acceptance 0.60, whereas after a bonus token
+  (all drafts accepted) it has 1.58–1.72 nats and 0.70–0.72, like later positions. So the
+  acceptance map is fitted jointly as ``σ(a0 + s·1{i = 1, after a rejection} − a1 H)`` (maximum
+  likelihood, same solver; ``s`` → ``after_reject_a0_shift``), the entropy law ``Gamma(k_H, θ_H)``
+  on positions ``i ≥ 2``, and the scale of position 1 after a rejection by maximum likelihood with
+  the shape fixed, ``θ_r = mean(H_1 | after a rejection)/k_H`` (→ ``after_reject_H_scale =
+  θ_r/θ_H``). ``Scenario.after_reject_H_scale``/``after_reject_a0_shift`` carry them into the
+  surrogate, whose rounds then remember whether the previous round had a rejection (sampling,
+  acceptance, the controller's mean proxy). From a CSV, the optional ``after_reject`` column (1 =
+  the pair is the first draft of a round that follows a rejection) gives
+  ``after_reject_a0_shift``; ``after_reject_H_scale`` is fitted only in LM mode (a CSV holds
+  verified positions only, and positions ``i ≥ 2`` are verified only after accepted prefixes,
+  which biases their entropies low, so the ratio would be biased).
 
 Pairs from LM mode: each round drafts ``γ_max`` positions without early exit (so the entropy
 law is the per-position marginal and every verified position counts); a draft at position ``i``
@@ -35,7 +52,8 @@ is *verified* iff ``i ≤ A`` and accepted iff ``i < A`` — the conditional acc
 surrogate's ``U_i < α(H_i)`` models.
 
 CSV input: a header line with columns ``entropy`` (nats) and ``accepted`` (0/1), optionally
-``support`` (top-p set size ``m``; without it ``c_p`` is not fitted).  Extra columns are ignored.
+``support`` (top-p set size ``m``; without it ``c_p`` is not fitted) and ``after_reject`` (0/1: the
+pair is the first draft of a round that follows a rejection; without it the shift is not fitted).  Extra columns are ignored.
 CSV rows carry no round structure, so ``rho_H`` is not fitted from a CSV (the scenario keeps 0).
 """
 
@@ -62,6 +80,7 @@ __all__ = [
     "fit_entropy_law",
     "fit_payload_constant",
     "fit_entropy_correlation",
+    "fit_first_position_scale",
     "calibration_toml",
     "run_calibration",
 ]
@@ -72,7 +91,8 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
     """Run ``rounds`` LM-mode rounds of ``sequences`` sequences (full budget, no exit).
 
     Returns:
-      dict with ``entropy``/``accepted``/``support`` of verified positions, ``all_entropy`` and
+      dict with ``entropy``/``accepted``/``support``/``after_reject`` (first draft of a round after a
+      rejection) of verified positions, ``rounds_after_reject`` (per round row), ``all_entropy`` and
       ``all_support`` of every drafted position, ``entropy_rounds`` ``(rounds·R, γ_max)`` (the
       drafted entropies of each round in position order) and per-round ``accepted_count``
       ``(rounds, R)``.
@@ -87,12 +107,15 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
     root = jax.random.key(seed)
     ctx = corpus_contexts(jax.random.fold_in(root, 0), sequences, pair.context_len)
     budget = np.full((sequences,), gamma_max, np.int32)
-    ent, acc, sup, all_e, all_m, a_counts = [], [], [], [], [], []
+    ent, acc, sup, first_rej, round_rej, all_e, all_m, a_counts = [], [], [], [], [], [], [], []
+    prev_rej = np.zeros((sequences,), bool)  # the corpus context is not a correction
     for t in tqdm(range(rounds), desc="calibrate", disable=True if quiet else None):
         out = lm_round(pair, ctx, budget, jax.random.fold_in(root, t + 1), exit=False, top_p=top_p,
                        gamma_max=gamma_max)
-        e, a, m = acceptance_pairs(out)
-        ent.append(e), acc.append(a), sup.append(m)
+        e, a, m, i, row = acceptance_pairs(out, with_position=True)
+        ent.append(e), acc.append(a), sup.append(m), first_rej.append((i == 1) & prev_rej[row])
+        round_rej.append(prev_rej.copy())
+        prev_rej = np.asarray(out.accepted) < np.asarray(out.sent)
         all_e.append(np.asarray(out.entropy).reshape(-1, gamma_max))
         all_m.append(np.asarray(out.support).ravel())
         a_counts.append(np.asarray(out.accepted))
@@ -101,6 +124,8 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
         "entropy": np.concatenate(ent).astype(np.float64),
         "accepted": np.concatenate(acc).astype(bool),
         "support": np.concatenate(sup).astype(np.int64),
+        "after_reject": np.concatenate(first_rej).astype(bool),
+        "rounds_after_reject": np.concatenate(round_rej).astype(bool),
         "all_entropy": np.concatenate(all_e).ravel().astype(np.float64),
         "entropy_rounds": np.concatenate(all_e).astype(np.float64),
         "all_support": np.concatenate(all_m).astype(np.int64),
@@ -109,7 +134,7 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
 
 
 def read_pairs_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``entropy,accepted[,support]`` columns (header required).
+    """Read ``entropy,accepted[,support][,after_reject]`` columns (header required).
 
     Raises:
       ValueError: missing columns, non-numeric values, negative entropy, accepted not 0/1.
@@ -131,6 +156,7 @@ def read_pairs_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
         ent = np.array([float(r["entropy"]) for r in rows])
         acc = np.array([float(r["accepted"]) for r in rows])
         sup = np.array([float(r["support"]) for r in rows]) if "support" in cols else None
+        rej = np.array([float(r["after_reject"]) for r in rows]) if "after_reject" in cols else None
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: non-numeric value ({e})") from None
     if not np.all(np.isfinite(ent) & (ent >= 0)):
@@ -143,21 +169,31 @@ def read_pairs_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: support must be >= 1")
         out["support"] = sup.astype(np.int64)
         out["all_support"] = out["support"]
+    if rej is not None:
+        if not np.all((rej == 0) | (rej == 1)):
+            raise ValueError(f"{path}: after_reject must be 0 or 1 (1 = first draft of a round after a rejection)")
+        out["after_reject"] = rej.astype(bool)
     return out
 
 
-def write_pairs_csv(path, entropy, accepted, support=None) -> None:
-    lines = ["entropy,accepted" + (",support" if support is not None else "")]
+def write_pairs_csv(path, entropy, accepted, support=None, after_reject=None) -> None:
+    lines = ["entropy,accepted" + (",support" if support is not None else "") + (",after_reject" if after_reject is not None else "")]
     for i in range(len(entropy)):
         row = f"{float(entropy[i]):.6g},{int(accepted[i])}"
         if support is not None:
             row += f",{int(support[i])}"
+        if after_reject is not None:
+            row += f",{int(after_reject[i])}"
         lines.append(row)
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
-def fit_acceptance(entropy, accepted) -> dict[str, float]:
+def fit_acceptance(entropy, accepted, first=None) -> dict[str, float]:
     r"""Maximum-likelihood ``(a0, a1)`` of ``P(accept | H) = σ(a0 − a1 H)``.
+
+    With ``first`` (a boolean mask of the pairs that are the first draft of a round after a
+    rejection) the model is ``σ(a0 + s·first − a1 H)`` and ``s`` is returned as
+    ``after_reject_a0_shift`` (``after_reject_a0_shift_se``).
 
     Returns:
       ``a0, a1`` and their standard errors ``a0_se, a1_se`` (inverse observed information),
@@ -167,7 +203,15 @@ def fit_acceptance(entropy, accepted) -> dict[str, float]:
     y = np.asarray(accepted, np.float64)
     if h.shape != y.shape or h.size < 2:
         raise ValueError("entropy and accepted must be equal-length arrays with at least 2 pairs")
-    X = np.stack([np.ones_like(h), -h], axis=1)
+    cols = [np.ones_like(h), -h]
+    if first is not None:
+        first = np.asarray(first, bool)
+        if first.shape != h.shape:
+            raise ValueError("first must be a boolean mask with one entry per pair")
+        if first.all() or not first.any():
+            raise ValueError("the after-rejection fit needs pairs with and without the after-rejection flag")
+        cols.append(first.astype(np.float64))
+    X = np.stack(cols, axis=1)
 
     n = h.size
 
@@ -179,20 +223,26 @@ def fit_acceptance(entropy, accepted) -> dict[str, float]:
         s = 1.0 / (1.0 + np.exp(-(X @ w)))
         return X.T @ (X * (s * (1 - s))[:, None]) / n
 
-    res = optimize.minimize(nll, np.zeros(2), jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-10})
+    res = optimize.minimize(nll, np.zeros(X.shape[1]), jac=True, hess=hess, method="trust-exact",
+                            options={"gtol": 1e-10})
     w = res.x
     s = 1.0 / (1.0 + np.exp(-(X @ w)))
     info = X.T @ (X * (s * (1 - s))[:, None])
     try:
         se = np.sqrt(np.diag(np.linalg.inv(info)))
     except np.linalg.LinAlgError:
-        se = np.full(2, np.nan)
-    return {"a0": float(w[0]), "a1": float(w[1]), "a0_se": float(se[0]), "a1_se": float(se[1]),
-            "mean_loglik": float(-res.fun), "converged": bool(res.success)}
+        se = np.full(X.shape[1], np.nan)
+    out = {"a0": float(w[0]), "a1": float(w[1]), "a0_se": float(se[0]), "a1_se": float(se[1]),
+           "mean_loglik": float(-res.fun), "converged": bool(res.success)}
+    if first is not None:
+        out.update(after_reject_a0_shift=float(w[2]), after_reject_a0_shift_se=float(se[2]))
+    return out
 
 
-def binned_acceptance(entropy, accepted, n_bins: int = 10, confidence: float = 0.95) -> list[dict[str, float]]:
-    """Equal-count bins of ``H``: mean ``H``, acceptance rate, Wilson interval, count."""
+def binned_acceptance(entropy, accepted, n_bins: int = 10, confidence: float = 0.95,
+                      predicted=None) -> list[dict[str, float]]:
+    """Equal-count bins of ``H``: mean ``H``, acceptance rate, Wilson interval, count; with
+    ``predicted`` (per-pair model probabilities) also their mean per bin as ``fitted``."""
     h = np.asarray(entropy, np.float64)
     y = np.asarray(accepted, bool)
     order = np.argsort(h, kind="stable")
@@ -204,6 +254,8 @@ def binned_acceptance(entropy, accepted, n_bins: int = 10, confidence: float = 0
         ci = stats.binomtest(k, n).proportion_ci(confidence, method="wilson")
         bins.append({"h_mean": float(h[idx].mean()), "h_lo": float(h[idx].min()), "h_hi": float(h[idx].max()),
                      "rate": k / n, "ci_low": float(ci.low), "ci_high": float(ci.high), "n": n})
+        if predicted is not None:
+            bins[-1]["fitted"] = float(np.asarray(predicted, np.float64)[idx].mean())
     return bins
 
 
@@ -237,6 +289,29 @@ def fit_entropy_correlation(entropy_rounds) -> dict[str, float]:
             "rho_H_se": float((1 - r * r) / math.sqrt(n)), "rho2_H": r2, "n_lag_pairs": int(n)}
 
 
+def fit_first_position_scale(entropy_rounds, k_H: float, theta_H: float, after_reject=None) -> dict[str, float]:
+    r"""``after_reject_H_scale``: the ``Gamma(k_H, θ_r)`` scale of the first draft of rounds after a
+    rejection by maximum likelihood with the shape fixed (``θ_r = mean(H_1)/k_H``), relative to
+    ``θ_H``; its standard error from the Fisher information ``k n/θ²`` (``se(θ_r) = θ_r/√(k n)``).
+
+    Args:
+      entropy_rounds: ``(n_rounds, γ)`` entropies, column 0 the first drafted position.
+      after_reject: ``(n_rounds,)`` bool, the round follows a rejection (default: all rounds).
+    """
+    e = np.asarray(entropy_rounds, np.float64)
+    if e.ndim != 2:
+        raise ValueError(f"entropy_rounds must be a (rounds, gamma) array, got shape {e.shape}")
+    if after_reject is not None:
+        e = e[np.asarray(after_reject, bool)]
+    if e.shape[0] < 2:
+        raise ValueError("fit_first_position_scale needs at least 2 rounds after a rejection")
+    h1 = np.maximum(e[:, 0], 1e-6)
+    theta1 = float(h1.mean() / k_H)
+    se = theta1 / math.sqrt(k_H * h1.size)
+    return {"after_reject_H_scale": theta1 / theta_H, "after_reject_H_scale_se": se / theta_H, "mean_H1": float(h1.mean()),
+            "n_first": int(h1.size)}
+
+
 def fit_payload_constant(entropy, support) -> dict[str, float]:
     r"""``c_p`` of ``m ≈ c_p e^H``: ``log c_p = mean(log m − H)``; also ``corr(log m, H)``."""
     h = np.asarray(entropy, np.float64)
@@ -247,9 +322,10 @@ def fit_payload_constant(entropy, support) -> dict[str, float]:
 
 
 def calibration_toml(fit: dict[str, float], comment: str = "") -> str:
-    """TOML snippet of the fitted scenario fields ``a0, a1, k_H, theta_H[, rho_H][, c_p]``."""
+    """TOML snippet of the fitted scenario fields ``a0, a1, k_H, theta_H[, after_reject_H_scale]
+    [, after_reject_a0_shift][, rho_H][, c_p]``."""
     lines = [f"# {line}" for line in comment.splitlines()] + ["[scenario]"]
-    for name in ("a0", "a1", "k_H", "theta_H", "rho_H", "c_p"):
+    for name in ("a0", "a1", "k_H", "theta_H", "after_reject_H_scale", "after_reject_a0_shift", "rho_H", "c_p"):
         if name in fit and math.isfinite(fit[name]):
             lines.append(f"{name} = {fit[name]:.6g}")
     return "\n".join(lines) + "\n"
@@ -267,7 +343,11 @@ def _plot(path, bins, fit, entropy_all, default=(4.8, 1.8)):
     err = np.array([[b["rate"] - b["ci_low"] for b in bins], [b["ci_high"] - b["rate"] for b in bins]])
     ax1.errorbar(hm, rate, yerr=err, fmt="o", capsize=3, label="binned (Wilson 95 %)")
     grid = np.linspace(0, max(float(np.max(entropy_all)), 1e-3), 200)
-    ax1.plot(grid, 1 / (1 + np.exp(-(fit["a0"] - fit["a1"] * grid))), label=f"fit σ({fit['a0']:.2f} − {fit['a1']:.2f} H)")
+    later = " (positions ≥ 2)" if "after_reject_a0_shift" in fit else ""
+    ax1.plot(grid, 1 / (1 + np.exp(-(fit["a0"] - fit["a1"] * grid))), label=f"fit σ({fit['a0']:.2f} − {fit['a1']:.2f} H){later}")
+    if "after_reject_a0_shift" in fit:
+        a0_1 = fit["a0"] + fit["after_reject_a0_shift"]
+        ax1.plot(grid, 1 / (1 + np.exp(-(a0_1 - fit["a1"] * grid))), ":", label=f"fit at position 1: σ({a0_1:.2f} − {fit['a1']:.2f} H)")
     ax1.plot(grid, 1 / (1 + np.exp(-(default[0] - default[1] * grid))), "--", label="default σ(4.8 − 1.8 H)")
     ax1.set(xlabel="draft entropy H (nats)", ylabel="acceptance probability", ylim=(0, 1.02),
             title="reliability of α(H)")
@@ -289,10 +369,11 @@ def _plot(path, bins, fit, entropy_all, default=(4.8, 1.8)):
 def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "runs/calibration", rounds: int = 100,
                     sequences: int = 64, gamma_max: int = 10, top_p: float = 0.95, seed: int = 0,
                     weights_dir: str | None = None, quiet: bool = False, n_bins: int = 10,
-                    write_rho: bool = False) -> dict[str, Any]:
+                    write_rho: bool = False, positional: bool = True) -> dict[str, Any]:
     """Collect or read pairs, fit, and write ``calibration.toml``, ``reliability.png``,
     ``calibration.json`` (and ``pairs.csv`` in LM mode) into ``out_dir``.  ``rho_H`` goes into the
-    TOML only with ``write_rho`` (module docstring)."""
+    TOML only with ``write_rho`` (module docstring).  ``positional`` fits the first-drafted-position
+    law where the data allow it (LM mode; a CSV with a ``position`` column)."""
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
     out_dir = Path(out_dir)
@@ -307,8 +388,20 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
                              seed=seed, quiet=quiet)
         source = f"LM mode: {rounds} rounds x {sequences} sequences, gamma_max={gamma_max}, top_p={top_p}, seed={seed}"
     h, y = data["entropy"], data["accepted"]
-    fit = fit_acceptance(h, y)
-    fit.update(fit_entropy_law(data["all_entropy"]))  # all drafted positions (module docstring)
+    positional = bool(positional) and "after_reject" in data
+    first = data["after_reject"] if positional else None
+    if positional and (first.all() or not first.any()):
+        positional, first = False, None  # nothing to contrast (e.g. a CSV of first positions only)
+    pooled = fit_acceptance(h, y)
+    fit = fit_acceptance(h, y, first) if positional else dict(pooled)
+    fit["pooled_a0"], fit["pooled_a1"] = pooled["a0"], pooled["a1"]
+    if positional and "entropy_rounds" in data:
+        # later positions give the stationary law, column 0 the first position's scale
+        fit.update(fit_entropy_law(data["entropy_rounds"][:, 1:].ravel()))
+        fit.update(fit_first_position_scale(data["entropy_rounds"], fit["k_H"], fit["theta_H"],
+                                            data.get("rounds_after_reject")))
+    else:
+        fit.update(fit_entropy_law(data["all_entropy"]))  # all drafted positions (module docstring)
     if "entropy_rounds" in data:
         fit.update(fit_entropy_correlation(data["entropy_rounds"]))
     if "support" in data:
@@ -319,8 +412,10 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
     fit["surrogate_mean_acceptance"] = float(integrate.quad(
         lambda x: stats.gamma.pdf(x, fit["k_H"], scale=fit["theta_H"]) * special.expit(fit["a0"] - fit["a1"] * x),
         0, np.inf)[0])
-    bins = binned_acceptance(h, y, n_bins)
-    pred = [1 / (1 + math.exp(-(fit["a0"] - fit["a1"] * b["h_mean"]))) for b in bins]
+    shift = fit.get("after_reject_a0_shift", 0.0) * (first if first is not None else 0.0)
+    per_pair = special.expit(fit["a0"] + shift - fit["a1"] * np.asarray(h, np.float64))
+    bins = binned_acceptance(h, y, n_bins, predicted=per_pair)
+    pred = [b["fitted"] for b in bins]
     covered = sum(b["ci_low"] <= a <= b["ci_high"] for b, a in zip(bins, pred))
     res: dict[str, Any] = {
         "source": source,
@@ -331,15 +426,35 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
         "bins": [dict(b, fitted=a) for b, a in zip(bins, pred)],
         "bins_covering_fit": f"{covered}/{len(bins)}",
     }
+    if positional:
+        # the diagnostic behind the positional fit: acceptance of the first draft after a rejection
+        # against the pooled map
+        n1 = int(first.sum())
+        rate1 = float(y[first].mean())
+        res["after_reject"] = {
+            "n": n1, "acceptance": rate1, "se": math.sqrt(rate1 * (1 - rate1) / n1),
+            "pooled_map_prediction": float(special.expit(pooled["a0"] - pooled["a1"] * h[first]).mean()),
+            "positional_map_prediction": float(per_pair[first].mean()),
+            "mean_entropy": float(h[first].mean()), "mean_entropy_later": float(h[~first].mean()),
+        }
+        a0_1 = fit["a0"] + fit["after_reject_a0_shift"]
+        th1 = fit["theta_H"] * fit.get("after_reject_H_scale", 1.0)
+        fit["surrogate_first_acceptance"] = float(integrate.quad(
+            lambda x: stats.gamma.pdf(x, fit["k_H"], scale=th1) * special.expit(a0_1 - fit["a1"] * x), 0, np.inf)[0])
     if "accepted_count" in data:
         res["mean_accepted_per_round"] = float(data["accepted_count"].mean())
-        write_pairs_csv(out_dir / "pairs.csv", h, y, data.get("support"))
+        write_pairs_csv(out_dir / "pairs.csv", h, y, data.get("support"), data.get("after_reject"))
     res["toml"] = str(out_dir / "calibration.toml")
     res["plot"] = str(out_dir / "reliability.png")
     comment = (f"gelato calibrate: {source}\nn_pairs={res['n_pairs']} mean_acceptance={res['mean_acceptance']:.4f} "
                f"corr(H, accepted)={res['corr_entropy_accepted']:.4f}"
-               + (f"\nentropy law over all {data['all_entropy'].size} drafted positions; lag-one corr along a round "
-                  f"{fit['rho_H_raw']:.4f} (lag two {fit['rho2_H']:.4f})" if "rho_H_raw" in fit else ""))
+               + (f"\nentropy law over {'positions 2.. of ' if 'after_reject_H_scale' in fit else ''}all "
+                  f"{data['all_entropy'].size} drafted positions; lag-one corr along a round "
+                  f"{fit['rho_H_raw']:.4f} (lag two {fit['rho2_H']:.4f})" if "rho_H_raw" in fit else "")
+               + (f"\nfirst draft after a rejection: acceptance {res['after_reject']['acceptance']:.4f} "
+                  f"(n={res['after_reject']['n']}; pooled map predicts {res['after_reject']['pooled_map_prediction']:.4f}), "
+                  f"mean entropy {res['after_reject']['mean_entropy']:.3f} vs {res['after_reject']['mean_entropy_later']:.3f} "
+                  "later (verified pairs)" if "after_reject" in res else ""))
     toml_fit = fit if write_rho else {k: v for k, v in fit.items() if k != "rho_H"}
     if "rho_H_raw" in fit and not write_rho:
         comment += "\nrho_H not written (use --write-rho; see gelato_jax/lm/calibrate.py)"

@@ -47,7 +47,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     res = run_calibration(
         csv=args.csv, out_dir=args.out, rounds=args.rounds, sequences=args.sequences,
         gamma_max=args.gamma_max, top_p=args.top_p, seed=args.seed, weights_dir=args.weights,
-        quiet=args.quiet, write_rho=args.write_rho,
+        quiet=args.quiet, write_rho=args.write_rho, positional=not args.pooled,
     )
     if args.json:
         print(json.dumps(res, indent=2))
@@ -57,6 +57,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               f"corr(H, accepted): {res['corr_entropy_accepted']:.4f}")
         print(f"a0 = {f['a0']:.4f}  a1 = {f['a1']:.4f}  k_H = {f['k_H']:.4f}  "
               f"theta_H = {f['theta_H']:.4f}  c_p = {f.get('c_p', float('nan')):.4f}")
+        if "after_reject" in res:
+            fp = res["after_reject"]
+            print(f"first draft after a rejection: after_reject_a0_shift = {f['after_reject_a0_shift']:.4f} ± {f['after_reject_a0_shift_se']:.4f}"
+                  + (f"  after_reject_H_scale = {f['after_reject_H_scale']:.4f} ± {f['after_reject_H_scale_se']:.4f}" if "after_reject_H_scale" in f else "")
+                  + f"; acceptance there {fp['acceptance']:.4f} ± {fp['se']:.4f} (pooled map predicts "
+                  f"{fp['pooled_map_prediction']:.4f}, positional map {fp['positional_map_prediction']:.4f})")
         print(f"wrote {res['toml']} and {res['plot']}")
     return 0
 
@@ -145,7 +151,7 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=cmd_train_lm)
 
     c = subparsers.add_parser("calibrate", help="fit α(H), the entropy law and c_p from LM mode or a CSV")
-    c.add_argument("--csv", default=None, help="CSV with columns entropy,accepted (optional: support)")
+    c.add_argument("--csv", default=None, help="CSV with columns entropy,accepted (optional: support, after_reject)")
     c.add_argument("--out", default="runs/calibration")
     c.add_argument("--rounds", type=int, default=100)
     c.add_argument("--sequences", type=int, default=64)
@@ -157,6 +163,10 @@ def add_parsers(subparsers) -> None:
                    help="also write the fitted lag-one entropy correlation rho_H to calibration.toml (LM mode; "
                         "it is always measured and reported in calibration.json). Off by default: with it the "
                         "calibrated surrogate agrees worse with LM mode (README / calibrate.py docstring)")
+    c.add_argument("--pooled", action="store_true",
+                   help="fit one entropy law and acceptance map for all positions (MODEL §4 as written); by "
+                        "default the first draft of a round after a rejection gets its own scale and intercept "
+                        "(after_reject_H_scale, after_reject_a0_shift) where the data allow it")
     c.add_argument("--quiet", action="store_true")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_calibrate)

@@ -288,12 +288,13 @@ def lm_round(
                      gamma_max=int(gamma_max))
 
 
-def acceptance_pairs(out: LMRoundOut):
+def acceptance_pairs(out: LMRoundOut, *, with_position: bool = False):
     r"""``(entropy, accepted)`` pairs of one round, as numpy arrays.
 
     Draft ``i`` is verified iff ``i < L`` and ``i ≤ A`` (verification stops at the first
     rejection); it is accepted iff ``i < A``.  This is the conditional acceptance the surrogate's
-    ``α(H)`` models (§4).  Also returns the support sizes of those positions.
+    ``α(H)`` models (§4).  Also returns the support sizes of those positions, and with
+    ``with_position`` their 1-based positions in the round and their sequence (row) indices.
     """
     ent = np.asarray(out.entropy)
     g = ent.shape[1]
@@ -302,6 +303,9 @@ def acceptance_pairs(out: LMRoundOut):
     A = np.asarray(out.accepted)[:, None]
     mask = (i < L) & (i <= A)
     accepted = np.broadcast_to(i < A, ent.shape)[mask]
+    if with_position:
+        rows = np.broadcast_to(np.arange(ent.shape[0])[:, None], ent.shape)[mask]
+        return ent[mask], accepted, np.asarray(out.support)[mask], np.broadcast_to(i + 1, ent.shape)[mask], rows
     return ent[mask], accepted, np.asarray(out.support)[mask]
 
 

@@ -54,6 +54,7 @@ from ..simulator import (
     _draw_round,
     _init_realization,
     _prepare,
+    initial_carry,
     round_costs,
     round_decision,
     round_settle,
@@ -152,7 +153,7 @@ def _init(scenario, policy, root, indices, *, dtype):
 
     def one(index):
         key_r, fading = _init_realization(scenario, root, index, dtype)
-        carry = (jnp.zeros((), jnp.int32), jnp.zeros((), dtype), policy.init_state(scenario, aux))
+        carry = initial_carry(scenario, policy, aux, dtype)
         return key_r, fading, carry
 
     return aux, jax.vmap(one)(indices)

@@ -34,13 +34,13 @@ class ScenarioStats(NamedTuple):
 
     alpha_bar: Any  # ᾱ = E[α(H)]
     topp_bits: Any  # b̄ = E[b(H)] under the topp scheme
-    alpha_bar_1: Any  # ᾱ_1 at the first drafted position (= ᾱ at the defaults)
-    topp_bits_1: Any  # b̄_1 at the first drafted position (= b̄ at the defaults)
+    alpha_bar_rej: Any  # ᾱ_r: acceptance at position 1 after a rejection (= ᾱ at the defaults)
+    topp_bits_rej: Any  # b̄_r: topp bits at position 1 after a rejection (= b̄ at the defaults)
 
 
 def scenario_stats(scenario: Scenario) -> ScenarioStats:
     return ScenarioStats(tokens.mean_acceptance(scenario), tokens.mean_topp_bits(scenario),
-                         tokens.mean_acceptance_first(scenario), tokens.mean_topp_bits_first(scenario))
+                         tokens.mean_acceptance_after_reject(scenario), tokens.mean_topp_bits_after_reject(scenario))
 
 
 class RoundObs(NamedTuple):
@@ -52,6 +52,7 @@ class RoundObs(NamedTuple):
     rate: Any  # uplink rate r_t (bit/s)
     rate_dl: Any  # downlink rate (bit/s)
     outage: Any  # r_t < r_min
+    after_reject: Any = False  # the previous round ended with a rejection or an entropy exit (Scenario.after_reject_*)
 
 
 class RoundOutcome(NamedTuple):
@@ -91,36 +92,38 @@ class Policy:
         return state
 
     # helpers for subclasses
-    def mean_bits(self, scenario: Scenario, aux, *, first: bool = False):
-        """``b̄`` of this policy's payload scheme (``first=True``: ``b̄_1`` of the first position)."""
+    def mean_bits(self, scenario: Scenario, aux, *, after_reject: bool = False):
+        """``b̄`` of this policy's payload scheme (``after_reject=True``: ``b̄_r`` of position 1
+        after a rejection)."""
         if self.payload == "topp":
-            if first:
-                return _first_stats(scenario, aux)[1]
+            if after_reject:
+                return _after_reject_stats(scenario, aux)[1]
             return aux.topp_bits
-        return costs.mean_token_bits(scenario, self.payload)
+        return costs.mean_token_bits(scenario, self.payload, after_reject=after_reject)
 
     def mean_proxy(self, scenario: Scenario, aux, alpha_bar, obs: RoundObs) -> costs.ProxyCosts:
         """The paper's mean proxy at this round's rates, for acceptance ``alpha_bar``.
 
-        The first drafted position keeps the scenario's offset ``ᾱ_1 − ᾱ`` (0 at the defaults):
-        ``ᾱ_1 = clip(alpha_bar + ᾱ_1 − ᾱ, 0, 1)``, so an estimate of the pooled acceptance (EWMA)
-        moves both together.
+        After a rejection (``obs.after_reject``) the first drafted position has the scenario's
+        ``ᾱ_r``, ``b̄_r`` (equal to ``ᾱ``, ``b̄`` at the defaults): ``ᾱ_1 = clip(alpha_bar + ᾱ_r − ᾱ,
+        0, 1)``, so an estimate of the pooled acceptance (EWMA) moves both together.
         """
-        a1_scen, _ = _first_stats(scenario, aux)
-        alpha_bar_1 = jnp.clip(alpha_bar + (a1_scen - aux.alpha_bar), 0.0, 1.0)
+        a_rej, b_rej = _after_reject_stats(scenario, aux)
+        b_bar = self.mean_bits(scenario, aux)
+        alpha_bar_1 = jnp.where(obs.after_reject, jnp.clip(alpha_bar + (a_rej - aux.alpha_bar), 0.0, 1.0), alpha_bar)
+        b_bar_1 = jnp.where(obs.after_reject, self.mean_bits(scenario, aux, after_reject=True), b_bar)
         return costs.proxy_costs(
-            scenario, self.payload, alpha_bar, self.mean_bits(scenario, aux), obs.rate, obs.rate_dl,
-            alpha_bar_1=alpha_bar_1, b_bar_1=self.mean_bits(scenario, aux, first=True),
+            scenario, self.payload, alpha_bar, b_bar, obs.rate, obs.rate_dl, alpha_bar_1=alpha_bar_1, b_bar_1=b_bar_1,
         )
 
 
-def _first_stats(scenario: Scenario, aux):
-    """``(ᾱ_1, b̄_1)`` from ``aux`` (a ``ScenarioStats``), or by quadrature when ``aux`` does not carry
+def _after_reject_stats(scenario: Scenario, aux):
+    """``(ᾱ_r, b̄_r)`` from ``aux`` (a ``ScenarioStats``), or by quadrature when ``aux`` does not carry
     them (e.g. the exact proxy's ``ExactAux``)."""
-    a1 = getattr(aux, "alpha_bar_1", None)
-    b1 = getattr(aux, "topp_bits_1", None)
-    if a1 is None:
-        a1 = tokens.mean_acceptance_first(scenario)
-    if b1 is None:
-        b1 = tokens.mean_topp_bits_first(scenario)
-    return a1, b1
+    a = getattr(aux, "alpha_bar_rej", None)
+    b = getattr(aux, "topp_bits_rej", None)
+    if a is None:
+        a = tokens.mean_acceptance_after_reject(scenario)
+    if b is None:
+        b = tokens.mean_topp_bits_after_reject(scenario)
+    return a, b
