@@ -74,7 +74,7 @@ def _first_stop(stop, budget):
     return jnp.where(any_exit, first, budget), jnp.where(any_exit, first + 1, budget)
 
 
-def marginal_gains(scenario, payload, entropy, rate, rate_dl):
+def marginal_gains(scenario, payload, entropy, rate, rate_dl, after_reject=False):
     r"""Throughput and energy gain of sending token ``i``, for every position ``i = 1..n``.
 
     For a round that sends the first ``k`` drafted tokens after ``P`` draft passes, the predicted
@@ -82,7 +82,7 @@ def marginal_gains(scenario, payload, entropy, rate, rate_dl):
     entropies in place of the means:
 
     * ``N̂_k = 1 + Σ_{j≤k} Π_{l≤j} α_l(H_l)`` (``tokens.acceptance_by_position``: position 1 has
-      its own intercept);
+      its own intercept when the round follows a rejection, ``after_reject``);
     * ``B_k = Σ_{l≤k} b(H_l)`` uplink bits (``costs.token_bits``; equal to
       ``costs.uplink_bits(…, k)`` up to summation order, exactly for integer bit counts);
     * downlink bits: the expectation ``B^dl(no rejection) + (1 − Π_{l≤k} α_l)(B^dl(rejection) −
@@ -99,7 +99,7 @@ def marginal_gains(scenario, payload, entropy, rate, rate_dl):
     """
     entropy = jnp.asarray(entropy)
     dtype = jnp.result_type(entropy, float)
-    alpha = tokens.acceptance_by_position(scenario, entropy).astype(dtype)
+    alpha = tokens.acceptance_by_position(scenario, entropy, after_reject).astype(dtype)
     bits = costs.token_bits(scenario, payload, entropy).astype(dtype)
 
     def step(carry, x):
@@ -128,7 +128,7 @@ def marginal_gains(scenario, payload, entropy, rate, rate_dl):
     return n_k / d_k - n_prev / d_prev, e_k - e_prev
 
 
-def marginal_exit(scenario, payload, entropy, budget, V, queue, rate, rate_dl):
+def marginal_exit(scenario, payload, entropy, budget, V, queue, rate, rate_dl, after_reject=False):
     r"""Sent tokens and draft passes of one round under the marginal-utility exit [ours].
 
     At position ``i ≤ budget`` (pass ``i`` run and paid, ``H_i`` observed) token ``i`` is sent and
@@ -149,10 +149,12 @@ def marginal_exit(scenario, payload, entropy, budget, V, queue, rate, rate_dl):
       entropy: ``(γ_max,)`` entropies of the positions the device would draft (nats).
       budget: reference budget ``γ̃`` (int scalar, ``0 ≤ γ̃ ≤ γ_max``).
       V: drift-plus-penalty weight; queue: ``Z_t ≥ 0``; rate, rate_dl: this round's rates.
+      after_reject: whether the round follows a rejected draft (bool scalar): position 1 then uses
+        the intercept ``a0 + after_reject_a0_shift`` (``tokens.acceptance_by_position``).
     Returns:
       ``(sent, passes)`` int32 scalars with ``0 ≤ sent ≤ budget`` and
       ``passes ∈ {sent, sent + 1}``.
     """
-    d_t, d_e = marginal_gains(scenario, payload, entropy, rate, rate_dl)
+    d_t, d_e = marginal_gains(scenario, payload, entropy, rate, rate_dl, after_reject)
     go = V * d_t > queue * d_e
     return _first_stop(~go, budget)

@@ -2,7 +2,8 @@
 
 Rule under test: at position ``i ≤ γ̃`` (pass ``i`` run and paid, ``H_i`` observed) token ``i`` is
 sent and drafting goes on iff ``V·(T̂(i, i) − T̂(i−1, i)) > Z·(E(i, i) − E(i−1, i))``, where
-``T̂(k, P) = N̂_k / D(k, P)``, ``N̂_k = 1 + Σ_{j≤k} Π_{l≤j} α_l(H_l)`` and ``D``, ``E`` are the
+``T̂(k, P) = N̂_k / D(k, P)``, ``N̂_k = 1 + Σ_{j≤k} Π_{l≤j} α_l(H_l)`` (position 1 with the
+intercept ``a0 + after_reject_a0_shift`` when the round follows a rejection) and ``D``, ``E`` are the
 round latency/energy of MODEL §3 with the uplink bits of the first ``k`` tokens and the expected
 downlink bits. The first failing ``i`` gives ``(sent, passes) = (i − 1, i)``; no failure gives
 ``(γ̃, γ̃)``. Ties stop.
@@ -48,7 +49,8 @@ def _token_bits(s: Scenario, payload: str, h: float) -> float:
     return b_id + b_prob
 
 
-def marginal_reference(s: Scenario, payload: str, H, budget: int, V: float, Z: float, r: float, r_dl: float):
+def marginal_reference(s: Scenario, payload: str, H, budget: int, V: float, Z: float, r: float, r_dl: float,
+                       after_reject: bool = False):
     """MODEL §6 ``exit="marginal"``, one position at a time: returns ``(sent, passes)``."""
     f = float
     tau_d, e_d = f(s.tau_d), f(s.e_d)
@@ -70,7 +72,7 @@ def marginal_reference(s: Scenario, payload: str, H, budget: int, V: float, Z: f
     prod, n_hat, bits = 1.0, 1.0, 0.0  # Π α, N̂ and uplink bits of the tokens sent so far
     for i in range(1, budget + 1):
         h = float(H[i - 1])
-        a0 = f(s.a0) + (f(s.first_a0_shift) if i == 1 else 0.0)
+        a0 = f(s.a0) + (f(s.after_reject_a0_shift) if i == 1 and after_reject else 0.0)
         alpha = _sigmoid(a0 - f(s.a1) * h)
         prod_i = prod * alpha
         n_i = n_hat + prod_i
@@ -88,9 +90,9 @@ def marginal_reference(s: Scenario, payload: str, H, budget: int, V: float, Z: f
 @st.composite
 def marginal_scenarios(draw) -> Scenario:
     """Random scenario values (``test_properties.scenario_kwargs``) or the defaults, each with a
-    random position-1 intercept shift."""
+    random after-rejection intercept shift."""
     kw = draw(st.one_of(scenario_kwargs(), st.just({})))
-    kw["first_a0_shift"] = float(draw(st.floats(-3.0, 3.0)))
+    kw["after_reject_a0_shift"] = float(draw(st.floats(-3.0, 3.0)))
     return Scenario(**kw)
 
 
@@ -112,8 +114,8 @@ _exit = jax.jit(marginal_exit, static_argnums=1)
 _gains = jax.jit(marginal_gains, static_argnums=1)
 
 
-def _run(s, payload, H, budget, V, Z, r, r_dl):
-    sent, passes = _exit(s, payload, jnp.asarray(H), budget, V, Z, r, r_dl)
+def _run(s, payload, H, budget, V, Z, r, r_dl, after_reject=False):
+    sent, passes = _exit(s, payload, jnp.asarray(H), budget, V, Z, r, r_dl, after_reject)
     return int(sent), int(passes)
 
 
@@ -127,10 +129,11 @@ def _run(s, payload, H, budget, V, Z, r, r_dl):
     Z=weights,
     r=rates,
     r_dl=rates,
+    after_reject=st.booleans(),
 )
-def test_matches_literal_reference(s, payload, H, budget, V, Z, r, r_dl):
-    got = _run(s, payload, H, budget, V, Z, r, r_dl)
-    want = marginal_reference(s, payload, H, budget, V, Z, r, r_dl)
+def test_matches_literal_reference(s, payload, H, budget, V, Z, r, r_dl, after_reject):
+    got = _run(s, payload, H, budget, V, Z, r, r_dl, after_reject)
+    want = marginal_reference(s, payload, H, budget, V, Z, r, r_dl, after_reject)
     note(f"got {got}, reference {want}")
     assert got == want
 
@@ -146,6 +149,11 @@ def test_reference_exercises_every_outcome():
     assert 0 < got[0] < GMAX and got[1] == got[0] + 1
     H_easy = np.full(GMAX, 0.05)
     assert _run(s, "topp", H_easy, GMAX, 0.1, 1.0, r, r_dl) == (GMAX, GMAX)
+    # the after-rejection intercept is used at position 1 only when the round follows a rejection
+    s_rej = Scenario(after_reject_a0_shift=-4.0)
+    H_hard1 = np.array([2.5] + [0.2] * (GMAX - 1))
+    assert _run(s_rej, "topp", H_hard1, GMAX, 0.1, 1.0, r, r_dl, False) == (GMAX, GMAX)
+    assert _run(s_rej, "topp", H_hard1, GMAX, 0.1, 1.0, r, r_dl, True) == (0, 1)
 
 
 # ----------------------------------------------------------------------------- (b) invariants
@@ -265,26 +273,33 @@ def test_lm_mode_refuses_marginal():
 # ----------------------------------------------------------------------------- (c) rollout
 def test_rollout_uses_the_round_observation_and_keeps_energy_accounting():
     """Every round of a ``Gelato(exit="marginal")`` rollout equals the literal rule evaluated at that
-    round's budget, queue and rates; the queue follows ``Z_{t+1} = max(Z_t + E_t − a_t, 0)``, so
-    ``Σ E_t ≤ Σ a_t + Z_T`` on every path."""
-    s = Scenario()
+    round's budget, queue, rates and after-rejection flag (previous round rejected a draft or
+    exited; position 1 then has the scaled entropy and shifted intercept); the queue follows
+    ``Z_{t+1} = max(Z_t + E_t − a_t, 0)``, so ``Σ E_t ≤ Σ a_t + Z_T`` on every path."""
+    from gelato_jax import channel
+
+    s = Scenario(after_reject_H_scale=1.3, after_reject_a0_shift=-0.8)
     pol = Gelato(V=0.1, exit="marginal")
     exo = sample_exogenous(s, seed=3, realizations=4, rounds=150)
     tr = rollout(s, pol, exo)
-    budget, sent, passes = (np.asarray(x) for x in (tr.budget, tr.sent, tr.passes))
+    budget, sent, passes, accepted = (np.asarray(x) for x in (tr.budget, tr.sent, tr.passes, tr.accepted))
     Z, E, a, r = (np.asarray(x, np.float64) for x in (tr.queue, tr.energy, tr.arrival, tr.rate))
-    from gelato_jax import channel
-
     r_dl = np.asarray(channel.downlink_rate(s, jnp.maximum(exo.channel_gain, s.h_min)))
     H = np.asarray(exo.entropy)
     R, T = budget.shape
-    exits = 0
+    exits = after = 0
     for i in range(R):
+        rejected = False
         for t in range(T):
-            want = marginal_reference(s, "topp", H[i, t], int(budget[i, t]), 0.1, Z[i, t], r[i, t], r_dl[i, t])
+            h = H[i, t].copy()
+            if rejected:
+                h[0] *= 1.3
+            want = marginal_reference(s, "topp", h, int(budget[i, t]), 0.1, Z[i, t], r[i, t], r_dl[i, t], rejected)
             assert (int(sent[i, t]), int(passes[i, t])) == want, (i, t)
             exits += want[1] > want[0]
-    assert exits > 0  # the exit fired on these paths, so the comparison covers both branches
+            after += rejected
+            rejected = bool(accepted[i, t] < sent[i, t] or passes[i, t] > sent[i, t])
+    assert exits > 0 and after > 0  # both branches of the exit and of the after-rejection law occur
     np.testing.assert_array_equal(Z[:, 1:], np.maximum(Z[:, :-1] + E[:, :-1] - a[:, :-1], 0.0))
     Z_T = np.maximum(Z[:, -1] + E[:, -1] - a[:, -1], 0.0)
     assert np.all(E.sum(1) <= a.sum(1) + Z_T + 1e-12 * (E.sum(1) + a.sum(1)))

@@ -125,7 +125,8 @@ class Gelato(Policy):
         if self.exit == "bucket":
             return leaky_bucket_exit(entropy, budget, self.H_th, self.Theta_th)
         if self.exit == "marginal":
-            return marginal_exit(scenario, self.payload, entropy, budget, self.V, obs.queue, obs.rate, obs.rate_dl)
+            return marginal_exit(scenario, self.payload, entropy, budget, self.V, obs.queue, obs.rate, obs.rate_dl,
+                                 obs.after_reject)
         return no_exit(entropy, budget)
 
     def update_state(self, scenario, aux, state, outcome):
