@@ -42,6 +42,11 @@ __all__ = [
     "check_gap_bound",
     "check_queue_bound",
     "check_lagrangian_upper_bound",
+    "check_lagrangian_gap_bound",
+    "check_regret_consistency",
+    "check_lagrangian_slope",
+    "lagrangian_gap",
+    "lagrangian_transient",
     "check_gap_slope",
     "check_queue_slope",
     "check_closed_form",
@@ -265,31 +270,137 @@ def check_gap_bound(V, throughput, T_star, B, C, alpha: float = ALPHA, *, t_star
     return Verdict(claim, float(gap[k]), float(bound[k]), (float(gap_lo[k]), float(gap_hi[k])), bool(not np.any(viol)), details)
 
 
-def check_lagrangian_upper_bound(V, throughput, energy, arrival, T_star, lambda_star, *, t_star_tol: float = 0.0, alpha: float = ALPHA) -> Verdict:
-    r"""``T*`` is an upper bound: for any causal policy with i.i.d. states,
-    ``(1/T)Σ E[T_t − λ*(E_t − a_t)] ≤ T*`` (weak duality, slot by slot). Checks the independent
-    optimum from below: a ``T*`` that is too small, or a simulator that produces more throughput
-    than the model allows, fails. ``throughput``, ``energy``, ``arrival``: ``(n_V, R)``.
+def lagrangian_gap(throughput, energy, arrival, T_star, lambda_star):
+    r"""Per-realization Lagrangian-corrected gap ``G_L = T* − T̄ + λ*·(Ē − ā)`` (time averages of one
+    path: throughput ``N_t/D_t``, energy ``E_t``, arrival ``a_t``; any matching shapes)."""
+    return T_star - np.asarray(throughput, np.float64) + lambda_star * (np.asarray(energy, np.float64) - np.asarray(arrival, np.float64))
+
+
+def lagrangian_transient(V, queue_final, rounds, lambda_star, queue_initial=0.0):
+    r"""The horizon term of the upper bound on ``G_L``, per realization:
+    ``[λ*(Z_T − Z_0) + (Z_0² − Z_T²)/(2V)] / T`` (``V`` broadcast against ``queue_final``, e.g.
+    ``(n_V, 1)`` against ``(n_V, R)``).
+
+    Derivation (``check_lagrangian_gap_bound``): summing the drift-plus-penalty inequality over
+    ``T`` rounds gives ``T* − T̄ ≤ (B + C)/V + E[Z_0² − Z_T²]/(2VT)``; on every path
+    ``(1/T)Σ(E_t − a_t) ≤ (Z_T − Z_0)/T`` (claim 2). With ``Z_0 = 0`` the term is at most
+    ``λ*·Z_T/T`` and never exceeds ``V λ*²/(2T)`` (the maximum of ``λ*z − z²/(2V)`` over ``z``)."""
+    V = np.asarray(V, np.float64)
+    ZT = np.asarray(queue_final, np.float64)
+    Z0 = np.asarray(queue_initial, np.float64)
+    return (lambda_star * (ZT - Z0) + (Z0**2 - ZT**2) / (2.0 * V)) / float(rounds)
+
+
+def check_lagrangian_upper_bound(V, throughput, energy, arrival, T_star, lambda_star, *, t_star_tol: float = 0.0, alpha: float = ALPHA, claim_suffix: str = "") -> Verdict:
+    r"""Lower bound ``G_L ≥ 0`` (``T*`` is an upper bound): for any causal policy, when the fading of
+    every round has the i.i.d. law as its marginal (i.i.d., or a stationary Gauss–Markov chain) and
+    the token draws of a round are fresh, ``E[T_t − λ*(E_t − a_t)] ≤ T*`` round by round (weak
+    duality: ``T(γ_t, h_t) − λ*E(γ_t, h_t) ≤ max_γ(T(γ, h_t) − λ*E(γ, h_t))`` pointwise, whose mean
+    over the marginal of ``h_t`` is ``T* − λ*Ē``), so ``E[G_L] ≥ 0`` at every horizon. ``T`` and
+    ``E`` must be the true conditional means (``C = 0``) — or ``T*``, ``λ*`` of the exact problem.
+    Checks ``T*`` from below: a ``T*`` that is too small, or a simulator that produces more throughput
+    than the model allows, fails. ``throughput``, ``energy``, ``arrival``: ``(n_V, R)``; fails when
+    the one-sided upper confidence bound of ``G_L`` (level ``1 − α/n_V``) is below ``−t_star_tol``.
     """
-    claim = "§8.3 T* is an upper bound: T̄(V) − λ*·(Ē(V) − ā) ≤ T* for every V (weak duality)"
-    x = np.asarray(throughput, np.float64) - lambda_star * (np.asarray(energy, np.float64) - np.asarray(arrival, np.float64))
-    nV, R = x.shape
-    m, lo, hi = _mean_lower(x, 1 - alpha / nV)
-    excess_lo = lo - T_star
-    viol = excess_lo > t_star_tol
-    k = int(np.argmax(excess_lo))
+    claim = "§8.3 Lagrangian gap G_L = T* − T̄ + λ*·(Ē − ā) ≥ 0 for every V (weak duality: T* is an upper bound)" + claim_suffix
+    g = lagrangian_gap(throughput, energy, arrival, T_star, lambda_star)
+    nV, R = g.shape
+    m, lo, hi = _mean_lower(g, 1 - alpha / nV)
+    viol = hi < -t_star_tol
+    k = int(np.argmin(hi))
     details = {
         "V": np.asarray(V, np.float64),
-        "lagrangian_throughput": m,
+        "G_L": m,
         "ci_one_sided": [lo, hi],
         "T_star": float(T_star),
         "lambda_star": float(lambda_star),
         "t_star_tolerance": float(t_star_tol),
+        "realizations": int(R),
         "violations": int(np.sum(viol)),
-        "test": f"fail iff one-sided lower bound (level 1 - {alpha:g}/{nV}) of T̄ − λ*(Ē−ā) exceeds T* + tol; "
+        "test": f"fail iff the one-sided upper bound (level 1 - {alpha:g}/{nV}) of G_L is below -tol (tol: numerical uncertainty of T*); "
         f"false-failure probability <= {alpha:g}",
     }
-    return Verdict(claim, float(m[k] - T_star), float(t_star_tol), (float(lo[k] - T_star), float(hi[k] - T_star)), bool(not np.any(viol)), details)
+    return Verdict(claim, float(m[k]), float(-t_star_tol), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details)
+
+
+def check_lagrangian_gap_bound(V, throughput, energy, arrival, queue_final, rounds, T_star, lambda_star, B, C, *, queue_initial=0.0, t_star_tol: float = 0.0, alpha: float = ALPHA) -> Verdict:
+    r"""Upper bound ``E[G_L] ≤ (B + C)/V + E[λ*(Z_T − Z_0) + (Z_0² − Z_T²)/(2V)]/T`` for every ``V``.
+
+    Derivation (i.i.d. states; ``C`` as in ``theory.bounds``: ``C = V·max(0, sup(T̂ − T))`` and
+    ``E ≤ Ê``). Per round ``½Z²_{t+1} − ½Z²_t ≤ ½(E_t − a_t)² + Z_t(E_t − a_t)``; the controller
+    minimises ``Z Ê − V T̂`` per state, so ``E[Δ_t − V T_t | Z_t] ≤ B + C − V T*`` (compare with the
+    optimal stationary policy of the problem, ``E_h Ê ≤ Ē``, ``E_h T̂ = T*``). Summing over
+    ``t < T``: ``T* − T̄ ≤ (B + C)/V + E[Z_0² − Z_T²]/(2VT)``. On every path
+    ``(1/T)Σ(E_t − a_t) ≤ (Z_T − Z_0)/T`` (claim 2), so ``λ*(Ē − ā) ≤ λ*(Z_T − Z_0)/T``; adding:
+    ``G_L ≤ (B + C)/V + [λ*(Z_T − Z_0) + (Z_0² − Z_T²)/(2V)]/T`` in expectation. With ``Z_0 = 0``
+    this is at most ``(B + C)/V + λ*E[Z_T]/T``.
+
+    The per-realization statistic ``X = G_L − [λ*(Z_T − Z_0) + (Z_0² − Z_T²)/(2V)]/T`` has mean at
+    most ``(B + C)/V``; fails when its one-sided lower confidence bound (level ``1 − α/n_V``) minus
+    the ``T*`` tolerance exceeds ``(B + C)/V`` at some ``V``. Arrays ``(n_V, R)``; ``queue_initial``
+    a scalar or ``(n_V,)``.
+    """
+    claim = "§8.3 G_L ≤ (B + C)/V + [λ*·E(Z_T − Z_0) − E(Z_T² − Z_0²)/(2V)]/T for every V (drift-plus-penalty + energy on every path)"
+    V = np.asarray(V, np.float64)
+    g = lagrangian_gap(throughput, energy, arrival, T_star, lambda_star)
+    nV, R = g.shape
+    Z0 = np.broadcast_to(np.asarray(queue_initial, np.float64), V.shape)[:, None]
+    tr = lagrangian_transient(V[:, None], queue_final, rounds, lambda_star, Z0)
+    x = g - tr
+    m, lo, hi = _mean_lower(x, 1 - alpha / nV)
+    BC = float(B) + np.broadcast_to(np.asarray(C, np.float64), V.shape)
+    bound = BC / V
+    viol = lo - t_star_tol > bound
+    k = int(np.argmax(lo - bound))
+    mg, glo, ghi = _mean_lower(g, 1 - alpha / nV)
+    details = {
+        "V": V,
+        "G_L": mg,
+        "G_L_ci_one_sided": [glo, ghi],
+        "transient_term_mean": tr.mean(axis=1),
+        "bound_B_plus_C_over_V": bound,
+        "bound_with_transient": bound + tr.mean(axis=1),
+        "bound_simple_B_plus_C_over_V_plus_lambda_ZT_over_T": bound + lambda_star * (np.asarray(queue_final, np.float64) - Z0).mean(axis=1) / float(rounds),
+        "statistic_meaning": "mean over realizations of G_L minus its horizon term; must be <= (B+C)/V",
+        "rounds": int(rounds),
+        "realizations": int(R),
+        "violations": int(np.sum(viol)),
+        "test": f"fail iff the one-sided lower bound (level 1 - {alpha:g}/{nV}) of G_L - horizon term, minus the T* tolerance, exceeds (B+C)/V; "
+        f"false-failure probability <= {alpha:g}",
+    }
+    return Verdict(claim, float(m[k]), float(bound[k]), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details)
+
+
+def check_regret_consistency(V, lagrangian_gap_raw, regret, *, t_star_tol: float = 0.0, alpha: float = ALPHA) -> Verdict:
+    r"""The Rao–Blackwellised estimator of ``G_L`` measures the same quantity as the raw one.
+
+    ``regret``: per-realization time averages of ``ℓ_t = max_γ L(γ, h_t) − L(γ_t, h_t)``,
+    ``L = T − λ*E`` at the round's fading; ``lagrangian_gap_raw``: ``G_L`` from the realized
+    throughput, energy and arrivals over the same rounds. Per round,
+    ``G_L,t − ℓ_t = [T* − λ*Ē − max_γ L(γ, h_t)] + [T(γ_t,h_t) − N_t/D_t] − λ*[E(γ_t,h_t) − E_t] − λ*(a_t − Ē)``:
+    the last three terms have mean 0 when the tables are the conditional means (``C = 0``) and the
+    first has mean ``T* − D(λ*)``, ``D`` the dual function, which is 0 up to the ``T*`` tolerance. So
+    the difference must have mean in ``[−tol, tol]``: fails when its two-sided Student-t interval
+    (level ``1 − α/n_V``) lies outside. A wrong ``T*`` or ``λ*``, tables that are not the simulated
+    conditional means, or a regret computed at the wrong budget fail. Arrays ``(n_V, R)``.
+    """
+    claim = "§8.5 E[G_L] = E[Lagrangian regret ℓ_t]: the low-variance estimator of G_L agrees with the raw one"
+    d = np.asarray(lagrangian_gap_raw, np.float64) - np.asarray(regret, np.float64)
+    nV, R = d.shape
+    m, lo, hi = _mean_lower(d, 1 - alpha / (2 * nV))
+    viol = (lo > t_star_tol) | (hi < -t_star_tol)
+    k = int(np.argmax(np.maximum(lo - t_star_tol, -t_star_tol - hi)))
+    details = {
+        "V": np.asarray(V, np.float64),
+        "difference_mean": m,
+        "difference_ci": [lo, hi],
+        "t_star_tolerance": float(t_star_tol),
+        "realizations": int(R),
+        "violations": int(np.sum(viol)),
+        "test": f"fail iff the two-sided Student-t interval (level 1 - {alpha:g}/{nV}) of mean(G_L raw - regret) lies outside [-tol, tol]; "
+        f"false-failure probability <= {alpha:g}",
+    }
+    return Verdict(claim, float(m[k]), float(t_star_tol), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details)
 
 
 # ----------------------------------------------------------------------------- claim 4
@@ -470,6 +581,113 @@ def check_queue_slope(V, queue_mean, *, fit_mask=None, alpha: float = ALPHA, see
         f"false-failure probability <= {alpha:g} (asymptotically)"
     )
     return Verdict(claim, float(slope), 1.0, (lo, hi), bool(lo <= 1.0), details)
+
+
+SLOPE_MARGIN = 0.5  # §8.5 G_L test: the slope must be below −1 + 0.5 = −0.5 (1/V, not 1/√V or slower)
+
+
+def _bootstrap_slope_rows(V, x, *, alpha, seed, n_resamples):
+    r"""Log-log OLS slope of the row means of ``x`` ``(n, R)`` against ``V`` ``(n,)``, with a
+    percentile bootstrap over realizations (columns resampled jointly across rows: common random
+    numbers), ``scipy.stats.bootstrap`` vectorized. Returns ``(slope, low, high, standard_error)``,
+    ``low``/``high`` one-sided bounds at level ``1 − α`` each."""
+    x = np.asarray(x, np.float64)
+    lv = np.log(np.asarray(V, np.float64))
+    lvc = lv - lv.mean()
+    den = float(np.sum(lvc**2))
+
+    def stat(idx, axis=-1):
+        means = x[:, np.asarray(idx, np.int64)].mean(axis=-1)  # (n, ...)
+        ly = np.log(np.maximum(means, 1e-300))
+        return np.tensordot(lvc, ly - ly.mean(axis=0), axes=(0, 0)) / den
+
+    slope = float(stat(np.arange(x.shape[1])))
+    res = stats.bootstrap(
+        (np.arange(x.shape[1]),), stat, vectorized=True, n_resamples=n_resamples, batch=1000,
+        confidence_level=1 - 2 * alpha, method="percentile", random_state=np.random.default_rng(seed),
+    )
+    return slope, float(res.confidence_interval.low), float(res.confidence_interval.high), float(res.standard_error)
+
+
+def check_lagrangian_slope(V, regret, *, queue_mean=None, alpha: float = ALPHA, seed: int = 0, n_resamples: int = 9999, margin: float = SLOPE_MARGIN, fit_top: int = 3, min_decades: float = 1.0) -> Verdict:
+    r"""Claim 5 with power: the stationary Lagrangian gap ``G_L(V)`` falls like ``1/V``.
+
+    ``regret``: ``(n_V, R)`` per-realization time averages of the Lagrangian regret ``ℓ_t``
+    (``check_regret_consistency``: its mean is ``E[G_L]``), measured in the stationary regime;
+    ``queue_mean`` (optional, same shape): time-average queues, whose slope (expected ``+1``:
+    ``Z̄ ≈ Vλ*``) is reported. Heuristic behind the law: the queue settles near ``Vλ*`` and the
+    controller's price ``Z/V`` deviates from ``λ*`` by ``O(1/√V)`` (diffusive fluctuation ``√V`` of
+    ``Z``), the loss being quadratic in the deviation; where the per-round problem is degenerate at
+    ``λ*`` (polyhedral, ties) the deviation is ``O(1/V)`` and ``G_L`` falls faster — the theorem's
+    ``O(1/V)`` is an upper bound.
+
+    Fit set: the law is asymptotic (large ``V``), so the slope is fitted on the ``fit_top`` largest
+    ``V`` where ``G_L`` is resolvable (one-sided lower confidence bound at ``1 − α/n_V`` above 0);
+    they must span ``min_decades`` decades, else inconclusive (never a pass). The slope over every
+    resolvable ``V`` (pre-asymptotic points included) is reported.
+    ``linregress``-equivalent OLS slope of ``log G_L`` on ``log V``;
+    percentile bootstrap over realizations (``n_resamples``). **Pass iff the upper confidence bound
+    (level ``1 − α``) of the slope is below ``−1 + margin = −0.5``**: the data reject every law
+    ``V^{-s}`` with ``s ≤ 0.5`` (``1/√V``, no decay, transient growth) with probability ``≥ 1 − α``,
+    and a decay faster than ``1/V`` passes (the theorem is an upper bound). If the true slope is
+    ``−1`` or steeper the test fails with probability about ``Φ(z_{1−α} − margin/se)`` (``se``: the
+    bootstrap standard error; reported as ``false_failure_probability``); the two-sided interval
+    and whether it contains ``−1`` are reported, not tested.
+    """
+    claim = "§8.5 scaling: stationary Lagrangian gap G_L(V) falls like 1/V (log-log slope < −0.5: rejects 1/√V and slower)"
+    V = np.asarray(V, np.float64)
+    x = np.asarray(regret, np.float64)
+    nV, R = x.shape
+    m, lo, hi = _mean_lower(x, 1 - alpha / nV)
+    resolvable = lo > 0
+    fit = np.zeros(nV, bool)
+    fit[np.flatnonzero(resolvable)[-fit_top:]] = True
+    details = {
+        "V": V,
+        "G_L": m,
+        "G_L_ci_one_sided": [lo, hi],
+        "V_times_G_L": V * m,
+        "realizations": int(R),
+        "resolvable_points": np.flatnonzero(resolvable),
+        "fit_points": np.flatnonzero(fit),
+        "margin": float(margin),
+    }
+    if nV >= 2:
+        details["local_slopes"] = np.diff(np.log(np.maximum(m, 1e-300))) / np.diff(np.log(V))
+    span = float(np.log10(V[fit].max() / V[fit].min())) if fit.sum() >= 2 else 0.0
+    details["fit_decades"] = span
+    if queue_mean is not None:  # over the fitted V (all V when fewer than two are fitted)
+        q = np.asarray(queue_mean, np.float64)
+        qm = fit if fit.sum() >= 2 else np.ones(nV, bool)
+        qs, qlo, qhi, qse = _bootstrap_slope_rows(V[qm], q[qm], alpha=alpha, seed=seed + 1, n_resamples=n_resamples)
+        details.update({"queue_slope": qs, "queue_slope_ci": [qlo, qhi], "queue_slope_ci_contains_1": bool(qlo <= 1.0 <= qhi), "queue_mean": q.mean(axis=1)})
+    if fit.sum() < fit_top or span < min_decades - 1e-9:
+        details["reason"] = (
+            f"G_L resolvable (CI above 0) at {int(resolvable.sum())} V values; the {int(fit.sum())} largest span {span:.2f} decades; "
+            f"need {fit_top} over {min_decades:g}"
+        )
+        return Verdict(claim, None, -1.0 + margin, None, None, details, status="inconclusive")
+    if resolvable.sum() > fit.sum():
+        a_s, a_lo, a_hi, _ = _bootstrap_slope_rows(V[resolvable], x[resolvable], alpha=alpha, seed=seed + 2, n_resamples=n_resamples)
+        details.update({"slope_all_resolvable": a_s, "slope_all_resolvable_ci": [a_lo, a_hi]})
+    slope, s_lo, s_hi, se = _bootstrap_slope_rows(V[fit], x[fit], alpha=alpha, seed=seed, n_resamples=n_resamples)
+    z = float(stats.norm.ppf(1 - alpha))
+    p_ff = float(stats.norm.cdf(z - margin / se)) if se > 0 else 0.0
+    details.update(
+        {
+            "slope": slope,
+            "slope_ci": [s_lo, s_hi],
+            "slope_standard_error": se,
+            "slope_ci_contains_minus_1": bool(s_lo <= -1.0 <= s_hi),
+            "false_failure_probability": p_ff,
+            "test": (
+                f"fail iff the percentile-bootstrap upper bound (level 1 - {alpha:g}, {n_resamples} resamples of realizations) of the "
+                f"log-log slope of G_L over the {fit_top} largest resolvable V is >= {-1 + margin:g}; false pass if G_L decays like V^-0.5 or slower: <= {alpha:g}; "
+                f"false failure if the true slope is <= -1: Phi(z_(1-{alpha:g}) - {margin:g}/se) = {p_ff:.2g} (se = {se:.3g})"
+            ),
+        }
+    )
+    return Verdict(claim, slope, -1.0 + margin, (s_lo, s_hi), bool(s_hi < -1.0 + margin), details)
 
 
 # ----------------------------------------------------------------------------- claim 6

@@ -27,7 +27,7 @@ import numpy as np
 
 from gelato_jax.simulator import _entropy_ar, _prepare, simulate_realization
 
-__all__ = ["v_grid", "horizon", "v_sweep", "sweep_cache_size", "SWEEP_FIELDS"]
+__all__ = ["v_grid", "horizon", "v_sweep", "sweep_cache_size", "SWEEP_FIELDS", "lagrangian_sweep", "LAGRANGIAN_FIELDS"]
 
 SWEEP_FIELDS = ("throughput", "energy", "arrival", "queue", "queue_final", "tokens", "latency", "budget", "sent", "passes", "outage")
 
@@ -103,6 +103,128 @@ def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, 
             start = c * chunk
             idx = jnp.asarray(np.arange(start, start + chunk, dtype=np.uint32))
             out = _sweep_chunk(scenario, policy, Vj, root, idx, rounds=int(rounds), ar=ar, dtype=dtype)
+            n_valid = min(chunk, realizations - start)
+            parts.append({k: np.asarray(v)[:, :n_valid] for k, v in out.items()})
+            bar.update(1)
+    merged = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+    merged["_calls"] = n_chunks
+    return merged
+
+
+# ----------------------------------------------------------------------------- Lagrangian sweep
+#: per-realization outputs of ``lagrangian_sweep`` (each over the full horizon and, suffix ``_w``,
+#: over the window ``t ≥ burn(V)``)
+LAGRANGIAN_FIELDS = ("throughput", "energy", "arrival", "queue", "queue_sq", "regret")
+
+
+@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
+def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, *, rounds, ar, dtype):
+    from gelato_jax import channel
+    from gelato_jax.policies.base import RoundObs
+    from gelato_jax.simulator import _draw_round, _init_realization, _kahan_add, initial_carry, round_step
+
+    lam = jnp.asarray(lam, dtype)
+
+    def per_V(V, burn, z0):
+        pol = policy.replace(V=V)
+        aux = pol.precompute(scenario)
+
+        def one(index):
+            key_r, fading = _init_realization(scenario, root, index, dtype)
+            zero = jnp.zeros((), dtype)
+            sums0 = {f"{k}{s}": (zero, zero) for k in LAGRANGIAN_FIELDS for s in ("", "_w")}
+            carry0 = (initial_carry(scenario, pol, aux, dtype)._replace(queue=z0.astype(dtype)), fading, sums0, zero)
+
+            def body(carry, t):
+                step_carry, fading, sums, z_burn = carry
+                _, queue, pstate, rejected = step_carry
+                draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
+                h = draws[0]
+                # the per-round problem the controller solves, at this round's rates: L(γ) = T̂ − λ·Ê
+                rate = channel.uplink_rate(scenario, h)
+                rate_dl = channel.downlink_rate(scenario, h)
+                outage = channel.in_outage(scenario, rate)
+                pc = pol.proxy_costs(scenario, aux, pstate, RoundObs(t, queue, h, rate, rate_dl, outage, rejected))
+                L = pc.throughput - lam * pc.energy
+                allowed = (jnp.arange(L.shape[-1]) == 0) | ~outage
+                M = jnp.max(jnp.where(allowed, L, -jnp.inf))
+                step_carry, row = round_step(scenario, pol, aux, step_carry, draws)
+                add = {
+                    "throughput": row.tokens / row.latency,
+                    "energy": row.energy,
+                    "arrival": row.arrival,
+                    "queue": row.queue,
+                    "queue_sq": row.queue**2,
+                    "regret": M - L[row.budget],
+                }
+                w = (t >= burn).astype(dtype)
+                new = {}
+                for k, x in add.items():
+                    x = jnp.asarray(x).astype(dtype)
+                    new[k] = _kahan_add(sums[k], x)
+                    new[k + "_w"] = _kahan_add(sums[k + "_w"], w * x)
+                z_burn = jnp.where(t == burn, row.queue, z_burn)
+                return (step_carry, fading, new, z_burn), None
+
+            (step_carry, _, sums, z_burn), _ = jax.lax.scan(body, carry0, jnp.arange(rounds, dtype=jnp.int32))
+            n_w = jnp.asarray(rounds, dtype) - burn.astype(dtype)
+            out = {k: sums[k][0] / rounds for k in LAGRANGIAN_FIELDS}
+            out.update({k + "_w": sums[k + "_w"][0] / n_w for k in LAGRANGIAN_FIELDS})
+            out["queue_final"] = step_carry[1]
+            out["queue_burn"] = z_burn
+            return out
+
+        return jax.vmap(one)(indices)
+
+    return jax.vmap(per_V)(Vs, burns, z0s)
+
+
+def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None, progress: bool | None = None, desc: str = "Lagrangian sweep"):
+    r"""Per-realization time averages for every ``V`` with the per-round Lagrangian regret.
+
+    Runs the same rounds as ``v_sweep`` (same ``_draw_round``/``round_step``, realization ``r`` from
+    ``fold_in(key(seed), r)``) and accumulates, besides throughput ``N_t/D_t``, energy, arrival and
+    queue, the regret of the chosen budget in the per-round Lagrangian problem at price ``lam``:
+    ``ℓ_t = max_γ L(γ, h_t) − L(γ_t, h_t)``, ``L = T̂ − lam·Ê`` (the policy's own proxy tables at the
+    round's rates; only ``γ = 0`` in outage). Each average is returned over the full horizon and,
+    with suffix ``_w``, over the window ``burns[i] ≤ t < rounds`` (one window start per ``V``);
+    ``queue_burn`` is ``Z`` at the window start, ``queue_final`` is ``Z_T``. ``z0``: initial queue
+    per ``V`` (default 0, the theorem's ``Z_0``; a warm start ``Z_0 = V·λ*`` skips the transient when
+    the stationary regime is measured). Returns a dict of
+    ``(n_V, R)`` numpy arrays plus ``"_calls"``.
+    """
+    from tqdm.auto import tqdm
+
+    if not hasattr(policy, "V") or not hasattr(policy, "proxy_costs"):
+        raise ValueError(f"policy {type(policy).__name__} needs fields V and a proxy_costs method")
+    Vs = np.asarray(Vs, np.float64)
+    burns = np.asarray(burns)
+    if Vs.ndim != 1 or Vs.size == 0 or not np.all(np.isfinite(Vs)) or np.any(Vs < 0):
+        raise ValueError("Vs must be a non-empty 1-D array of finite values >= 0")
+    for name, v in (("realizations", realizations), ("rounds", rounds)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if burns.shape != Vs.shape or not np.all((burns >= 0) & (burns < rounds) & (burns == np.floor(burns))):
+        raise ValueError(f"burns must be integers in [0, rounds) with the shape of Vs {Vs.shape}, got {burns}")
+    if not (math.isfinite(float(lam)) and float(lam) >= 0):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    z0 = np.zeros_like(Vs) if z0 is None else np.asarray(z0, np.float64)
+    if z0.shape != Vs.shape or not np.all(np.isfinite(z0) & (z0 >= 0)):
+        raise ValueError(f"z0 must be finite values >= 0 with the shape of Vs {Vs.shape}, got {z0}")
+    chunk = min(int(chunk or realizations), realizations)
+    scenario, policy, dtype = _prepare(scenario, policy, dtype)
+    ar = _entropy_ar(scenario)
+    root = jax.random.key(seed)
+    n_chunks = -(-realizations // chunk)
+    parts = []
+    Vj = jnp.asarray(Vs, dtype)
+    Zj = jnp.asarray(z0, dtype)
+    Bj = jnp.asarray(burns.astype(np.int32))
+    with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=None if progress is None else not progress, leave=False) as bar:
+        for c in range(n_chunks):
+            start = c * chunk
+            idx = jnp.asarray(np.arange(start, start + chunk, dtype=np.uint32))
+            out = _lagrangian_chunk(scenario, policy, Vj, Bj, Zj, float(lam), root, idx, rounds=int(rounds), ar=ar, dtype=dtype)
             n_valid = min(chunk, realizations - start)
             parts.append({k: np.asarray(v)[:, :n_valid] for k, v in out.items()})
             bar.update(1)

@@ -158,6 +158,141 @@ def test_lagrangian_upper_bound_pass_and_fail():
     assert checks.check_lagrangian_upper_bound(V, thr + 1.0, en, ar, 32.0, 58.0).passed is False
 
 
+# ----------------------------------------------------------------------------- G_L on a toy DPP
+# Two fading states h ∈ {0, 1} (prob. ½ each), two actions: γ = 0 (T = 20, E = 0) and γ = 1
+# (T = 30 + 10h, E = 1), budget Ē = 0.6. LP: always draft at h = 1 (energy ½), at h = 0 with
+# probability 0.2: T* = 20 + ½·20 + ½·0.2·10 = 31, λ* = 10 (the price of h = 0's action, ΔT/ΔE);
+# dual check D(10) = 10·0.6 + ½(max(20, 20) + max(20, 30)) = 31. B = ½ max(0.6², 0.4²) = 0.18.
+TOY_T_STAR, TOY_LAMBDA, TOY_B, TOY_EBAR = 31.0, 10.0, 0.18, 0.6
+
+
+def _toy_dpp(V, *, R=200, T=4000, seed=0, z0=0.0):
+    """The drift-plus-penalty controller on the toy problem, vectorized over ``R`` realizations:
+    per-realization time averages (throughput, energy, arrival, Lagrangian regret) and ``Z_T``.
+    Realized throughput and energy carry mean-zero noise (the tables are the conditional means)."""
+    rng = np.random.default_rng(seed)
+    Z = np.full(R, float(z0))
+    acc = {k: np.zeros(R) for k in ("thr", "en", "ar", "reg")}
+    for _ in range(T):
+        h = rng.random(R) < 0.5
+        dT = np.where(h, 20.0, 10.0)
+        g = V * dT > Z  # V·T(1) − Z·1 > V·T(0), ties to γ = 0
+        acc["thr"] += 20.0 + g * dT + rng.normal(0.0, 3.0, R)
+        e = g * (1.0 + rng.uniform(-0.2, 0.2, R))
+        acc["en"] += e
+        acc["ar"] += TOY_EBAR
+        L0, L1 = 20.0, 20.0 + dT - TOY_LAMBDA
+        acc["reg"] += np.maximum(L0, L1) - np.where(g, L1, L0)
+        Z = np.maximum(Z + e - TOY_EBAR, 0.0)
+    return {k: v / T for k, v in acc.items()}, Z
+
+
+@pytest.fixture(scope="module")
+def toy():
+    Vs = np.array([0.3, 1.0, 3.0, 10.0])
+    runs = [_toy_dpp(V, seed=i) for i, V in enumerate(Vs)]
+    st = lambda k: np.stack([r[0][k] for r in runs])
+    return Vs, st("thr"), st("en"), st("ar"), st("reg"), np.stack([r[1] for r in runs]), 4000
+
+
+def test_lagrangian_gap_lower_bound_toy(toy):
+    """G_L ≥ 0 holds for the toy DPP at the true T*, and fails when T* is computed 5% too low."""
+    V, thr, en, ar, _, _, _ = toy
+    good = checks.check_lagrangian_upper_bound(V, thr, en, ar, TOY_T_STAR, TOY_LAMBDA)
+    assert good.passed, good.details
+    assert np.all(good.details["G_L"] > -0.1)
+    low = checks.check_lagrangian_upper_bound(V, thr, en, ar, 0.95 * TOY_T_STAR, TOY_LAMBDA)
+    assert low.passed is False and low.details["violations"] == V.size
+
+
+def test_lagrangian_gap_upper_bound_toy(toy):
+    """G_L ≤ (B + C)/V + horizon term holds for the toy DPP; a T* 5% too high (G_L inflated by
+    1.55 tok/s, above B/V = 0.18/V for V ≥ 0.3 once the horizon term is small) fails, and so does a
+    controller that delivers 0.5 tok/s less than it should."""
+    V, thr, en, ar, _, ZT, T = toy
+    good = checks.check_lagrangian_gap_bound(V, thr, en, ar, ZT, T, TOY_T_STAR, TOY_LAMBDA, TOY_B, 0.0)
+    assert good.passed, good.details
+    high = checks.check_lagrangian_gap_bound(V, thr, en, ar, ZT, T, 1.05 * TOY_T_STAR, TOY_LAMBDA, TOY_B, 0.0)
+    assert high.passed is False
+    lossy = checks.check_lagrangian_gap_bound(V, thr - 0.5, en, ar, ZT, T, TOY_T_STAR, TOY_LAMBDA, TOY_B, 0.0)
+    assert lossy.passed is False
+
+
+def test_lagrangian_transient_by_hand():
+    # [λ(Z_T − Z_0) + (Z_0² − Z_T²)/(2V)]/T with V = 2, Z_T = 3, Z_0 = 1, T = 10, λ = 5:
+    # [5·2 + (1 − 9)/4]/10 = (10 − 2)/10 = 0.8
+    assert checks.lagrangian_transient(2.0, 3.0, 10, 5.0, 1.0) == pytest.approx(0.8)
+    # Z_0 = 0: at most λ Z_T / T, and never above V λ²/(2T) (at Z_T = Vλ: 2·25/20 = 2.5)
+    z = np.linspace(0, 40, 401)
+    tr = checks.lagrangian_transient(2.0, z, 10, 5.0)
+    assert np.all(tr <= 5.0 * z / 10 + 1e-12) and tr.max() == pytest.approx(2.5)
+    # the check's bound column is (B + C)/V plus the mean horizon term, per V
+    V = np.array([1.0, 2.0])
+    thr = np.full((2, 3), 30.0)
+    en = ar = np.full((2, 3), 0.06)
+    ZT = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0]])
+    v = checks.check_lagrangian_gap_bound(V, thr, en, ar, ZT, 100, 31.0, 10.0, 0.5, np.array([0.0, 1.0]))
+    expect = np.array([0.5 / 1 + (10 * 2.0 - (1 + 4 + 9) / 3 / 2) / 100, 1.5 / 2 + (10 * 2.0 - 4.0 / 4) / 100])
+    np.testing.assert_allclose(v.details["bound_with_transient"], expect)
+    np.testing.assert_allclose(v.details["G_L"], [1.0, 1.0])
+
+
+def test_regret_consistency_toy(toy):
+    """The regret estimator and the raw G_L agree at the true (T*, λ*); a T* 5% low or a wrong λ*
+    (regret computed at the wrong price) fail."""
+    V, thr, en, ar, reg, _, _ = toy
+    raw = checks.lagrangian_gap(thr, en, ar, TOY_T_STAR, TOY_LAMBDA)
+    assert np.all(reg >= 0)
+    ok = checks.check_regret_consistency(V, raw, reg)
+    assert ok.passed, ok.details
+    assert checks.check_regret_consistency(V, checks.lagrangian_gap(thr, en, ar, 0.95 * TOY_T_STAR, TOY_LAMBDA), reg).passed is False
+    assert checks.check_regret_consistency(V, checks.lagrangian_gap(thr, en, ar, TOY_T_STAR, 14.0), reg).passed is False
+
+
+def test_toy_regret_falls_with_V():
+    """Stationary regret of the toy DPP (warm start Z_0 = Vλ*). The toy is polyhedral (ties at λ*),
+    so the regret falls faster than 1/V (measured slope ≈ −1.28 over V = 0.03..0.3, the three
+    largest V) and vanishes for V ≥ 1 (Z/V never leaves the tie interval): there the check has < 3
+    resolvable points and is inconclusive, never a pass."""
+    V = np.array([0.003, 0.01, 0.03, 0.1, 0.3])
+    reg = np.stack([_toy_dpp(v, R=100, T=1500, seed=10 + i, z0=v * TOY_LAMBDA)[0]["reg"] for i, v in enumerate(V)])
+    v = checks.check_lagrangian_slope(V, reg, n_resamples=999)
+    assert v.passed is True and v.statistic < -1.0, (v.statistic, v.ci)
+    Vl = np.array([0.1, 0.3, 1.0, 3.0])
+    reg = np.stack([_toy_dpp(v, R=100, T=1500, seed=10 + i, z0=v * TOY_LAMBDA)[0]["reg"] for i, v in enumerate(Vl)])
+    assert np.all(reg[2:] == 0.0)
+    assert checks.check_lagrangian_slope(Vl, reg, n_resamples=999).status == "inconclusive"
+
+
+@pytest.mark.parametrize("power, expect", [(2.0, True), (1.0, True), (0.5, False), (0.0, False), (-0.5, False)])
+def test_lagrangian_slope(power, expect):
+    """G_L = c·V^-power with multiplicative noise (48 realizations, 6 V over 2.5 decades): 1/V and
+    faster pass; 1/√V, no decay and growth fail. The fitted queue slope is reported."""
+    rng = np.random.default_rng(7)
+    V = np.logspace(0, 2.5, 6)
+    x = (1e-3 * V ** (-power))[:, None] * rng.gamma(4.0, 0.25, size=(6, 48))
+    q = (40 * V)[:, None] * (1 + 0.01 * rng.standard_normal((6, 48)))
+    v = checks.check_lagrangian_slope(V, x, queue_mean=q, n_resamples=1999)
+    assert v.passed is expect, (v.statistic, v.ci)
+    assert v.details["queue_slope_ci_contains_1"]
+    if expect:
+        assert v.details["false_failure_probability"] < 1e-6  # se ≈ 0.02 ≪ margin 0.5
+        assert v.ci[0] <= -power <= v.ci[1]
+
+
+def test_lagrangian_slope_inconclusive():
+    rng = np.random.default_rng(8)
+    V = np.logspace(0, 2.5, 6)
+    x = (1e-3 / V)[:, None] * rng.gamma(4.0, 0.25, size=(6, 48))
+    x[2:] = 0.0  # G_L unresolvable beyond the second V: 2 points only
+    v = checks.check_lagrangian_slope(V, x, n_resamples=999)
+    assert v.status == "inconclusive" and v.passed is None
+    # three points within half a decade: too narrow a span
+    Vn = np.logspace(0, 0.5, 3)
+    v = checks.check_lagrangian_slope(Vn, (1e-3 / Vn)[:, None] * rng.gamma(4.0, 0.25, size=(3, 48)), n_resamples=999)
+    assert v.status == "inconclusive"
+
+
 # ----------------------------------------------------------------------------- claim 5
 @pytest.mark.parametrize("power, expect", [(1.5, True), (1.0, True), (0.3, False)])
 def test_gap_slope(power, expect):
