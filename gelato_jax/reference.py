@@ -154,6 +154,8 @@ def params(scenario, policy) -> Params:
     if kind == "Gelato":
         if policy.proxy != "mean":
             raise ValueError(f"reference: Gelato.proxy must be 'mean', got {policy.proxy!r}")
+        if policy.exit not in ("bucket", "none"):
+            raise ValueError(f"reference: Gelato.exit must be 'bucket' or 'none', got {policy.exit!r}")
         pol = dict(kind="gelato", payload=policy.payload, exit=policy.exit, V=float(policy.V),
                    H_th=float(policy.H_th), Theta_th=float(policy.Theta_th), gamma=0)
     elif kind == "StaticSD":

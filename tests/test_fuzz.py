@@ -58,7 +58,7 @@ SCENARIO_REAL = {
 SCENARIO_INT = {"gamma_max": (1, 256), "m_max": (1, 1_000_000)}
 SCENARIO_CHOICE = {"channel": ("rayleigh", "gauss_markov", "trace"), "energy_arrival": ("constant", "exponential", "uniform")}
 GELATO_REAL = {"V": (0, INF, False, True), "H_th": (0, INF, False, True), "Theta_th": (0, INF, False, True), "ewma_beta": (0, 1, True, False)}
-GELATO_CHOICE = {"proxy": ("mean", "ewma"), "exit": ("bucket", "none"), "payload": ("topp", "full", "scalar")}
+GELATO_CHOICE = {"proxy": ("mean", "ewma", "exact"), "exit": ("bucket", "marginal", "none"), "payload": ("topp", "full", "scalar")}
 
 
 def fmt_range(lo, hi, lo_open, hi_open) -> str:

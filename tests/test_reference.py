@@ -177,3 +177,5 @@ def test_reference_simulate_same_laws_as_core_after_reject():
 def test_reference_rejects_unsupported_policy():
     with pytest.raises(ValueError, match="proxy"):
         ref.params(Scenario(), Gelato(proxy="ewma"))
+    with pytest.raises(ValueError, match="exit must be 'bucket' or 'none'"):
+        ref.params(Scenario(), Gelato(exit="marginal"))

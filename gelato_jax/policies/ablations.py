@@ -45,6 +45,10 @@ class GreedyThroughput(Gelato):
         # V > 0 scales the objective only; with V = 0 every γ ties and γ = 0 would be chosen.
         return dpp_budget(1.0, zero, proxy.throughput, proxy.energy, obs.outage)
 
+    def draft(self, scenario, aux, state, budget, entropy, obs):
+        # Z ≡ 0 for the inner loop too (matters for exit="marginal", which weighs Z·ΔÊ)
+        return super().draft(scenario, aux, state, budget, entropy, obs._replace(queue=jnp.zeros_like(obs.queue)))
+
 
 @pytree_dataclass(checks=_gelato_checks("LyapunovOnly"))
 class LyapunovOnly(Gelato):
