@@ -13,7 +13,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--config", help="scenario TOML file (default: MODEL.md §9 defaults)")
     p.add_argument("--V", type=float, default=10.0, help="drift-plus-penalty weight V (default 10)")
     p.add_argument("--proxy", default="mean", help="Gelato proxy: mean or exact (default mean)")
-    p.add_argument("--exit", default="bucket", help="inner loop: bucket or none (default bucket)")
+    p.add_argument("--exit", default="bucket", help="inner loop: bucket, none, or marginal (with --proxy mean or ewma) (default bucket)")
     p.add_argument("--payload", default="topp", help="payload: topp, full or scalar (default topp)")
     p.add_argument("--quantiles", type=int, default=1024, help="bins of h for T* (default 1024)")
     p.add_argument("--json", action="store_true", help="print JSON")
