@@ -38,6 +38,16 @@ The `G_L` estimators agree check (raw `G_L` vs mean regret) is a two-sided Stude
 """
 
 
+FIGURE_CAPTIONS = {
+    "gap_vs_V.png": "Throughput shortfall `T* − T̄` against `V` with the theorem's bound `(B + C)/V` (top) and the energy "
+    "overdraft `Z_T/T` (bottom): where the bound is small the finite-horizon runs overspend and the shortfall turns negative.",
+    "lagrangian_gap_vs_V.png": "The shortfall after charging the overspent energy at the optimal price `λ*`, `G_L`, against `V`. "
+    "Blue: from the V sweep (queue starting empty), with the bound `(B + C)/V` plus the horizon term (black). Orange: in the "
+    "stationary regime (queue started at `Vλ*`), from the per-round Lagrangian regret, with the fitted power law over the "
+    "largest `V` and a `1/V` reference (dotted); grey dashed: `B/V`. A slope of −1 (or steeper) is the `1/V` law.",
+}
+
+
 def _fmt(x) -> str:
     if x is None:
         return "—"
@@ -50,6 +60,12 @@ def _fmt(x) -> str:
     if not np.isfinite(v):
         return str(v)
     return f"{v:.4g}"
+
+
+def _fmt6(x) -> str:
+    if isinstance(x, (tuple, list)):
+        return "[" + ", ".join(_fmt6(v) for v in x) + "]"
+    return "—" if x is None else f"{float(x):.6g}"
 
 
 def summary_table(verdicts: list[Verdict], *, markdown: bool = False) -> str:
@@ -329,7 +345,8 @@ def _stationary_table(st, V0) -> list[str]:
     V = np.asarray(st["V"])
     g, gse = np.asarray(st["G_L"]), np.asarray(st["G_L_sem"])
     r, rse = np.asarray(st["G_L_raw"]), np.asarray(st["G_L_raw_sem"])
-    loc = np.r_[np.nan, np.diff(np.log(np.maximum(g, 1e-300))) / np.diff(np.log(V))]
+    with np.errstate(divide="ignore", invalid="ignore"):  # no local slope where G_L = 0
+        loc = np.r_[np.nan, np.where((g[1:] > 0) & (g[:-1] > 0), np.diff(np.log(np.maximum(g, 1e-300))) / np.diff(np.log(V)), np.nan)]
     fit = set(int(i) for i in (st.get("fit_points") if st.get("fit_points") is not None else []))
     out = [
         "",
@@ -343,14 +360,14 @@ def _stationary_table(st, V0) -> list[str]:
         out.append(
             "| " + " | ".join([
                 _fmt(V[i]), _fmt(V[i] / V0), _fmt(g[i]), f"[{_fmt(g[i] - 1.96 * gse[i])}, {_fmt(g[i] + 1.96 * gse[i])}]", _fmt(V[i] * g[i]),
-                "—" if i == 0 else _fmt(loc[i]), _fmt(r[i]), f"[{_fmt(r[i] - 1.96 * rse[i])}, {_fmt(r[i] + 1.96 * rse[i])}]",
+                "—" if not np.isfinite(loc[i]) else _fmt(loc[i]), _fmt(r[i]), f"[{_fmt(r[i] - 1.96 * rse[i])}, {_fmt(r[i] + 1.96 * rse[i])}]",
                 _fmt(st["queue_over_V_lambda"][i]), _fmt(st["queue_sd_over_V"][i]), "yes" if i in fit else "no",
             ]) + " |"
         )
     if st.get("slope") is not None:
         line = (f"Log-log slope of `G_L` over the fitted (largest resolvable) V: {_fmt(st['slope'])} (99.8% bootstrap CI {_fmt(st['slope_ci'])}); "
-                f"of the mean queue there: {_fmt(st.get('queue_slope'))} (CI {_fmt(st.get('queue_slope_ci'))}; `Z̄ = Vλ* + O(1)`, so the queue slope "
-                f"approaches 1 from the side of the offset's sign).")
+                f"of the mean queue there: {_fmt6(st.get('queue_slope'))} (CI {_fmt6(st.get('queue_slope_ci'))}; expected +1: `Z̄ = Vλ* + O(1)`, "
+                f"so it differs from 1 by O(1/V), which the CI may resolve).")
         if st.get("slope_all_resolvable") is not None:
             line += (f" Over every V where `G_L` is resolvable (pre-asymptotic points included): {_fmt(st['slope_all_resolvable'])} "
                      f"(CI {_fmt(st['slope_all_resolvable_ci'])}).")
@@ -446,7 +463,10 @@ def write_report(result: dict[str, Any], out_dir: str, *, environment: dict[str,
     ]
     md += [_config_section(c) for c in result["configs"]]
     if figs:
-        md += ["## Figures", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in figs] + [""]
+        md += ["## Figures", ""]
+        for p in figs:
+            name = os.path.basename(p)
+            md += [f"![{name}]({name})", ""] + ([FIGURE_CAPTIONS[name], ""] if name in FIGURE_CAPTIONS else [])
     md += ["## Details of each verdict", ""]
     for v in verdicts:
         det = {k: val for k, val in v.as_dict()["details"].items() if not isinstance(val, list) or len(val) <= 4}

@@ -148,6 +148,34 @@ def test_verify_end_to_end_tiny(tmp_path, monkeypatch):
     assert data["V"].shape == data["throughput_mean"].shape
 
 
+@pytest.mark.slow
+def test_verify_fails_when_t_star_is_too_low(tmp_path, monkeypatch):
+    """End to end on the simulator: a T* computed 5% too low (LP and dual alike, so they still
+    agree) is caught by G_L ≥ 0 and by the regret consistency check, and the exit code is 1."""
+    import dataclasses as dc
+
+    from gelato_jax.cli import main
+
+    real = vrun.theory_constants
+
+    def low(*a, **kw):
+        th = real(*a, **kw)
+        return dc.replace(th, T_star=0.95 * th.T_star, T_star_dual=0.95 * th.T_star_dual)
+
+    # 16 realizations × 1,000 rounds: SE of G_L ≈ 0.06 tok/s, far below the 1.6 tok/s shift (with
+    # TINY's 4 realizations the Bonferroni-corrected t bound is too wide to see it)
+    monkeypatch.setattr(vrun, "QUICK", dc.replace(TINY, realizations=16, chunk=8, min_rounds=1000, scaling_realizations=16, scaling_rounds=1000))
+    monkeypatch.setattr(vrun, "theory_constants", low)
+    out = tmp_path / "rep"
+    rc = main(["verify", "--quick", "--config", "a-exact-dpp", "--out", str(out), "--quiet", "--no-figures"])
+    rep = json.loads((out / "report.json").read_text())
+    st = {v["claim"]: v["status"] for v in rep["verdicts"] if v["config"] == "a-exact-dpp"}
+    assert rc == 1 and not rep["all_claims_hold"]
+    assert [s for c, s in st.items() if "G_L = T* − T̄ + λ*·(Ē − ā) ≥ 0" in c] == ["FAIL"]
+    assert [s for c, s in st.items() if "E[G_L] = E[Lagrangian regret" in c] == ["FAIL"]
+    assert [s for c, s in st.items() if "T* two ways" in c] == ["pass"]
+
+
 def test_verify_cli_bad_input(tmp_path, capsys):
     from gelato_jax.cli import main
 
