@@ -169,3 +169,25 @@ def test_after_reject_fits_recover_known_shift_and_scale(tmp_path):
     bad.write_text("entropy,accepted,after_reject\n1.0,1,2\n")
     with pytest.raises(ValueError, match="after_reject must be 0 or 1"):
         read_pairs_csv(bad)
+
+
+@pytest.mark.slow
+def test_validate_calibration_table(tmp_path, pair):
+    """The side-by-side validation runs both modes and reports a z statistic per metric; tiny
+    sizes here (the numbers are meaningless at 2 × 3 rounds, the plumbing is what is tested)."""
+    from gelato_jax.lm.calibrate import validate_calibration
+    from gelato_jax.lm.simulate import CALIBRATION_PATH, calibrated_scenario
+    from gelato_jax.policies import Gelato, StaticSD
+
+    toml = tmp_path / "cal.toml"
+    toml.write_text(CALIBRATION_PATH.read_text().replace("[scenario]", "[scenario]\ngamma_max = 4"))
+    rows = validate_calibration(toml, lm_realizations=3, lm_rounds=3, surrogate_realizations=4, surrogate_rounds=5,
+                                out_dir=tmp_path / "v", policies=[Gelato(exit="bucket"), StaticSD(gamma=2)],
+                                quiet=True, pair=pair)
+    assert len(rows) == 8 and {r["metric"] for r in rows} == {"accepted", "sent", "throughput", "energy"}
+    assert all(np.isfinite(r["lm"]) and np.isfinite(r["surrogate"]) for r in rows)
+    # StaticSD(2) sends exactly 2 drafts in both modes (no outage at the calibrated distance)
+    sent = [r for r in rows if r["policy"].startswith("StaticSD") and r["metric"] == "sent"][0]
+    assert sent["lm"] <= 2 and sent["surrogate"] <= 2
+    assert "| metric |" in (tmp_path / "v" / "validation.md").read_text()
+    assert calibrated_scenario(toml).gamma_max == 4

@@ -64,6 +64,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                   + f"; acceptance there {fp['acceptance']:.4f} ± {fp['se']:.4f} (pooled map predicts "
                   f"{fp['pooled_map_prediction']:.4f}, positional map {fp['positional_map_prediction']:.4f})")
         print(f"wrote {res['toml']} and {res['plot']}")
+    if args.validate:
+        from .calibrate import validate_calibration
+
+        rows = validate_calibration(res["toml"], seed=args.seed, weights_dir=args.weights, out_dir=args.out,
+                                    quiet=args.quiet)
+        if not args.json:
+            print("calibrated surrogate vs LM mode (z = (surrogate − LM)/s.e.; |z| ≤ 3.29 agrees at 1e-3):")
+            for r in rows:
+                print(f"  {r['policy'][:44]:44s} {r['metric']:10s} LM {r['lm']:9.4f}  surrogate {r['surrogate']:9.4f}  "
+                      f"z {r['z']:+6.2f}{'' if r['within'] else '  DISAGREES'}")
+            print(f"wrote {args.out}/validation.md")
     return 0
 
 
@@ -163,6 +174,9 @@ def add_parsers(subparsers) -> None:
                    help="also write the fitted lag-one entropy correlation rho_H to calibration.toml (LM mode; "
                         "it is always measured and reported in calibration.json). Off by default: with it the "
                         "calibrated surrogate agrees worse with LM mode (README / calibrate.py docstring)")
+    c.add_argument("--validate", action="store_true",
+                   help="then run LM mode and the calibrated surrogate side by side (Gelato no exit / bucket exit, "
+                        "StaticSD(4); 32x100 vs 256x2000 rounds, ~1 min) and report z statistics (validation.md)")
     c.add_argument("--pooled", action="store_true",
                    help="fit one entropy law and acceptance map for all positions (MODEL §4 as written); by "
                         "default the first draft of a round after a rejection gets its own scale and intercept "
