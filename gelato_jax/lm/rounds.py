@@ -14,6 +14,13 @@ One round (§1 steps 3–5) for every sequence ``r``:
    accepts ``A`` drafts and emits one corrected/bonus token, ``N = A + 1``.
 4. The context window slides by ``N`` tokens.
 
+:func:`lm_round` = :func:`draft_phase` (steps 1–2) then :func:`verify_phase` (steps 3–4).  The
+LM-mode rollout (:mod:`.simulate`) runs :func:`draft_phase` without the exit (every budgeted
+position drafted), evaluates the policy's own inner loop (``policy.draft``) on the observed
+entropies, and verifies only the prefix that rule sends; for a causal rule this is the same round
+as stopping inside the scan (the positions after the stop are drafted by the simulator only:
+neither paid nor sent, and their draws do not affect the earlier positions' keys).
+
 Window semantics: each round conditions both models on the last ``C`` bytes plus the drafts of
 the round, so within a round the target sees between ``C`` and ``C + γ_max`` bytes; the emitted
 stream follows, token by token, the target's sampling law given the bytes it actually saw
@@ -38,6 +45,9 @@ from .sampling import DraftCarry, bucket_update, entropy_nats, topp_truncate, ve
 __all__ = [
     "LMPair",
     "LMRoundOut",
+    "DraftOut",
+    "draft_phase",
+    "verify_phase",
     "draft_step",
     "draft_round",
     "lm_round",
@@ -179,26 +189,71 @@ def draft_round(pair: LMPair, context, budget, key, H_th, Theta_th, exit_on, top
     return carry, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), outs)
 
 
-@functools.partial(jax.jit, static_argnames=("gamma_max",))
-def _lm_round(pair, context, budget, key, H_th, Theta_th, exit_on, top_p, b_id, b_prob, *, gamma_max):
-    c = pair.context_len
-    r = context.shape[0]
+class DraftOut(NamedTuple):
+    """Drafting phase of a round (before the sent/passes decision is final); ``G = γ_max``."""
+
+    buf: jax.Array  # (R, C + G) int32: context then the drafted tokens
+    entropy: jax.Array  # (R, G) H_i at drafted positions i < P, else 0
+    support: jax.Array  # (R, G) int32 m_i at drafted positions, else 0
+    drafts: jax.Array  # (R, G) int32 drafted tokens (first L valid)
+    qt: jax.Array  # (R, G, V) the truncated q̃ the drafts were sampled from (0 where not sent)
+    sent: jax.Array  # (R,) int32 L
+    passes: jax.Array  # (R,) int32 P
+    verify_key: jax.Array  # PRNG key of the verification phase
+
+
+def draft_phase(pair, context, budget, key, H_th, Theta_th, exit_on, top_p, gamma_max: int) -> DraftOut:
+    r"""Drafting phase of :func:`lm_round` (traceable, not jitted): ``key`` is split into the
+    drafting and verification keys exactly as :func:`lm_round` does.
+
+    With ``exit_on`` false every position ``i < γ̃_r`` is drafted and sent (``L = P = γ̃``); an
+    inner loop evaluated afterwards on the observed entropies may then keep a prefix
+    (:func:`verify_phase` with its own ``sent``/``passes``).
+    """
     kd, kv = jax.random.split(key)
     budget = budget.astype(jnp.int32)
     carry, (ent, sup, drafts, qt) = draft_round(pair, context, budget, kd, H_th, Theta_th, exit_on, top_p, gamma_max)
-    logits = pair.target()(carry.buf)[:, c - 1 : c + gamma_max]
+    return DraftOut(carry.buf, ent, sup, drafts, qt, carry.sent, carry.passes, kv)
+
+
+def verify_phase(pair, context, d: DraftOut, sent, passes, b_id, b_prob, gamma_max: int) -> LMRoundOut:
+    r"""Verification phase of :func:`lm_round` for ``sent ≤ d.sent`` drafts and ``passes ≤ d.passes``
+    paid passes (traceable, not jitted).
+
+    Only the first ``sent`` drafts of ``d`` are verified, returned and charged payload bits; the
+    entropies/supports of positions ``≥ passes`` are zeroed (those positions were drafted by the
+    simulator but are not part of the modelled round). The target pass reads ``d.buf``, which may
+    hold drafts beyond ``sent``; by causal attention the distributions ``p_0..p_L`` that
+    verification uses condition only on the context and the drafts ``< L``.
+    """
+    c = pair.context_len
+    r = context.shape[0]
+    sent = jnp.asarray(sent, jnp.int32)
+    passes = jnp.asarray(passes, jnp.int32)
+    pos = jnp.arange(gamma_max)[None]
+    sent_mask = pos < sent[:, None]
+    paid_mask = pos < passes[:, None]
+    ent = jnp.where(paid_mask, d.entropy, 0.0)
+    sup = jnp.where(paid_mask, d.support, 0)
+    drafts = jnp.where(sent_mask, d.drafts, 0)
+    logits = pair.target()(d.buf)[:, c - 1 : c + gamma_max]
     p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    vkeys = jax.vmap(lambda j: jax.random.fold_in(kv, j))(jnp.arange(r))
-    A, nxt = jax.vmap(verify_one)(vkeys, p, qt, drafts, carry.sent)
+    vkeys = jax.vmap(lambda j: jax.random.fold_in(d.verify_key, j))(jnp.arange(r))
+    A, nxt = jax.vmap(verify_one)(vkeys, p, d.qt, drafts, sent)
     j = jnp.arange(gamma_max + 1)[None]
     drafts_ext = jnp.concatenate([drafts, jnp.zeros((r, 1), jnp.int32)], axis=1)
     emitted = jnp.where(j < A[:, None], drafts_ext, jnp.where(j == A[:, None], nxt[:, None], -1))
     full = jnp.concatenate([context.astype(jnp.int32), jnp.maximum(emitted, 0)], axis=1)
     new_ctx = jax.vmap(lambda row, n: jax.lax.dynamic_slice(row, (n,), (c,)))(full, A + 1)
-    sent_mask = jnp.arange(gamma_max)[None] < carry.sent[:, None]
     bits = jnp.sum(jnp.where(sent_mask, b_id + sup * (b_id + b_prob), 0), axis=1).astype(jnp.float32)
     new_ctx = new_ctx.astype(context.dtype)  # same carry type as the input (x64 or not)
-    return LMRoundOut(ent, sup, drafts, carry.sent, carry.passes, A, A + 1, bits, emitted, new_ctx)
+    return LMRoundOut(ent, sup, drafts, sent, passes, A, A + 1, bits, emitted, new_ctx)
+
+
+@functools.partial(jax.jit, static_argnames=("gamma_max",))
+def _lm_round(pair, context, budget, key, H_th, Theta_th, exit_on, top_p, b_id, b_prob, *, gamma_max):
+    d = draft_phase(pair, context, budget, key, H_th, Theta_th, exit_on, top_p, gamma_max)
+    return verify_phase(pair, context, d, d.sent, d.passes, b_id, b_prob, gamma_max)
 
 
 def _concrete(x):

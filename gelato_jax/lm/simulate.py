@@ -7,11 +7,17 @@ Each round of each realization ``r``:
    and ``gelato_jax.simulate`` see the *same* channel and arrivals for the same seed (common
    random numbers; the surrogate's entropy/acceptance draws are discarded);
 2. rates, outage and the policy's budget ``γ̃_t`` (0 in outage): ``simulator.round_decision``;
-3. one LM round (:func:`~.rounds.lm_round`'s kernel) on the realization's own context window:
-   draft up to ``γ̃_t`` tokens with the draft model, the leaky-bucket exit with the policy's
-   ``H_th``/``Theta_th`` when the policy's inner loop is the bucket (none otherwise), lossless
-   verification by the target model → sent ``L``, passes ``P``, accepted ``A``, ``N = A + 1``
-   (``γ̃ = 0``: the edge decodes one token itself, ``N = 1``);
+3. one LM round (:func:`~.rounds.lm_round`'s two phases) on the realization's own context
+   window: the draft model drafts all ``γ̃_t`` budgeted positions (entropies ``H_1..H_γ̃``);
+   the policy's *own* inner loop ``policy.draft(scenario, aux, state, γ̃_t, H, obs)`` — the very
+   function the surrogate rollout calls — gives ``(L, P)`` from those entropies (zero-padded to
+   ``γ_max``), the round's ``obs`` (queue, rates, ``after_reject``) and the policy state (e.g.
+   AdaEDL's ``λ``); lossless verification by the target model of the first ``L`` drafts →
+   accepted ``A``, ``N = A + 1`` (``γ̃ = 0``: the edge decodes one token itself, ``N = 1``).
+   Every supported inner loop is causal (the decision at position ``i`` reads ``H_1..H_i`` only;
+   :func:`lm_inner_loop`), so this is the round in which the device stops drafting at ``P``: the
+   positions after ``P`` are computed by the simulator only — not paid, not sent, not verified,
+   not in the payload — and costs time of the simulation, not modelled latency or energy;
 4. uplink bits: ``topp`` payload → the measured top-p support of the sent drafts,
    ``Σ_{i<L} b_id + m_i (b_id + b_prob)``; ``full``/``scalar`` → ``costs.uplink_bits``'s per-token
    constants; downlink, latency, energy: ``simulator.round_costs``;
@@ -28,9 +34,15 @@ Top-p: the draft samples from ``q̃`` truncated to mass ``top_p`` (default 0.95)
 ``topp`` payload, and from the full ``q`` (``top_p = 1``) under ``full``/``scalar``, where the
 device sends (or verification uses) the whole draft probability.
 
-Policies: those whose inner loop is "no exit" (the ``Policy`` default, ``exit="none"``) or the
-leaky bucket (``Gelato``/its ablations, ``ExitOnly``). Other inner loops (AdaEDL's stopping
-rule, UHLM's skipped verification) have no LM-mode counterpart yet and raise ``ValueError``.
+Policies (:func:`lm_inner_loop`): every lossless policy whose inner loop is one of the causal
+rules ``none`` (the ``Policy`` default, ``StaticSD``, ``DSSD``, ``Oracle``, ``exit="none"``),
+``bucket`` (``Gelato``/its ablations, ``ExitOnly``), ``marginal`` (``Gelato(exit="marginal")``,
+``GreedyThroughput`` with ``Z ≡ 0``) or ``adaedl`` (``AdaEDL``, ``λ`` adapted by its
+``update_state`` through ``round_settle``). Payload bits inside ``exit="marginal"``'s rule are the
+scenario's *prediction* ``b(H)`` (``m(H)`` of the topp law, ``costs.token_bits``), as in the
+surrogate: the rule is the device's forecast of the round's utility; the round is then charged
+the measured top-p support (step 4). UHLM (skips verification: lossy) and policies with any other
+``draft`` override raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -59,11 +71,12 @@ from ..simulator import (
     round_decision,
     round_settle,
 )
-from .rounds import LMPair, _lm_round, validate_round_args
+from .rounds import DraftOut, LMPair, draft_phase, validate_round_args, verify_phase
 
 __all__ = [
     "CALIBRATION_PATH",
     "DEFAULT_TOP_P",
+    "LM_INNER_LOOPS",
     "calibrated_scenario",
     "lm_inner_loop",
     "rollout_lm",
@@ -101,12 +114,27 @@ def calibrated_scenario(path: str | Path | None = None, **overrides) -> Scenario
 
 
 # ----------------------------------------------------------------------------- policy → LM inner loop
-def lm_inner_loop(policy: Policy) -> tuple[bool, Any, Any]:
-    """``(exit_on, H_th, Theta_th)`` of the LM-side inner loop equivalent to ``policy.draft``.
+LM_INNER_LOOPS = ("none", "bucket", "marginal", "adaedl")
 
-    Raises ``ValueError`` for inner loops LM mode does not implement.
+
+def lm_inner_loop(policy: Policy) -> str:
+    """Name of ``policy``'s inner loop if LM mode can run it, one of :data:`LM_INNER_LOOPS`.
+
+    LM mode evaluates ``policy.draft`` itself on the entropies the draft model produced for all
+    budgeted positions (:mod:`.simulate` step 3). That is the round of a device that stops at the
+    rule's exit only if the rule is *causal* — whether position ``i`` is sent and drafting goes on
+    depends on ``H_1..H_i`` (and on the round's observation and policy state) only. This holds for
+    the four rules listed here (``early_exit.no_exit``, ``leaky_bucket_exit``, ``marginal_exit``:
+    cumulative products/sums over ``l ≤ i`` and a first-stop scan; ``adaedl_exit``: a per-position
+    test), and is checked on the LM's own rounds in ``tests/test_lm_inner_loops.py``. A ``draft``
+    override not in this list is refused because its causality is unknown.
+
+    Raises:
+      ValueError: the policy skips verification (UHLM: lossy) or its inner loop is not one of
+        the above.
     """
-    from ..policies.ablations import ExitOnly
+    from ..policies.ablations import ExitOnly, GreedyThroughput
+    from ..policies.adaedl import AdaEDL
     from ..policies.gelato import Gelato
 
     name = type(policy).__name__
@@ -114,19 +142,19 @@ def lm_inner_loop(policy: Policy) -> tuple[bool, Any, Any]:
         raise ValueError(f"policy {name} skips verification (lossy); LM mode supports lossless policies only")
     draft = type(policy).draft
     if draft is Policy.draft:
-        return False, 0.0, 0.0
-    if draft is Gelato.draft:
-        if policy.exit == "bucket":
-            return True, policy.H_th, policy.Theta_th
-        if policy.exit == "none":
-            return False, 0.0, 0.0
-        raise ValueError(
-            f"{name}.exit={policy.exit!r} has no LM-mode counterpart; LM mode implements exit in ['bucket', 'none']")
+        return "none"
+    if draft is Gelato.draft or draft is GreedyThroughput.draft:
+        if policy.exit in ("bucket", "marginal", "none"):
+            return policy.exit
+        raise ValueError(f"{name}.exit={policy.exit!r} has no LM-mode counterpart; LM mode implements exit in "
+                         "['bucket', 'marginal', 'none']")
     if draft is ExitOnly.draft:
-        return True, policy.H_th, policy.Theta_th
+        return "bucket"
+    if draft is AdaEDL.draft:
+        return "adaedl"
     raise ValueError(
-        f"policy {name}: its inner loop ({name}.draft) has no LM-mode counterpart; LM mode supports "
-        "no exit or the leaky-bucket exit (Gelato, its ablations, ExitOnly, StaticSD, DSSD, Oracle)")
+        f"policy {name}: its inner loop ({name}.draft) is not one LM mode knows to be causal; LM mode runs "
+        f"the inner loops {list(LM_INNER_LOOPS)} (Gelato, its ablations, ExitOnly, AdaEDL, StaticSD, DSSD, Oracle)")
 
 
 # ----------------------------------------------------------------------------- one round, all realizations
@@ -172,16 +200,40 @@ def _before(scenario, policy, aux, key_r, fading, carry, t, *, dtype):
 
 
 @functools.partial(jax.jit, static_argnames=("gamma_max",))
-def _lm_batch(pair, root, indices, ctx, budget, t, H_th, Theta_th, exit_on, top_p, b_id, b_prob, *, gamma_max):
-    """One LM round per realization with its own key ``fold_in(fold_in(k_r, TAG), t)``."""
+def _lm_draft(pair, root, indices, ctx, budget, t, top_p, *, gamma_max):
+    """Drafting phase per realization (all budgeted positions, no exit), with the round's key
+    ``fold_in(fold_in(k_r, TAG), t)`` split as :func:`~.rounds.lm_round` splits it."""
+    zero = jnp.zeros((), jnp.float32)
 
     def one(index, ctx_r, budget_r):
         k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, index), _TAG), t)
-        out = _lm_round(pair, ctx_r[None], budget_r[None], k, H_th, Theta_th, exit_on, top_p, b_id, b_prob,
-                        gamma_max=gamma_max)
-        return jax.tree.map(lambda a: a[0], out)
+        d = draft_phase(pair, ctx_r[None], budget_r[None], k, zero, zero, jnp.asarray(False), top_p, gamma_max)
+        return d._replace(**{f: getattr(d, f)[0] for f in DraftOut._fields if f != "verify_key"})
 
     return jax.vmap(one)(indices, ctx, budget)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _decide(scenario, policy, aux, carry, obs, budget, entropy, *, dtype):
+    """The policy's inner loop on the observed entropies: ``(sent, passes)`` per realization."""
+
+    def one(carry, obs, budget, entropy):
+        sent, passes = policy.draft(scenario, aux, carry[2], budget, entropy.astype(dtype), obs)
+        return jnp.asarray(sent, jnp.int32), jnp.asarray(passes, jnp.int32)
+
+    return jax.vmap(one)(carry, obs, budget, entropy)
+
+
+@functools.partial(jax.jit, static_argnames=("gamma_max",))
+def _lm_verify(pair, ctx, d, sent, passes, b_id, b_prob, *, gamma_max):
+    """Verification phase per realization for the decided ``(sent, passes)``."""
+
+    def one(ctx_r, d_r, sent_r, passes_r):
+        d1 = d_r._replace(**{f: getattr(d_r, f)[None] for f in DraftOut._fields if f != "verify_key"})
+        out = verify_phase(pair, ctx_r[None], d1, sent_r[None], passes_r[None], b_id, b_prob, gamma_max)
+        return jax.tree.map(lambda a: a[0], out)
+
+    return jax.vmap(one)(ctx, d, sent, passes)
 
 
 @functools.partial(jax.jit, static_argnames=("dtype", "gamma_max"))
@@ -212,14 +264,15 @@ def _indices(realizations, indices):
     return idx.astype(np.int64)
 
 
-def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dtype, progress, indices=None):
+def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dtype, progress, indices=None,
+         record_entropy=False):
     all_idx = _indices(realizations, indices)
     rounds = _check_positive_int("rounds", rounds)
     seed = _check_positive_int("seed", seed, lo=0)
     n = all_idx.size
     chunk = n if chunk is None else _check_positive_int("chunk", chunk)
     chunk = min(chunk, n)
-    exit_on, H_th, Theta_th = lm_inner_loop(policy)
+    lm_inner_loop(policy)  # refuse lossy policies and inner loops not known to be causal
     scenario, policy, dtype = _prepare(scenario, policy, dtype)
     if pair is None:
         pair = LMPair.load()
@@ -229,15 +282,15 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
         top_p = DEFAULT_TOP_P if policy.payload == "topp" else 1.0
     g = scenario.gamma_max
     validate_round_args(pair, np.zeros((1, pair.context_len), np.int32), np.zeros((1,), np.int32),
-                        H_th=H_th, Theta_th=Theta_th, top_p=top_p, gamma_max=g)
+                        H_th=0.0, Theta_th=0.0, top_p=top_p, gamma_max=g)
     f32 = jnp.float32
-    lm_args = tuple(jnp.asarray(x, f32) for x in (H_th, Theta_th)) + (jnp.asarray(bool(exit_on)),) + tuple(
-        jnp.asarray(x, f32) for x in (top_p, scenario.b_id, scenario.b_prob))
+    top_p_arr = jnp.asarray(top_p, f32)
+    b_id, b_prob = jnp.asarray(scenario.b_id, f32), jnp.asarray(scenario.b_prob, f32)
     root = jax.random.key(seed)
     from tqdm.auto import tqdm
 
     n_chunks = -(-n // chunk)
-    rows, q_final = [], []
+    rows, q_final, ents = [], [], []
     bar = tqdm(total=n_chunks * rounds, desc="simulate (LM)", unit="round",
                disable=(not progress) if progress is not None else None)
     try:
@@ -248,22 +301,29 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
             idx = jnp.asarray(part.astype(np.uint32))
             aux, (key_r, fading, carry) = _init(scenario, policy, root, idx, dtype=dtype)
             ctx = _initial_contexts(root, idx, pair.context_len)
-            chunk_rows = []
+            chunk_rows, chunk_ents = [], []
             for t in range(rounds):
                 tt = jnp.asarray(t, jnp.int32)
                 fading, arrival, obs, budget = _before(scenario, policy, aux, key_r, fading, carry, tt, dtype=dtype)
-                out = _lm_batch(pair, root, idx, ctx, budget, tt, *lm_args, gamma_max=g)
+                d = _lm_draft(pair, root, idx, ctx, budget, tt, top_p_arr, gamma_max=g)
+                sent, passes = _decide(scenario, policy, aux, carry, obs, budget, d.entropy, dtype=dtype)
+                out = _lm_verify(pair, ctx, d, sent, passes, b_id, b_prob, gamma_max=g)
                 carry, row = _after(scenario, policy, aux, carry, obs, budget, arrival, out.sent, out.passes,
                                     out.accepted, out.bits, dtype=dtype, gamma_max=g)
                 ctx = out.context
                 chunk_rows.append(row)
+                if record_entropy:
+                    chunk_ents.append(np.asarray(out.entropy))
                 bar.update(1)
             rows.append(jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs], axis=1)[:n_valid], *chunk_rows))
             q_final.append(np.asarray(carry[1])[:n_valid])
+            if record_entropy:
+                ents.append(np.stack(chunk_ents, axis=1)[:n_valid])
     finally:
         bar.close()
     traj = Trajectory(*(np.concatenate([getattr(r, f) for r in rows]) for f in Trajectory._fields))
-    return traj, np.concatenate(q_final), scenario
+    entropy = np.concatenate(ents) if record_entropy else None
+    return traj, np.concatenate(q_final), scenario, entropy
 
 
 def rollout_lm(
@@ -279,9 +339,14 @@ def rollout_lm(
     dtype=None,
     progress: bool | None = False,
     indices=None,
-) -> Trajectory:
+    record_entropy: bool = False,
+):
     """Per-round ``(R, T)`` numpy arrays of LM mode (fields as ``gelato_jax.rollout``;
     ``queue[:, t]`` is ``Z_t``; ``unverified``/``mismatch`` are 0: every round is verified).
+
+    Returns the ``Trajectory``, or with ``record_entropy=True`` ``(Trajectory, entropy)`` where
+    ``entropy`` ``(R, T, γ_max)`` holds the draft entropies (nats, float32) of the paid positions
+    ``i < P`` of each round and 0 after them.
 
     Args:
       scenario, policy: the model and the controller (see the module docstring for the policies
@@ -296,10 +361,12 @@ def rollout_lm(
       progress: tqdm bar over rounds (``None``: only on a terminal).
       indices: realization indices to run (default ``range(realizations)``, which is then
         ignored); realization ``r`` gives the same result whichever others run with it.
+      record_entropy: also return the per-round entropies (see above).
     """
-    traj, _, _ = _run(scenario, policy, seed=seed, realizations=realizations, rounds=rounds, pair=pair,
-                      top_p=top_p, chunk=chunk, dtype=dtype, progress=progress, indices=indices)
-    return traj
+    traj, _, _, ent = _run(scenario, policy, seed=seed, realizations=realizations, rounds=rounds, pair=pair,
+                           top_p=top_p, chunk=chunk, dtype=dtype, progress=progress, indices=indices,
+                           record_entropy=record_entropy)
+    return (traj, ent) if record_entropy else traj
 
 
 def summarize(scenario: Scenario, traj: Trajectory, queue_final) -> SimResult:
@@ -346,6 +413,6 @@ def simulate_lm(
     """LM-mode counterpart of ``gelato_jax.simulate``: same ``SimResult`` fields and meaning,
     with entropies, sent/passes, acceptances and ``topp`` payload bits from the models.
     Arguments as :func:`rollout_lm`."""
-    traj, q_final, scen = _run(scenario, policy, seed=seed, realizations=realizations, rounds=rounds, pair=pair,
+    traj, q_final, scen, _ = _run(scenario, policy, seed=seed, realizations=realizations, rounds=rounds, pair=pair,
                                top_p=top_p, chunk=chunk, dtype=dtype, progress=progress, indices=indices)
     return summarize(scen, traj, q_final)
