@@ -491,6 +491,8 @@ def validate_calibration(toml_path, *, seed: int = 0, lm_realizations: int = 32,
     pair = pair if pair is not None else LMPair.load(weights_dir)
     rows: list[dict[str, Any]] = []
     for pol in policies:
+        # a short label: Gelato's repr is long, its exit is what differs here
+        label = f"{type(pol).__name__}(exit={pol.exit!r})" if hasattr(pol, "exit") else repr(pol)
         lm = simulate_lm(scen, pol, seed=seed, realizations=lm_realizations, rounds=lm_rounds, pair=pair,
                          progress=None if not quiet else False)
         su = simulate(scen, pol, seed=seed, realizations=surrogate_realizations, rounds=surrogate_rounds)
@@ -499,7 +501,7 @@ def validate_calibration(toml_path, *, seed: int = 0, lm_realizations: int = 32,
             sx, sy = x.std(ddof=1) / math.sqrt(x.size), y.std(ddof=1) / math.sqrt(y.size)
             se = math.hypot(sx, sy)
             z = (y.mean() - x.mean()) / se if se > 0 else (0.0 if y.mean() == x.mean() else math.inf)
-            rows.append({"policy": repr(pol), "metric": k, "lm": float(x.mean()), "lm_se": float(sx),
+            rows.append({"policy": label, "metric": k, "lm": float(x.mean()), "lm_se": float(sx),
                          "surrogate": float(y.mean()), "surrogate_se": float(sy), "z": float(z),
                          "within": bool(abs(z) <= 3.29)})
     if out_dir is not None:
