@@ -17,7 +17,8 @@ Each round of each realization ``r``:
    Every supported inner loop is causal (the decision at position ``i`` reads ``H_1..H_i`` only;
    :func:`lm_inner_loop`), so this is the round in which the device stops drafting at ``P``: the
    positions after ``P`` are computed by the simulator only — not paid, not sent, not verified,
-   not in the payload — and costs time of the simulation, not modelled latency or energy;
+   not in the payload, so they cost no modelled latency or energy (and no simulation time either:
+   the drafting scan has static shapes and evaluates all ``γ_max`` positions in any case);
 4. uplink bits: ``topp`` payload → the measured top-p support of the sent drafts,
    ``Σ_{i<L} b_id + m_i (b_id + b_prob)``; ``full``/``scalar`` → ``costs.uplink_bits``'s per-token
    constants; downlink, latency, energy: ``simulator.round_costs``;
