@@ -140,7 +140,7 @@ def test_simresult_from_committed_weights():
 
 @pytest.mark.parametrize(
     "policy, match",
-    [(AdaEDL(), "AdaEDL"), (UHLM(), "UHLM")],
+    [(UHLM(), "UHLM")],
 )
 def test_unsupported_policies_rejected(pair, scenario, policy, match):
     with pytest.raises(ValueError, match=match):

@@ -19,12 +19,27 @@ r"""LM mode: a real byte-level draft/target pair for GELATO (MODEL.md §4, §6).
 """
 
 from .model import DRAFT_CONFIG, TARGET_CONFIG, LMConfig, TransformerLM
-from .rounds import LMPair, LMRoundOut, acceptance_pairs, corpus_contexts, draft_round, draft_step, lm_round
-from .simulate import calibrated_scenario, lm_inner_loop, rollout_lm, simulate_lm
+from .rounds import (
+    DraftOut,
+    LMPair,
+    LMRoundOut,
+    acceptance_pairs,
+    corpus_contexts,
+    draft_phase,
+    draft_round,
+    draft_step,
+    lm_round,
+    verify_phase,
+)
+from .simulate import LM_INNER_LOOPS, calibrated_scenario, lm_inner_loop, rollout_lm, simulate_lm
 from .sampling import bucket_update, entropy_nats, topp_truncate, verification_law, verify_one
 from .weights_io import load_model, load_pair, save_model
 
 __all__ = [
+    "DraftOut",
+    "draft_phase",
+    "verify_phase",
+    "LM_INNER_LOOPS",
     "LMConfig",
     "TransformerLM",
     "TARGET_CONFIG",
