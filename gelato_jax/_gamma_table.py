@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaincc, gammaln
 
-__all__ = ["TABLE_SIZE", "GammaTable", "gamma_table", "gamma_quantile", "open_unit"]
+__all__ = ["TABLE_SIZE", "GammaTable", "gamma_table", "gamma_quantile", "gamma_quantile_of_normal", "open_unit"]
 
 TABLE_SIZE = 2048  # even: the grid is split in two symmetric halves
 _BISECT = 44  # from a bracket of width < 2^10 to < 2^-34, then Newton
@@ -109,9 +109,20 @@ def gamma_table(k, dtype, size: int = TABLE_SIZE) -> GammaTable:
 
 def gamma_quantile(table: GammaTable, u):
     """``Q̂_k(u)`` for ``u ∈ (0, 1)`` (any shape): cubic Hermite interpolation of the table."""
+    return _quantile_at_logit(table, jnp.log(u) - jnp.log1p(-u))
+
+
+def gamma_quantile_of_normal(table: GammaTable, x):
+    """``Q̂_k(Φ(x))`` for standard-normal scores ``x`` (Gaussian copula), with the logit
+    ``log Φ(x) − log Φ(−x)`` computed from ``log_ndtr`` so that neither tail saturates."""
+    from jax.scipy.special import log_ndtr
+
+    return _quantile_at_logit(table, log_ndtr(x) - log_ndtr(-x))
+
+
+def _quantile_at_logit(table: GammaTable, w):
     w0, inv_h, coef = table
     n = coef.shape[-2]
-    w = jnp.log(u) - jnp.log1p(-u)
     s = jnp.clip((w - w0) * inv_h, 0.0, float(n))
     i = jnp.minimum(s.astype(jnp.int32), n - 1)
     t = s - i

@@ -149,6 +149,8 @@ def mean_topp_bits(k: float, theta: float, c_p: float, m_cap: float, b_id: float
 
 def params(scenario, policy) -> Params:
     """Read the plain values of a ``Scenario`` and a ``Gelato``/``StaticSD`` policy."""
+    if scenario.entropy_process != "round":
+        raise ValueError(f"reference: Scenario.entropy_process must be 'round', got {scenario.entropy_process!r}")
     s = {n: getattr(scenario, n) for n in type(scenario)._field_names}
     kind = type(policy).__name__
     if kind == "Gelato":

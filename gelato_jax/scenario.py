@@ -21,10 +21,11 @@ import numpy as np
 
 from ._pytree import check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
 
-__all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS"]
+__all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS", "ENTROPY_PROCESSES"]
 
 CHANNELS = ("rayleigh", "gauss_markov", "trace")
 ENERGY_ARRIVALS = ("constant", "exponential", "uniform")
+ENTROPY_PROCESSES = ("round", "text")
 
 _S = "Scenario"
 
@@ -76,6 +77,7 @@ _CHECKS = {
     "k_H": check_real(_S, 0.05, 1e3),
     "theta_H": check_real(_S, 0, 1e4, lo_open=True),
     "rho_H": check_real(_S, 0, 1, hi_open=True),
+    "entropy_process": check_choice(_S, ENTROPY_PROCESSES),
     "a0": check_real(_S, -1e3, 1e3),
     "a1": check_real(_S, 0, 1e3),
     "after_reject_H_scale": check_real(_S, 0.05, 20),
@@ -107,6 +109,17 @@ class Scenario:
     positions of a round with lag-one correlation ``rho_H`` (beta–gamma autoregression, exact
     Gamma marginals); acceptance ``alpha(H) = sigmoid(a0 - a1 H)``; ``gamma_max`` = largest
     drafting budget.
+
+    Entropy process [ours, LM calibration]: ``entropy_process="round"`` (default, MODEL §4) draws
+    each round's entropies afresh (i.i.d., or the beta–gamma AR(1) along the round with
+    ``rho_H``). ``"text"`` makes them one stationary process along the *text*, continued across
+    rounds: a Gaussian copula ``H = θ_H·Q_k(Φ(x))`` with latent AR(1) ``x_{j+1} = rho_H·x_j +
+    sqrt(1 − rho_H²)·ε_j`` over text positions (exact ``Gamma(k_H, θ_H)`` marginals), where a
+    round's draft ``i`` sits at text position ``i`` after the round's start and the next round
+    starts after the emitted text (``A + 1`` tokens: its first draft is ``A + 2 − m`` steps after
+    the last latent value used, ``m = min(A + 1, P)``). Hard regions then persist from round to
+    round, as in a real LM (an exit or a rejection happens where entropy is high, and the next
+    round starts right there). Rounds are dependent (``optimum()`` and ``proxy="exact"`` refuse).
 
     After a rejection [ours, LM calibration]: a round that ends with a rejection emits a
     correction token sampled from the residual ``max(0, p − q)``, a token the draft model found
@@ -154,6 +167,7 @@ class Scenario:
     k_H: float = leaf_field(0.8)
     theta_H: float = leaf_field(1.5, unit="nats")
     rho_H: float = leaf_field(0.0)
+    entropy_process: str = static_field("round")
     a0: float = leaf_field(4.8)
     a1: float = leaf_field(1.8, unit="1/nats")
     after_reject_H_scale: float = leaf_field(1.0)
@@ -174,6 +188,9 @@ class Scenario:
         neutral), which ``what`` needs (the theory of MODEL §8 assumes i.i.d. states)."""
         scale = np.asarray(self.after_reject_H_scale, dtype=float)
         shift = np.asarray(self.after_reject_a0_shift, dtype=float)
+        if self.entropy_process != "round":
+            raise ValueError(f"{what} needs i.i.d. rounds: Scenario.entropy_process must be 'round', got "
+                             f"{self.entropy_process!r} (the 'text' process continues across rounds)")
         if np.any(scale != 1.0) or np.any(shift != 0.0):
             raise ValueError(
                 f"{what} needs i.i.d. rounds: Scenario.after_reject_H_scale must be 1 and "

@@ -42,12 +42,58 @@ class RoundCarry(NamedTuple):
     queue: Any  # Z_t
     policy_state: Any
     rejected: Any  # the previous round ended with a rejection or an entropy exit (bool; False before round 0)
+    # entropy_process="text" only (unused otherwise): the latent text score x at the last text
+    # position used, the number of text steps from there to the next round's first draft, and the
+    # Gamma quantile table (None in "round" mode)
+    latent: Any = None
+    lag: Any = None
+    table: Any = None
+
+
+# lag before the first round: ρ^lag = 0 for every ρ < 1 in floating point, so x_1 ~ N(0, 1)
+_FRESH_LAG = 2.0**40
 
 
 def initial_carry(scenario: Scenario, policy: Policy, aux, dtype) -> RoundCarry:
-    """``t = 0``, ``Z_0 = 0``, the policy's initial state, no rejection before the first round."""
-    return RoundCarry(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), policy.init_state(scenario, aux),
-                      jnp.zeros((), bool))
+    """``t = 0``, ``Z_0 = 0``, the policy's initial state, no rejection before the first round
+    (and, for ``entropy_process="text"``, a fresh stationary start of the text process)."""
+    text = scenario.entropy_process == "text"
+    return RoundCarry(
+        jnp.zeros((), jnp.int32), jnp.zeros((), dtype), policy.init_state(scenario, aux), jnp.zeros((), bool),
+        jnp.zeros((), dtype), jnp.asarray(_FRESH_LAG, dtype),
+        _gamma_table.gamma_table(scenario.k_H, dtype) if text else None,
+    )
+
+
+def _text_entropies(scenario: Scenario, carry: RoundCarry, eps):
+    """``entropy_process="text"``: latent scores ``x`` ``(γ_max,)`` of this round's draft positions
+    from the innovations ``eps`` and the carried ``(latent, lag)``, and their entropies
+    ``θ_H·Q_k(Φ(x))``."""
+    rho = jnp.asarray(scenario.rho_H, eps.dtype)
+    c1 = rho**carry.lag
+    x1 = c1 * carry.latent + jnp.sqrt(1.0 - c1 * c1) * eps[0]
+    s = jnp.sqrt(1.0 - rho * rho)
+
+    def step(x, e):
+        x = rho * x + s * e
+        return x, x
+
+    _, rest = jax.lax.scan(step, x1, eps[1:], unroll=True)
+    x = jnp.concatenate([x1[None], rest])
+    return x, scenario.theta_H * _gamma_table.gamma_quantile_of_normal(carry.table, x)
+
+
+def _text_advance(carry: RoundCarry, x, passes, n_tokens):
+    """The text advanced by ``n_tokens``; the next round's first draft is ``n_tokens + 1``
+    positions after this round's start. Its latent anchor is the last drafted position the text
+    reached, ``m = min(n_tokens, passes)`` (``lag = n_tokens + 1 − m``); a round without draft
+    passes keeps the old anchor (``lag += n_tokens``)."""
+    m = jnp.minimum(n_tokens, passes)
+    drafted = m >= 1
+    anchor = x[jnp.maximum(m - 1, 0)]
+    latent = jnp.where(drafted, anchor, carry.latent)
+    lag = jnp.where(drafted, (n_tokens + 1 - m).astype(carry.lag.dtype), carry.lag + n_tokens)
+    return latent.astype(carry.latent.dtype), lag
 
 
 class Exogenous(NamedTuple):
@@ -93,8 +139,9 @@ def _is_zero(x) -> bool:
 
 
 def _entropy_ar(scenario: Scenario) -> bool:
-    """Static switch: draw AR(1) entropies only when ``rho_H`` may be non-zero."""
-    return not _is_zero(scenario.rho_H)
+    """Static switch: draw the within-round AR(1) entropies only when ``rho_H`` may be non-zero
+    (``entropy_process="round"``; the ``"text"`` process uses ``rho_H`` for its latent chain)."""
+    return scenario.entropy_process == "round" and not _is_zero(scenario.rho_H)
 
 
 def _draw_round(scenario: Scenario, key_r, fading_state, t, *, ar: bool, dtype):
@@ -104,8 +151,9 @@ def _draw_round(scenario: Scenario, key_r, fading_state, t, *, ar: bool, dtype):
     entropies one call draws ``2 γ_max + 2`` open-interval uniforms ``u`` from
     ``fold_in(key_r, t)``: ``u[0]`` → Rayleigh fading ``h = −log u`` (other channels use their
     own key), ``u[1]`` → random energy arrival, ``u[2:γ_max+2]`` → entropies by the tabulated
-    Gamma inverse CDF, ``u[γ_max+2:]`` → acceptance uniforms. AR(1) entropies use
-    ``jax.random.gamma``/``beta`` (exact, slower)."""
+    Gamma inverse CDF (``entropy_process="text"``: standard-normal innovations ``Φ^{-1}(u)`` of
+    the latent text process, turned into entropies by ``round_step``), ``u[γ_max+2:]`` →
+    acceptance uniforms. AR(1) entropies use ``jax.random.gamma``/``beta`` (exact, slower)."""
     ch_state, table = fading_state
     g = scenario.gamma_max
     k = jax.random.fold_in(key_r, t)
@@ -121,9 +169,12 @@ def _draw_round(scenario: Scenario, key_r, fading_state, t, *, ar: bool, dtype):
         a = -scenario.E_bar * jnp.log(u[1])
     else:
         a = 2.0 * scenario.E_bar * u[1]
-    entropy = tokens.sample_entropies(
-        k_h, scenario, g, ar=ar, dtype=dtype, table=None if ar else table, uniforms=u[2 : g + 2]
-    )
+    if scenario.entropy_process == "text":  # innovations of the latent text process (round_step)
+        entropy = jax.scipy.special.ndtri(u[2 : g + 2])
+    else:
+        entropy = tokens.sample_entropies(
+            k_h, scenario, g, ar=ar, dtype=dtype, table=None if ar else table, uniforms=u[2 : g + 2]
+        )
     uniform = u[g + 2 :] - jnp.asarray(2.0 ** -(24 if jnp.dtype(dtype) == jnp.float32 else 53), dtype)
     return (h, a, entropy, uniform), (ch_state, table)
 
@@ -141,8 +192,11 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     """One round for one realization. ``carry`` is a ``RoundCarry``,
     ``exo_t = (h, a, entropy (γ_max,), uniform (γ_max,))`` with base-law entropies (position 1 is
     rescaled here after a rejection). Returns ``(carry, Trajectory row)``."""
-    t, queue, pstate, rejected = carry
+    pstate, rejected = carry.policy_state, carry.rejected
     h, arrival, entropy, uniform = exo_t
+    text = scenario.entropy_process == "text"
+    if text:  # the exogenous slot holds the innovations of the latent text process
+        x, entropy = _text_entropies(scenario, carry, entropy)
     entropy = tokens.after_reject_entropy(scenario, entropy, rejected)
     obs, budget = round_decision(scenario, policy, aux, carry, h)
     sent, passes = policy.draft(scenario, aux, pstate, budget, entropy, obs)
@@ -175,10 +229,14 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
         en = jnp.where(skip, passes * scenario.e_d, en)
 
     row = Trajectory(
-        budget, sent, passes, accepted, n_tokens, lat, en, queue, obs.rate, arrival, bits_ul, bits_dl,
+        budget, sent, passes, accepted, n_tokens, lat, en, carry.queue, obs.rate, arrival, bits_ul, bits_dl,
         unverified, mismatch,
     )
-    return round_settle(scenario, policy, aux, carry, row)
+    new_carry, row = round_settle(scenario, policy, aux, carry, row)
+    if text:
+        latent, lag = _text_advance(carry, x, row.passes, row.tokens)
+        new_carry = new_carry._replace(latent=latent, lag=lag)
+    return new_carry, row
 
 
 # Shared with LM mode (gelato_jax.lm.simulate): the parts of a round that do not depend on how
@@ -186,7 +244,7 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
 def round_decision(scenario: Scenario, policy: Policy, aux, carry, h):
     """Rates, outage and the policy's budget (0 in outage, clipped to ``[0, γ_max]``) for fading
     ``h`` and ``carry`` (a ``RoundCarry``). Returns ``(RoundObs, budget int32)``."""
-    t, queue, pstate, rejected = carry
+    t, queue, pstate, rejected = carry.t, carry.queue, carry.policy_state, carry.rejected
     rate = channel.uplink_rate(scenario, h)
     rate_dl = channel.downlink_rate(scenario, h)
     outage = channel.in_outage(scenario, rate)
@@ -214,11 +272,11 @@ def round_settle(scenario: Scenario, policy: Policy, aux, carry, row: Trajectory
     """Policy state update and ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` from a round's ``row``
     (``row.queue`` must be ``Z_t``). Returns ``(RoundCarry(t + 1, Z_{t+1}, policy_state,
     A_t < L_t or P_t > L_t), row)``."""
-    t, queue, pstate, _ = carry
     outcome = RoundOutcome(row.budget, row.sent, row.passes, row.accepted, row.tokens, row.latency, row.energy, row.arrival)
-    pstate = policy.update_state(scenario, aux, pstate, outcome)
-    new_queue = jnp.maximum(queue + row.energy - row.arrival, 0.0)
-    return RoundCarry(t + 1, new_queue, pstate, (row.accepted < row.sent) | (row.passes > row.sent)), row
+    pstate = policy.update_state(scenario, aux, carry.policy_state, outcome)
+    new_queue = jnp.maximum(carry.queue + row.energy - row.arrival, 0.0)
+    rejected = (row.accepted < row.sent) | (row.passes > row.sent)
+    return carry._replace(t=carry.t + 1, queue=new_queue, policy_state=pstate, rejected=rejected), row
 
 
 def _prepare(scenario: Scenario, policy: Policy, dtype):

@@ -137,7 +137,7 @@ def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, *, r
 
             def body(carry, t):
                 step_carry, fading, sums, z_burn = carry
-                _, queue, pstate, rejected = step_carry
+                queue, pstate, rejected = step_carry.queue, step_carry.policy_state, step_carry.rejected
                 draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
                 h = draws[0]
                 # the per-round problem the controller solves, at this round's rates: L(γ) = T̂ − λ·Ê
@@ -170,7 +170,7 @@ def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, *, r
             n_w = jnp.asarray(rounds, dtype) - burn.astype(dtype)
             out = {k: sums[k][0] / rounds for k in LAGRANGIAN_FIELDS}
             out.update({k + "_w": sums[k + "_w"][0] / n_w for k in LAGRANGIAN_FIELDS})
-            out["queue_final"] = step_carry[1]
+            out["queue_final"] = step_carry.queue
             out["queue_burn"] = z_burn
             return out
 

@@ -162,7 +162,10 @@ def test_calibrated_scenario_reads_committed_file(tmp_path):
     table = read_toml(CALIBRATION_PATH)["scenario"]
     scen = calibrated_scenario(d=500.0)
     for k, v in table.items():
-        assert float(getattr(scen, k)) == pytest.approx(v)
+        if isinstance(v, str):
+            assert getattr(scen, k) == v
+        else:
+            assert float(getattr(scen, k)) == pytest.approx(v)
     assert float(scen.d) == 500.0 and float(scen.V_vocab) == 256.0
     with pytest.raises(ValueError, match="gelato calibrate"):
         calibrated_scenario(tmp_path / "missing.toml")
@@ -188,18 +191,17 @@ def test_cli_glue_uses_calibration_and_explicit_overrides(pair, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy", [Gelato(exit="none"), StaticSD(gamma=4, payload="topp")], ids=["gelato-no-exit", "static-4"])
-def test_calibrated_surrogate_reproduces_lm_mode_without_exit(policy):
-    """Calibrated surrogate (committed calibration.toml, with the after-rejection law) vs LM mode
-    without an exit: mean accepted drafts and throughput agree within a two-sample z-test at
-    false-failure rate 1e-3 (|z| ≤ 3.29, standard errors over independent realizations; both runs
-    share the channel draws of realizations 0..31).
-    Measured (seed 0): Gelato(exit="none") accepted 0.978 (LM) vs 0.950, throughput 27.39 vs
-    27.10 tok/s (z = −1.1); StaticSD(4, topp) accepted 1.630 vs 1.650, throughput 23.20 vs 23.34
-    (z = +0.4). With the bucket exit the surrogate still overestimates LM-mode throughput by
-    ≈ 5.5 % (23.85 vs 25.17 tok/s, z = +3.5; 8 % and z = +6.5 before the after-rejection law), so
-    that regime is reported, not asserted: after an exit the LM's next first draft is harder still
-    (mean entropy 2.27 nats) than the law fitted from rejections (gelato_jax/lm/calibrate.py)."""
+@pytest.mark.parametrize(
+    "policy", [Gelato(exit="none"), Gelato(exit="bucket"), StaticSD(gamma=4, payload="topp")],
+    ids=["gelato-no-exit", "gelato-bucket", "static-4"])
+def test_calibrated_surrogate_reproduces_lm_mode(policy):
+    """Calibrated surrogate (committed calibration.toml: the text entropy process and the
+    after-rejection law) vs LM mode: mean accepted drafts and throughput agree within a two-sample
+    z-test at false-failure rate 1e-3 each (|z| ≤ 3.29, standard errors over independent
+    realizations; both runs share the channel draws of realizations 0..31).
+    Measured (seed 0, LM 32×100 vs surrogate 256×2000), throughput z: no exit −2.2, bucket exit
+    +1.7, StaticSD(4) −1.3. History: one pooled law gave bucket +6.5 (8 % too high); the
+    after-rejection law alone +3.5; the text process alone +4.1 (gelato_jax/lm/calibrate.py)."""
     scen = calibrated_scenario()
     lm = simulate_lm(scen, policy, seed=0, realizations=32, rounds=100)
     su = simulate(scen, policy, seed=0, realizations=256, rounds=2000)

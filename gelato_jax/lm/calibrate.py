@@ -10,22 +10,17 @@ Fits, from ``(entropy, accepted[, support])`` records:
   **all drafted positions** (not only the verified ones: positions after the first rejection
   are drafted and sent but not verified, and restricting to verified positions would bias the
   law towards low entropies), which is the population the surrogate draws ``H_1..H_γ̃`` from;
-* the lag-one correlation ``rho_H`` of the entropies along a round (LM mode only): the pooled
-  Pearson correlation of ``(H_i, H_{i+1})`` over all consecutive drafted positions of every
-  round, clipped to ``[0, 1)`` — the surrogate's beta–gamma AR(1) process has exactly this
-  lag-one correlation with the same Gamma marginal (``tokens.sample_entropies``).  It is always
-  reported (``calibration.json``, the TOML comment) but written to the TOML only with
-  ``write_rho=True`` (``--write-rho``): measured with the committed pair (seed 0, 32×100 LM vs
-  256×2000 surrogate rounds), ``rho_H = 0.436`` moves the surrogate *away* from LM mode —
-  StaticSD(γ=4, topp) throughput z = +1.9 → +3.5, Gelato bucket exit z = +6.5 → +8.0, Gelato
-  without exit z = 0.0 → +0.7 — because the residual gap is not position-to-position correlation
-  but non-stationarity: the first drafted position of a round (after the target's correction or
-  bonus token) has higher entropy (mean 1.99 vs 1.83 overall, 1.74 at position 10) and lower
-  acceptance, which an AR(1) process with a stationary marginal cannot represent.  Measured (30
-  rounds × 64, seed 0): position-1 acceptance 0.633 (n = 1920, s.e. 0.011) against 0.669 predicted
-  by the pooled ``α(H)`` at those entropies; positions 3–4 are slightly *above* the fit, since
-  later positions are verified only after accepted prefixes (easier contexts).  The bucket exit
-  sends ≈ 1.1 drafts per round, so it sees mostly position 1 — hence its larger gap;
+* the **text process** (LM mode, ``entropy_process="text"``, the default): the entropies of a
+  real draft are one process along the text, and hard regions persist from round to round. The
+  surrogate models this by a Gaussian copula (``Scenario`` docstring); ``rho_H`` is fitted as the
+  pooled lag-one Pearson correlation of the normal scores ``Φ^{-1}(F_Gamma(H))`` of consecutive
+  drafted positions of a round (measured with the committed pair: 0.553; lags 2, 3, 5 give 0.36,
+  0.27, 0.22 against the AR(1)'s 0.31, 0.17, 0.05 — the memory is longer than AR(1), so the
+  surrogate is still approximate). ``--entropy-process round`` writes MODEL §4's i.i.d. rounds
+  instead; the within-round beta–gamma AR(1) correlation of the raw entropies (0.436) is always
+  reported and written as ``rho_H`` only with ``--entropy-process round --write-rho`` — history:
+  on its own it moved the surrogate *away* from LM mode (Gelato bucket exit z = +6.5 → +8.0),
+  because what matters is the link *across* rounds, not within one;
 * the payload constant ``c_p`` of ``m(H) ≈ c_p e^H`` (§3), least squares in log space:
   ``log c_p = mean(log m − H)``;
 * the **after-rejection law** (``positional=True``, the default; ``--pooled`` turns it off), the
@@ -81,6 +76,7 @@ __all__ = [
     "fit_payload_constant",
     "fit_entropy_correlation",
     "fit_first_position_scale",
+    "fit_text_correlation",
     "calibration_toml",
     "run_calibration",
     "validate_calibration",
@@ -313,6 +309,22 @@ def fit_first_position_scale(entropy_rounds, k_H: float, theta_H: float, after_r
             "n_first": int(h1.size)}
 
 
+def fit_text_correlation(entropy_rounds, k_H: float, theta_H: float) -> dict[str, float]:
+    r"""``rho_H`` of the ``entropy_process="text"`` surrogate: the pooled lag-one Pearson correlation
+    of the normal scores ``z = Φ^{-1}(F(H; k_H, θ_H))`` of consecutive drafted positions of every
+    round (``(n_rounds, γ ≥ 2)`` array), clipped to ``[0, 1 − 1e-6]``; also lags 2 and 3 (an AR(1)
+    predicts ``rho^2``, ``rho^3``)."""
+    e = np.asarray(entropy_rounds, np.float64)
+    if e.ndim != 2 or e.shape[1] < 2 or e.shape[0] < 1:
+        raise ValueError(f"entropy_rounds must be a (rounds, gamma>=2) array, got shape {e.shape}")
+    u = stats.gamma.cdf(np.maximum(e, 1e-300), k_H, scale=theta_H)
+    z = stats.norm.ppf(np.clip(u, 1e-15, 1 - 1e-15))
+    lag = lambda k: float(np.corrcoef(z[:, :-k].ravel(), z[:, k:].ravel())[0, 1]) if e.shape[1] > k else float("nan")
+    r = lag(1)
+    return {"rho_text": float(np.clip(r, 0.0, 1.0 - 1e-6)) if math.isfinite(r) else 0.0, "rho_text_raw": r,
+            "rho_text_lag2": lag(2), "rho_text_lag3": lag(3)}
+
+
 def fit_payload_constant(entropy, support) -> dict[str, float]:
     r"""``c_p`` of ``m ≈ c_p e^H``: ``log c_p = mean(log m − H)``; also ``corr(log m, H)``."""
     h = np.asarray(entropy, np.float64)
@@ -322,10 +334,12 @@ def fit_payload_constant(entropy, support) -> dict[str, float]:
             if h.std() > 0 and m.std() > 0 else float("nan"), "mean_support": float(m.mean())}
 
 
-def calibration_toml(fit: dict[str, float], comment: str = "") -> str:
+def calibration_toml(fit: dict[str, float], comment: str = "", entropy_process: str | None = None) -> str:
     """TOML snippet of the fitted scenario fields ``a0, a1, k_H, theta_H[, after_reject_H_scale]
     [, after_reject_a0_shift][, rho_H][, c_p]``."""
     lines = [f"# {line}" for line in comment.splitlines()] + ["[scenario]"]
+    if entropy_process is not None:
+        lines.append(f'entropy_process = "{entropy_process}"')
     for name in ("a0", "a1", "k_H", "theta_H", "after_reject_H_scale", "after_reject_a0_shift", "rho_H", "c_p"):
         if name in fit and math.isfinite(fit[name]):
             lines.append(f"{name} = {fit[name]:.6g}")
@@ -370,13 +384,19 @@ def _plot(path, bins, fit, entropy_all, default=(4.8, 1.8)):
 def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "runs/calibration", rounds: int = 100,
                     sequences: int = 64, gamma_max: int = 10, top_p: float = 0.95, seed: int = 0,
                     weights_dir: str | None = None, quiet: bool = False, n_bins: int = 10,
-                    write_rho: bool = False, positional: bool = True) -> dict[str, Any]:
+                    write_rho: bool = False, positional: bool = True, entropy_process: str = "text") -> dict[str, Any]:
     """Collect or read pairs, fit, and write ``calibration.toml``, ``reliability.png``,
     ``calibration.json`` (and ``pairs.csv`` in LM mode) into ``out_dir``.  ``rho_H`` goes into the
-    TOML only with ``write_rho`` (module docstring).  ``positional`` fits the first-drafted-position
+    TOML only with ``write_rho`` and ``entropy_process="round"``; with ``"text"`` (LM mode) the
+    text-process correlation is written as ``rho_H`` (module docstring).  ``positional`` fits the first-drafted-position
     law where the data allow it (LM mode; a CSV with a ``position`` column)."""
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    if entropy_process not in ("text", "round"):
+        raise ValueError(f"entropy_process must be 'text' or 'round', got {entropy_process!r}")
+    if write_rho and entropy_process == "text":
+        raise ValueError("write_rho writes the within-round AR(1) rho_H of entropy_process='round'; "
+                         "with 'text' rho_H is the text-process correlation (always written)")
     out_dir = Path(out_dir)
     if csv is not None:
         data = read_pairs_csv(csv)
@@ -456,10 +476,18 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
                   f"(n={res['after_reject']['n']}; pooled map predicts {res['after_reject']['pooled_map_prediction']:.4f}), "
                   f"mean entropy {res['after_reject']['mean_entropy']:.3f} vs {res['after_reject']['mean_entropy_later']:.3f} "
                   "later (verified pairs)" if "after_reject" in res else ""))
-    toml_fit = fit if write_rho else {k: v for k, v in fit.items() if k != "rho_H"}
-    if "rho_H_raw" in fit and not write_rho:
-        comment += "\nrho_H not written (use --write-rho; see gelato_jax/lm/calibrate.py)"
-    atomic_write_bytes(res["toml"], calibration_toml(toml_fit, comment).encode())
+    text = entropy_process == "text" and "entropy_rounds" in data
+    if text:
+        fit.update(fit_text_correlation(data["entropy_rounds"], fit["k_H"], fit["theta_H"]))
+        toml_fit = dict({k: v for k, v in fit.items() if k != "rho_H"}, rho_H=fit["rho_text"])
+        comment += (f"\nentropy_process = text: rho_H = lag-one corr of the normal scores {fit['rho_text_raw']:.4f} "
+                    f"(lags 2, 3: {fit['rho_text_lag2']:.3f}, {fit['rho_text_lag3']:.3f})")
+    else:
+        toml_fit = fit if write_rho else {k: v for k, v in fit.items() if k != "rho_H"}
+        if "rho_H_raw" in fit and not write_rho:
+            comment += "\nrho_H not written (use --write-rho; see gelato_jax/lm/calibrate.py)"
+    res["entropy_process"] = "text" if text else "round"
+    atomic_write_bytes(res["toml"], calibration_toml(toml_fit, comment, "text" if text else None).encode())
     _plot(res["plot"], bins, fit, data["all_entropy"])
     atomic_write_json(out_dir / "calibration.json", res)
     return res

@@ -48,6 +48,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         csv=args.csv, out_dir=args.out, rounds=args.rounds, sequences=args.sequences,
         gamma_max=args.gamma_max, top_p=args.top_p, seed=args.seed, weights_dir=args.weights,
         quiet=args.quiet, write_rho=args.write_rho, positional=not args.pooled,
+        entropy_process=args.entropy_process,
     )
     if args.json:
         print(json.dumps(res, indent=2))
@@ -170,10 +171,13 @@ def add_parsers(subparsers) -> None:
     c.add_argument("--top-p", type=float, default=0.95)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--weights", default=None, help="weights directory (default: the committed pair)")
+    c.add_argument("--entropy-process", choices=("text", "round"), default="text",
+                   help="surrogate entropy process to calibrate (LM mode): 'text' (default) continues a latent "
+                        "AR(1) along the text across rounds with the fitted rho_H; 'round' draws each round afresh "
+                        "(MODEL §4)")
     c.add_argument("--write-rho", action="store_true",
-                   help="also write the fitted lag-one entropy correlation rho_H to calibration.toml (LM mode; "
-                        "it is always measured and reported in calibration.json). Off by default: with it the "
-                        "calibrated surrogate agrees worse with LM mode (README / calibrate.py docstring)")
+                   help="with --entropy-process round: also write the within-round AR(1) correlation rho_H "
+                        "(always reported in calibration.json); it makes the surrogate agree worse with LM mode")
     c.add_argument("--validate", action="store_true",
                    help="then run LM mode and the calibrated surrogate side by side (Gelato no exit / bucket exit, "
                         "StaticSD(4); 32x100 vs 256x2000 rounds, ~1 min) and report z statistics (validation.md)")
