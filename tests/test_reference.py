@@ -105,19 +105,10 @@ def test_outage_rounds_are_exercised():
     assert np.all(want["budget"][out] == 0)
 
 
-def test_python_loop_matches_numpy_reference():
-    scen = SCENARIOS["far-exponential"]
-    exo = sample_exogenous(scen, seed=3, realizations=3, rounds=60)
-    for pol in (Gelato(V=2.0), Gelato(V=20.0, payload="scalar"), StaticSD(gamma=4, payload="topp")):
-        vec = ref.rollout(scen, pol, exo)
-        loop = ref.python_loop_rollout(scen, pol, exo)
-        for k in ref.ROLLOUT_FIELDS:
-            np.testing.assert_allclose(np.asarray(loop[k], np.float64), vec[k], rtol=64 * EPS, atol=1e-15, err_msg=k)
-
-
-def test_python_loop_matches_numpy_reference_after_reject():
-    scen = SCENARIOS["after-reject"]
-    exo = sample_exogenous(scen, seed=5, realizations=3, rounds=60)
+@pytest.mark.parametrize("name,seed", [("far-exponential", 3), ("after-reject", 5)])
+def test_python_loop_matches_numpy_reference(name, seed):
+    scen = SCENARIOS[name]
+    exo = sample_exogenous(scen, seed=seed, realizations=3, rounds=60)
     for pol in (Gelato(V=2.0), Gelato(V=20.0, payload="scalar"), StaticSD(gamma=4, payload="topp")):
         vec = ref.rollout(scen, pol, exo)
         loop = ref.python_loop_rollout(scen, pol, exo)
