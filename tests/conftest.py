@@ -36,3 +36,18 @@ def pair():
     cfg_d = LMConfig(n_layers=1, d_model=16, n_heads=2, max_len=C + G)
     cfg_t = LMConfig(n_layers=1, d_model=32, n_heads=2, max_len=C + G)
     return LMPair.from_models(TransformerLM(cfg_d, rngs=nnx.Rngs(0)), TransformerLM(cfg_t, rngs=nnx.Rngs(1)), C)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop JAX's compiled programs after every test module. Each XLA:CPU executable holds its own
+    memory mappings; a whole-suite run compiles thousands of programs in one process, and the
+    mapping count reached the kernel's ``vm.max_map_count`` (65,530 here), after which LLVM
+    segfaulted inside the next compile (test_verify, near the end of the suite)."""
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()

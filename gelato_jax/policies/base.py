@@ -108,7 +108,7 @@ class Policy:
         ``ᾱ_r``, ``b̄_r`` (equal to ``ᾱ``, ``b̄`` at the defaults): ``ᾱ_1 = clip(alpha_bar + ᾱ_r − ᾱ,
         0, 1)``, so an estimate of the pooled acceptance (EWMA) moves both together.
         """
-        a_rej, b_rej = _after_reject_stats(scenario, aux)
+        a_rej = _after_reject_stats(scenario, aux)[0]
         b_bar = self.mean_bits(scenario, aux)
         alpha_bar_1 = jnp.where(obs.after_reject, jnp.clip(alpha_bar + (a_rej - aux.alpha_bar), 0.0, 1.0), alpha_bar)
         b_bar_1 = jnp.where(obs.after_reject, self.mean_bits(scenario, aux, after_reject=True), b_bar)
