@@ -75,6 +75,20 @@ def sweep_cache_size() -> int:
     return _sweep_chunk._cache_size()
 
 
+def _sweep_setup(scenario, policy, Vs, seed, realizations, rounds, chunk, dtype):
+    """Shared argument checks and set-up of ``v_sweep`` and ``lagrangian_sweep``."""
+    Vs = np.asarray(Vs, np.float64)
+    if Vs.ndim != 1 or Vs.size == 0 or not np.all(np.isfinite(Vs)) or np.any(Vs < 0):
+        raise ValueError("Vs must be a non-empty 1-D array of finite values >= 0")
+    for name, v in (("realizations", realizations), ("rounds", rounds)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    chunk = min(int(chunk or realizations), realizations)
+    scenario, policy, dtype = _prepare(scenario, policy, dtype)
+    return (Vs, chunk, scenario, policy, dtype, _entropy_ar(scenario), jax.random.key(seed),
+            -(-realizations // chunk))
+
+
 def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None, progress: bool | None = None, desc: str = "V sweep"):
     """Per-realization time averages for every ``V``: a dict of ``(n_V, R)`` numpy arrays.
 
@@ -85,17 +99,8 @@ def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, 
 
     if not hasattr(policy, "V"):
         raise ValueError(f"policy {type(policy).__name__} has no field V to sweep")
-    Vs = np.asarray(Vs, np.float64)
-    if Vs.ndim != 1 or Vs.size == 0 or not np.all(np.isfinite(Vs)) or np.any(Vs < 0):
-        raise ValueError("Vs must be a non-empty 1-D array of finite values >= 0")
-    for name, v in (("realizations", realizations), ("rounds", rounds)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    chunk = min(int(chunk or realizations), realizations)
-    scenario, policy, dtype = _prepare(scenario, policy, dtype)
-    ar = _entropy_ar(scenario)
-    root = jax.random.key(seed)
-    n_chunks = -(-realizations // chunk)
+    Vs, chunk, scenario, policy, dtype, ar, root, n_chunks = _sweep_setup(
+        scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
     parts = []
     Vj = jnp.asarray(Vs, dtype)
     with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=None if progress is None else not progress, leave=False) as bar:
@@ -197,13 +202,9 @@ def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, re
 
     if not hasattr(policy, "V") or not hasattr(policy, "proxy_costs"):
         raise ValueError(f"policy {type(policy).__name__} needs fields V and a proxy_costs method")
-    Vs = np.asarray(Vs, np.float64)
+    Vs, chunk, scenario, policy, dtype, ar, root, n_chunks = _sweep_setup(
+        scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
     burns = np.asarray(burns)
-    if Vs.ndim != 1 or Vs.size == 0 or not np.all(np.isfinite(Vs)) or np.any(Vs < 0):
-        raise ValueError("Vs must be a non-empty 1-D array of finite values >= 0")
-    for name, v in (("realizations", realizations), ("rounds", rounds)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     if burns.shape != Vs.shape or not np.all((burns >= 0) & (burns < rounds) & (burns == np.floor(burns))):
         raise ValueError(f"burns must be integers in [0, rounds) with the shape of Vs {Vs.shape}, got {burns}")
     if not (math.isfinite(float(lam)) and float(lam) >= 0):
@@ -211,11 +212,6 @@ def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, re
     z0 = np.zeros_like(Vs) if z0 is None else np.asarray(z0, np.float64)
     if z0.shape != Vs.shape or not np.all(np.isfinite(z0) & (z0 >= 0)):
         raise ValueError(f"z0 must be finite values >= 0 with the shape of Vs {Vs.shape}, got {z0}")
-    chunk = min(int(chunk or realizations), realizations)
-    scenario, policy, dtype = _prepare(scenario, policy, dtype)
-    ar = _entropy_ar(scenario)
-    root = jax.random.key(seed)
-    n_chunks = -(-realizations // chunk)
     parts = []
     Vj = jnp.asarray(Vs, dtype)
     Zj = jnp.asarray(z0, dtype)
