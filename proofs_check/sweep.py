@@ -89,31 +89,37 @@ def _sweep_setup(scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
             -(-realizations // chunk))
 
 
-def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None, progress: bool | None = None, desc: str = "V sweep"):
-    """Per-realization time averages for every ``V``: a dict of ``(n_V, R)`` numpy arrays.
-
-    ``policy`` must have a leaf ``V``; ``Vs`` is a 1-D array of positive values. Returns the
-    dict plus ``"calls"`` (compiled calls made) under the key ``"_calls"``.
-    """
+def _run_chunks(call, chunk, realizations, n_chunks, desc, progress):
+    """Run ``call(indices)`` (``(n_V, chunk)`` outputs) over the padded realization chunks, drop the
+    padding, concatenate along realizations; adds ``"_calls"``."""
     from tqdm.auto import tqdm
 
-    if not hasattr(policy, "V"):
-        raise ValueError(f"policy {type(policy).__name__} has no field V to sweep")
-    Vs, chunk, scenario, policy, dtype, ar, root, n_chunks = _sweep_setup(
-        scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
     parts = []
-    Vj = jnp.asarray(Vs, dtype)
     with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=None if progress is None else not progress, leave=False) as bar:
         for c in range(n_chunks):
             start = c * chunk
-            idx = jnp.asarray(np.arange(start, start + chunk, dtype=np.uint32))
-            out = _sweep_chunk(scenario, policy, Vj, root, idx, rounds=int(rounds), ar=ar, dtype=dtype)
+            out = call(jnp.asarray(np.arange(start, start + chunk, dtype=np.uint32)))
             n_valid = min(chunk, realizations - start)
             parts.append({k: np.asarray(v)[:, :n_valid] for k, v in out.items()})
             bar.update(1)
     merged = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     merged["_calls"] = n_chunks
     return merged
+
+
+def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None, progress: bool | None = None, desc: str = "V sweep"):
+    """Per-realization time averages for every ``V``: a dict of ``(n_V, R)`` numpy arrays.
+
+    ``policy`` must have a leaf ``V``; ``Vs`` is a 1-D array of positive values. Returns the
+    dict plus ``"calls"`` (compiled calls made) under the key ``"_calls"``.
+    """
+    if not hasattr(policy, "V"):
+        raise ValueError(f"policy {type(policy).__name__} has no field V to sweep")
+    Vs, chunk, scenario, policy, dtype, ar, root, n_chunks = _sweep_setup(
+        scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
+    Vj = jnp.asarray(Vs, dtype)
+    return _run_chunks(lambda idx: _sweep_chunk(scenario, policy, Vj, root, idx, rounds=int(rounds), ar=ar, dtype=dtype),
+                       chunk, realizations, n_chunks, desc, progress)
 
 
 # ----------------------------------------------------------------------------- Lagrangian sweep
@@ -198,8 +204,6 @@ def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, re
     the stationary regime is measured). Returns a dict of
     ``(n_V, R)`` numpy arrays plus ``"_calls"``.
     """
-    from tqdm.auto import tqdm
-
     if not hasattr(policy, "V") or not hasattr(policy, "proxy_costs"):
         raise ValueError(f"policy {type(policy).__name__} needs fields V and a proxy_costs method")
     Vs, chunk, scenario, policy, dtype, ar, root, n_chunks = _sweep_setup(
@@ -212,18 +216,10 @@ def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, re
     z0 = np.zeros_like(Vs) if z0 is None else np.asarray(z0, np.float64)
     if z0.shape != Vs.shape or not np.all(np.isfinite(z0) & (z0 >= 0)):
         raise ValueError(f"z0 must be finite values >= 0 with the shape of Vs {Vs.shape}, got {z0}")
-    parts = []
     Vj = jnp.asarray(Vs, dtype)
     Zj = jnp.asarray(z0, dtype)
     Bj = jnp.asarray(burns.astype(np.int32))
-    with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=None if progress is None else not progress, leave=False) as bar:
-        for c in range(n_chunks):
-            start = c * chunk
-            idx = jnp.asarray(np.arange(start, start + chunk, dtype=np.uint32))
-            out = _lagrangian_chunk(scenario, policy, Vj, Bj, Zj, float(lam), root, idx, rounds=int(rounds), ar=ar, dtype=dtype)
-            n_valid = min(chunk, realizations - start)
-            parts.append({k: np.asarray(v)[:, :n_valid] for k, v in out.items()})
-            bar.update(1)
-    merged = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
-    merged["_calls"] = n_chunks
-    return merged
+    return _run_chunks(
+        lambda idx: _lagrangian_chunk(scenario, policy, Vj, Bj, Zj, float(lam), root, idx, rounds=int(rounds), ar=ar,
+                                      dtype=dtype),
+        chunk, realizations, n_chunks, desc, progress)
