@@ -42,9 +42,9 @@ class RoundCarry(NamedTuple):
     queue: Any  # Z_t
     policy_state: Any
     rejected: Any  # the previous round ended with a rejection or an entropy exit (bool; False before round 0)
-    # entropy_process="text" only (unused otherwise): the latent text score x at the last text
+    # entropy_process="text" only (None otherwise): the latent text score x at the last text
     # position used, the number of text steps from there to the next round's first draft, and the
-    # Gamma quantile table (None in "round" mode)
+    # Gamma quantile table
     latent: Any = None
     lag: Any = None
     table: Any = None
@@ -57,12 +57,12 @@ _FRESH_LAG = 2.0**40
 def initial_carry(scenario: Scenario, policy: Policy, aux, dtype) -> RoundCarry:
     """``t = 0``, ``Z_0 = 0``, the policy's initial state, no rejection before the first round
     (and, for ``entropy_process="text"``, a fresh stationary start of the text process)."""
-    text = scenario.entropy_process == "text"
-    return RoundCarry(
-        jnp.zeros((), jnp.int32), jnp.zeros((), dtype), policy.init_state(scenario, aux), jnp.zeros((), bool),
-        jnp.zeros((), dtype), jnp.asarray(_FRESH_LAG, dtype),
-        _gamma_table.gamma_table(scenario.k_H, dtype) if text else None,
-    )
+    carry = RoundCarry(jnp.zeros((), jnp.int32), jnp.zeros((), dtype), policy.init_state(scenario, aux),
+                       jnp.zeros((), bool))
+    if scenario.entropy_process != "text":
+        return carry
+    return carry._replace(latent=jnp.zeros((), dtype), lag=jnp.asarray(_FRESH_LAG, dtype),
+                          table=_gamma_table.gamma_table(scenario.k_H, dtype))
 
 
 def _text_entropies(scenario: Scenario, carry: RoundCarry, eps):
