@@ -4,9 +4,10 @@ Every command takes ``--json`` for machine-readable output. Invalid input prints
 ``gelato: error: ...`` on stderr and exits with status 2, without a traceback and without
 writing a partial result.
 
-Parameters: ``--config FILE.toml`` (a ``[scenario]`` table and a ``[policy]`` table with
-``name = "gelato"``, or top-level keys), then ``--set field=value`` (repeatable), routed to the
-policy when the policy has that field and to the scenario otherwise.
+Parameters (``gelato_jax.cli_inputs``, shared by every command): ``--config FILE.toml`` (a
+``[scenario]`` table and a ``[policy]`` table with ``name = "gelato"``, or top-level keys), then
+``--set field=value`` (repeatable), routed to the policy when the policy has that field and to the
+scenario otherwise.
 """
 
 from __future__ import annotations
@@ -17,120 +18,28 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+from .cli_inputs import (  # noqa: F401 - re-exported
+    CLIError,
+    Parser,
+    add_model_args,
+    nonneg_int,
+    parse_assignments,
+    parse_value,
+    positive_int,
+    scenario_and_policy_from_args,
+)
+
 __all__ = ["main", "build_parser", "scenario_and_policy_from_args"]
 
 
-class CLIError(ValueError):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2
-        raise CLIError(f"{self.prog}: {message}")
-
-
-def _parse_value(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    if "," in text:
-        return tuple(_parse_value(t) for t in text.split(",") if t.strip())
-    return text
-
-
-def parse_assignments(items: Sequence[str] | None, flag: str = "--set") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or ():
-        if "=" not in item:
-            raise CLIError(f"{flag} expects field=value, got {item!r}")
-        key, value = item.split("=", 1)
-        key = key.strip()
-        if not key:
-            raise CLIError(f"{flag} expects field=value, got {item!r}")
-        out[key] = _parse_value(value.strip())
-    return out
-
-
-def scenario_and_policy_from_args(args: argparse.Namespace):
-    """Build ``(Scenario, Policy, policy_name)`` from ``--config``, ``--policy`` and ``--set``."""
-    from . import policies
-    from .scenario import Scenario, read_toml
-
-    scen_kw: dict[str, Any] = {}
-    pol_kw: dict[str, Any] = {}
-    name = None
-    if getattr(args, "config", None):
-        data = read_toml(args.config)
-        scen_tbl = data.get("scenario", {})
-        pol_tbl = data.get("policy", {})
-        if not isinstance(scen_tbl, dict) or not isinstance(pol_tbl, dict):
-            raise CLIError(f"{args.config}: 'scenario' and 'policy' must be tables ([scenario], [policy])")
-        pol_tbl = dict(pol_tbl)
-        name = pol_tbl.pop("name", None)
-        scen_kw.update(scen_tbl)
-        pol_kw.update(pol_tbl)
-        for k, v in data.items():
-            if k not in ("scenario", "policy"):
-                if isinstance(v, dict):
-                    raise CLIError(f"{args.config}: unknown table [{k}] (allowed: [scenario], [policy])")
-                scen_kw[k] = v
-    cli_name = getattr(args, "policy", None)
-    if cli_name is not None:
-        name = cli_name
-    elif name is None:
-        name = "gelato"
-    key = str(name).lower().replace("_", "-")
-    if key not in policies.REGISTRY:
-        raise CLIError(f"--policy must be one of {sorted(policies.REGISTRY)}, got {name!r}")
-    pol_cls = policies.REGISTRY[key]
-    pol_fields = set(pol_cls._field_names)
-    for k, v in parse_assignments(getattr(args, "set", None)).items():
-        if k in pol_fields:
-            pol_kw[k] = v
-        elif k in Scenario._field_names:
-            scen_kw[k] = v
-        else:
-            raise CLIError(
-                f"--set: unknown field {k!r}; scenario fields: {', '.join(Scenario._field_names)}; "
-                f"{pol_cls.__name__} fields: {', '.join(pol_cls._field_names)}"
-            )
-    moved = {k: scen_kw.pop(k) for k in list(scen_kw) if k in pol_fields}
-    pol_kw.update(moved)
-    scenario = Scenario.from_dict(scen_kw)
-    policy = pol_cls(**pol_kw)
-    policy.validate(scenario)
-    return scenario, policy, key
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE.toml", help="scenario/policy TOML file")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a scenario or policy field (repeatable)")
-    p.add_argument("--policy", help="policy name (default: gelato)")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
+# The input helpers live in ``gelato_jax.cli_inputs`` (shared by every command). The underscore
+# aliases below keep older importers of this module working (``gelato_jax.sweep``, ``compare``,
+# ``bench``, ``figures.cli``); new code imports the public names from ``cli_inputs``.
+_Parser = Parser
+_parse_value = parse_value
+_add_model_args = add_model_args
+_positive_int = positive_int
+_nonneg_int = nonneg_int
 
 
 _TABLE_ROWS = [
@@ -226,21 +135,21 @@ def _fields(obj) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gelato", description="GELATO device-edge speculative decoding: simulator and theory verifier")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = Parser(prog="gelato", description="GELATO device-edge speculative decoding: simulator and theory verifier")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
 
     p = sub.add_parser("simulate", help="simulate a policy on a scenario and print time averages with 95%% CIs")
-    _add_model_args(p)
-    p.add_argument("--seed", type=_nonneg_int, default=0)
+    add_model_args(p)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument(
         "--tokens",
         choices=["surrogate", "lm"],
         default="surrogate",
         help="token layer: the calibrated surrogate (default) or the real tiny draft/target LM pair",
     )
-    p.add_argument("--realizations", type=_positive_int, default=None, help="default 256 (surrogate), 16 (lm)")
-    p.add_argument("--rounds", type=_positive_int, default=None, help="default 5000 (surrogate), 50 (lm)")
-    p.add_argument("--chunk", type=_positive_int, default=None, help="realizations per compiled call")
+    p.add_argument("--realizations", type=positive_int, default=None, help="default 256 (surrogate), 16 (lm)")
+    p.add_argument("--rounds", type=positive_int, default=None, help="default 5000 (surrogate), 50 (lm)")
+    p.add_argument("--chunk", type=positive_int, default=None, help="realizations per compiled call")
     p.add_argument("--out", metavar="DIR", help="save simulate.npz + simulate.json here")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,5 +1,11 @@
 """``python -m theory`` and ``gelato theory``: print the derived constants and bounds for a scenario
-and policy (``add_parsers`` registers the ``gelato`` subcommand)."""
+and policy (``add_parsers`` registers the ``gelato`` subcommand).
+
+Scenario and policy input as for every ``gelato`` command (``gelato_jax.cli_inputs``):
+``--config FILE.toml`` (``[scenario]`` and ``[policy]`` tables) and repeatable
+``--set field=value``; the policy is ``Gelato``. ``--V``, ``--proxy``, ``--exit``, ``--payload``
+are shortcuts that override the file and ``--set`` (``V`` defaults to 10 when given nowhere).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,46 @@ import argparse
 import json
 import sys
 
+from gelato_jax.cli_inputs import add_model_args, parse_assignments, positive_int, read_model_tables, scenario_and_policy_from_args
+
+_DEFAULT_V = 10.0
+
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(prog="python -m theory", description=__doc__)
-    p.add_argument("--config", help="scenario TOML file (default: MODEL.md §9 defaults)")
-    p.add_argument("--V", type=float, default=10.0, help="drift-plus-penalty weight V (default 10)")
-    p.add_argument("--proxy", default="mean", help="Gelato proxy: mean or exact (default mean)")
-    p.add_argument("--exit", default="bucket", help="inner loop: bucket, none, or marginal (with --proxy mean or ewma) (default bucket)")
-    p.add_argument("--payload", default="topp", help="payload: topp, full or scalar (default topp)")
-    p.add_argument("--quantiles", type=int, default=1024, help="bins of h for T* (default 1024)")
+    add_model_args(p, policy=False)
+    p.add_argument("--V", type=float, default=None, help=f"drift-plus-penalty weight V (default {_DEFAULT_V:g})")
+    p.add_argument("--proxy", default=None, help="Gelato proxy: mean or exact (default mean)")
+    p.add_argument("--exit", default=None, help="inner loop: bucket, none, or marginal (with --proxy mean or ewma) (default bucket)")
+    p.add_argument("--payload", default=None, help="payload: topp, full or scalar (default topp)")
+    p.add_argument("--quantiles", type=positive_int, default=1024, help="bins of h for T* (default 1024)")
     p.add_argument("--json", action="store_true", help="print JSON")
     return p
+
+
+def scenario_and_policy(args):
+    """``(Scenario, Gelato)`` of ``gelato theory``'s arguments (validated; ``ValueError`` naming the
+    field otherwise)."""
+    scenario, policy, _ = scenario_and_policy_from_args(args, allowed_policies=("gelato",))
+    given = set(parse_assignments(getattr(args, "set", None)))
+    if getattr(args, "config", None):
+        given |= set(read_model_tables(args.config)[1])
+    over = {k: getattr(args, k) for k in ("V", "proxy", "exit", "payload") if getattr(args, k, None) is not None}
+    if "V" not in over and "V" not in given:
+        over["V"] = _DEFAULT_V
+    if over:
+        policy = policy.replace(**over)
+        policy.validate(scenario)
+    return scenario, policy
 
 
 def run(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)  # theory constants in float64
-    from gelato_jax import Scenario
-    from gelato_jax.policies import Gelato
-
     from . import bounds
 
-    scenario = Scenario.from_toml(args.config) if args.config else Scenario()
-    policy = Gelato(V=args.V, proxy=args.proxy, exit=args.exit, payload=args.payload)
+    scenario, policy = scenario_and_policy(args)
     out = bounds.constants(scenario, policy, quantiles=args.quantiles)
     if args.json:
         print(json.dumps(out, indent=2))
@@ -42,7 +64,7 @@ def run(args) -> int:
 
 def add_parsers(subparsers) -> None:
     """Register ``gelato theory`` (for ``gelato_jax.cli``)."""
-    p = subparsers.add_parser("theory", help="print derived constants and bounds (E_max, B, C, T*, bounds)")
+    p = subparsers.add_parser("theory", help="print derived constants and bounds (E_max, B, C, T*, bounds) for --config/--set")
     build_parser(p)
     p.set_defaults(func=run)
 
@@ -52,7 +74,7 @@ def main(argv=None) -> int:
     try:
         return run(args)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
 
 

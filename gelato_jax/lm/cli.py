@@ -89,32 +89,18 @@ def add_simulate_lm_args(parser: argparse.ArgumentParser) -> None:
                              "'none' = the plain defaults)")
 
 
-def _explicit_scenario_fields(args) -> set[str]:
-    """Scenario fields the user gave in ``--config`` or ``--set`` (they override the calibration)."""
-    from ..cli import parse_assignments
-    from ..scenario import Scenario, read_toml
-
-    keys: set[str] = set()
-    if getattr(args, "config", None):
-        data = read_toml(args.config)
-        keys |= set(data.get("scenario", {}) if isinstance(data.get("scenario"), dict) else {})
-        keys |= {k for k, v in data.items() if not isinstance(v, dict)}
-    keys |= set(parse_assignments(getattr(args, "set", None)))
-    return keys & set(Scenario._field_names)
-
-
 def lm_scenario_and_policy_from_args(args: argparse.Namespace):
     """``(Scenario, Policy, policy_name)`` of LM mode: the committed LM calibration
     (:func:`~.simulate.calibrated_scenario`, or ``--calibration FILE``; ``none`` = plain defaults)
     with the ``--config``/``--set`` scenario fields on top; the policy as for the surrogate."""
-    from ..cli import scenario_and_policy_from_args
+    from ..cli_inputs import explicit_scenario_fields, scenario_and_policy_from_args
     from .simulate import calibrated_scenario
 
     scenario, policy, name = scenario_and_policy_from_args(args)
     calib = getattr(args, "calibration", None)
     if calib is None or str(calib).lower() != "none":
         given = scenario.to_dict()
-        scenario = calibrated_scenario(calib, **{k: given[k] for k in _explicit_scenario_fields(args)})
+        scenario = calibrated_scenario(calib, **{k: given[k] for k in explicit_scenario_fields(args)})
         policy.validate(scenario)
     return scenario, policy, name
 
