@@ -29,7 +29,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from .verdict import Verdict, not_run
+from .verdict import RATE, Verdict, not_run
 
 __all__ = [
     "ALPHA",
@@ -116,7 +116,7 @@ def check_per_slot_optimality(V, queue, throughput_hat, energy_hat, outage, budg
     if bad.size:
         i = int(bad[0])
         details["first_mismatch"] = {"round": i, "controller": int(budget[i]), "argmax": int(ref[i]), "U": U[i].tolist()}
-    return Verdict(claim, float(np.max(regret)) if n else 0.0, 0.0, None, bool(bad.size == 0), details)
+    return Verdict(claim, float(np.max(regret)) if n else 0.0, 0.0, None, bool(bad.size == 0), details, direction="statistic ≤ bound: worst per-round regret of the chosen budget ≤ 0 (rounding tolerance)")
 
 
 # ----------------------------------------------------------------------------- claim 2
@@ -151,7 +151,7 @@ def check_energy_paths(energy, arrival, queue_final, rounds: int | None = None) 
         "max_excess_over_tolerance": float(np.max(excess - tol)) if excess.size else 0.0,
         "tolerance": "64 eps x T x magnitude (summation rounding; deterministic check)",
     }
-    return Verdict(claim, float(np.max(excess)) if excess.size else 0.0, 0.0, None, bool(not np.any(bad)), details)
+    return Verdict(claim, float(np.max(excess)) if excess.size else 0.0, 0.0, None, bool(not np.any(bad)), details, direction="statistic ≤ bound: worst excess of (1/T)ΣE over (1/T)Σa + Z_T/T ≤ 0 on every path")
 
 
 def check_drift_invariant(queue, energy, arrival, V=0.0, throughput_hat_chosen=0.0) -> Verdict:
@@ -185,7 +185,7 @@ def check_drift_invariant(queue, energy, arrival, V=0.0, throughput_hat_chosen=0
     if np.any(bad):
         idx = np.unravel_index(int(np.argmax(excess - tol)), excess.shape)
         details["worst_round"] = [int(i) for i in idx]
-    return Verdict(claim, float(np.max(excess)) if excess.size else 0.0, 0.0, None, bool(not np.any(bad)), details)
+    return Verdict(claim, float(np.max(excess)) if excess.size else 0.0, 0.0, None, bool(not np.any(bad)), details, direction="statistic ≤ bound: worst excess of the drift over its bound ≤ 0 on every round")
 
 
 def check_energy_bounded(energy, E_max) -> Verdict:
@@ -194,7 +194,7 @@ def check_energy_bounded(energy, E_max) -> Verdict:
     E = np.asarray(energy, np.float64)
     worst = float(np.max(E)) if E.size else 0.0
     ok = worst <= float(E_max) * (1 + _ROUND_TOL * _EPS)
-    return Verdict(claim, worst, float(E_max), None, bool(ok), {"rounds_checked": int(E.size), "violations": int(np.sum(E > float(E_max) * (1 + _ROUND_TOL * _EPS)))})
+    return Verdict(claim, worst, float(E_max), None, bool(ok), {"rounds_checked": int(E.size), "violations": int(np.sum(E > float(E_max) * (1 + _ROUND_TOL * _EPS)))}, direction="statistic ≤ bound: largest per-round energy ≤ E_max")
 
 
 def check_drift_constant(energy, arrival, B, alpha: float = ALPHA) -> Verdict:
@@ -212,7 +212,7 @@ def check_drift_constant(energy, arrival, B, alpha: float = ALPHA) -> Verdict:
         "max_round_value": float(d.max()),
         "test": f"fail iff one-sided Student-t lower bound (level 1 - {alpha:g}) of the mean > B; false-failure probability <= {alpha:g}",
     }
-    return Verdict(claim, float(m[0]), float(B), (float(lo[0]), float(hi[0])), bool(lo[0] <= B), details)
+    return Verdict(claim, float(m[0]), float(B), (float(lo[0]), float(hi[0])), bool(lo[0] <= B), details, direction="CI low ≤ bound: mean ½(E − a)² not significantly above B")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -267,7 +267,7 @@ def check_gap_bound(V, throughput, T_star, B, C, alpha: float = ALPHA, *, t_star
         "test": f"fail iff one-sided Student-t lower bound of gap (minus the T* tolerance) (level 1 - {alpha:g}/{nV}) > (B+C)/V; "
         f"false-failure probability <= {alpha:g}",
     }
-    return Verdict(claim, float(gap[k]), float(bound[k]), (float(gap_lo[k]), float(gap_hi[k])), bool(not np.any(viol)), details)
+    return Verdict(claim, float(gap[k]), float(bound[k]), (float(gap_lo[k]), float(gap_hi[k])), bool(not np.any(viol)), details, direction="statistic ≤ bound at every V: fails iff the one-sided lower confidence bound of the gap exceeds (B + C)/V")
 
 
 def lagrangian_gap(throughput, energy, arrival, T_star, lambda_star):
@@ -320,7 +320,7 @@ def check_lagrangian_upper_bound(V, throughput, energy, arrival, T_star, lambda_
         "test": f"fail iff the one-sided upper bound (level 1 - {alpha:g}/{nV}) of G_L is below -tol (tol: numerical uncertainty of T*); "
         f"false-failure probability <= {alpha:g}",
     }
-    return Verdict(claim, float(m[k]), float(-t_star_tol), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details)
+    return Verdict(claim, float(m[k]), float(-t_star_tol), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details, direction="statistic ≥ bound at every V: fails iff the one-sided upper confidence bound of G_L is below −tol")
 
 
 def check_lagrangian_gap_bound(V, throughput, energy, arrival, queue_final, rounds, T_star, lambda_star, B, C, *, queue_initial=0.0, t_star_tol: float = 0.0, alpha: float = ALPHA) -> Verdict:
@@ -368,7 +368,7 @@ def check_lagrangian_gap_bound(V, throughput, energy, arrival, queue_final, roun
         "test": f"fail iff the one-sided lower bound (level 1 - {alpha:g}/{nV}) of G_L - horizon term, minus the T* tolerance, exceeds (B+C)/V; "
         f"false-failure probability <= {alpha:g}",
     }
-    return Verdict(claim, float(m[k]), float(bound[k]), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details)
+    return Verdict(claim, float(m[k]), float(bound[k]), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details, direction="statistic ≤ bound at every V: fails iff the one-sided lower confidence bound exceeds the bound")
 
 
 def check_regret_consistency(V, lagrangian_gap_raw, regret, *, t_star_tol: float = 0.0, alpha: float = ALPHA) -> Verdict:
@@ -400,7 +400,7 @@ def check_regret_consistency(V, lagrangian_gap_raw, regret, *, t_star_tol: float
         "test": f"fail iff the two-sided Student-t interval (level 1 - {alpha:g}/{nV}) of mean(G_L raw - regret) lies outside [-tol, tol]; "
         f"false-failure probability <= {alpha:g}",
     }
-    return Verdict(claim, float(m[k]), float(t_star_tol), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details)
+    return Verdict(claim, float(m[k]), float(t_star_tol), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details, direction="|statistic| ≤ bound: CI of mean(G_L raw − regret) meets [−tol, tol] at every V")
 
 
 # ----------------------------------------------------------------------------- claim 4
@@ -437,7 +437,7 @@ def check_queue_bound(V, queue_mean, B, C, T_max, T_ref, eps, alpha: float = ALP
         "test": f"fail iff one-sided lower bound of mean queue (level 1 - {alpha:g}/{nV}) > bound; "
         f"false-failure probability <= {alpha:g}",
     }
-    return Verdict(claim, float(m[k]), float(bound[k]), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details)
+    return Verdict(claim, float(m[k]), float(bound[k]), (float(lo[k]), float(hi[k])), bool(not np.any(viol)), details, direction="statistic ≤ bound at every V: fails iff the one-sided lower confidence bound of the mean queue exceeds the bound")
 
 
 # ----------------------------------------------------------------------------- claim 5
@@ -465,6 +465,11 @@ def _bootstrap_slope(V, rows_to_y, R, *, alpha, seed, n_resamples):
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+GAP_SLOPE_CLAIM = "§8.5 scaling: gap(V) falls at least like 1/V (log-log slope ≤ −1, bootstrap CI)"
+GAP_SLOPE_CLAIM_NONPARAMETRIC = "§8.5 scaling: V·gap(V) non-increasing past the knee (no slope fitted: the gap is below the resolution of a regression)"
+GAP_SLOPE_CLAIM_DECAY = "§8.5 scaling: gap(V) falls below half its smallest-V value somewhere on the V grid (no slope fitted)"
+
+
 def check_gap_slope(V, throughput, T_star, *, fit_mask=None, B_plus_C=None, t_star_tol: float = 0.0, alpha: float = ALPHA, seed: int = 0, n_resamples: int = 999) -> Verdict:
     r"""Claim 5 (gap): ``gap(V)`` falls at least like ``1/V`` (log-log slope ``≤ −1``; a gap falling
     faster passes).
@@ -487,7 +492,7 @@ def check_gap_slope(V, throughput, T_star, *, fit_mask=None, B_plus_C=None, t_st
     * Fail outright when the gap never falls below half its small-``V`` value although it is
       significantly positive there (no decay over the whole range).
     """
-    claim = "§8.5 scaling: gap(V) falls at least like 1/V (log-log slope ≤ −1)"
+    claim = GAP_SLOPE_CLAIM
     V = np.asarray(V, np.float64)
     x = np.asarray(throughput, np.float64)
     nV, R = x.shape
@@ -508,11 +513,11 @@ def check_gap_slope(V, throughput, T_star, *, fit_mask=None, B_plus_C=None, t_st
         details["tightness_ratio_V_gap_over_B_plus_C"] = V * gap / B_plus_C
     if not gap_lo[0] > t_star_tol:
         details["reason"] = "no measurable gap even at the smallest V"
-        return Verdict(claim, None, -1.0, None, None, details, status="inconclusive")
+        return Verdict(claim, None, -1.0, None, None, details, status="inconclusive", direction="slope ≤ bound (not tested: no measurable gap)", category=RATE)
     if below.size == 0:
         details["reason"] = "the gap never falls below half its value at the smallest V"
         details["method"] = "no decay over the V range"
-        return Verdict(claim, float(gap[-1] / gap[0]), 0.5, None, False, details)
+        return Verdict(GAP_SLOPE_CLAIM_DECAY, float(gap[-1] / gap[0]), 0.5, None, False, details, direction="statistic ≤ bound: gap(V_max)/gap(V_min) ≤ 0.5", category=RATE)
     knee = int(below[0])
     in_range = rng_mask & (np.arange(nV) >= knee)
     fit = in_range & (gap_lo > t_star_tol)
@@ -531,11 +536,11 @@ def check_gap_slope(V, throughput, T_star, *, fit_mask=None, B_plus_C=None, t_st
             f"fail iff the percentile-bootstrap lower bound (level 1 - {alpha:g}, {n_resamples} resamples of realizations) "
             f"of the slope > -1; false-failure probability <= {alpha:g} (asymptotically)"
         )
-        return Verdict(claim, float(slope), -1.0, (lo, hi), bool(lo <= -1.0), details)
+        return Verdict(claim, float(slope), -1.0, (lo, hi), bool(lo <= -1.0), details, direction="slope ≤ bound: fails iff the CI lower bound of the log-log slope exceeds −1", category=RATE)
     idx = np.flatnonzero(in_range)
     if idx.size < 2:
         details["reason"] = f"only {idx.size} V values past the knee"
-        return Verdict(claim, None, -1.0, None, None, details, status="inconclusive")
+        return Verdict(GAP_SLOPE_CLAIM_NONPARAMETRIC, None, 0.0, None, None, details, status="inconclusive", direction="statistic ≤ bound (not tested: fewer than 2 V past the knee)", category=RATE)
     y_lo = V * (gap_lo - t_star_tol)
     y_hi = V * (gap_hi + t_star_tol)
     worst, pair = -np.inf, None
@@ -553,7 +558,7 @@ def check_gap_slope(V, throughput, T_star, *, fit_mask=None, B_plus_C=None, t_st
     )
     if fit.sum() >= 2:
         details["slope_two_significant_points"] = float(log_slope(V[fit], gap[fit]))
-    return Verdict(claim, float(worst), 0.0, None, bool(worst <= 0.0), details)
+    return Verdict(GAP_SLOPE_CLAIM_NONPARAMETRIC, float(worst), 0.0, None, bool(worst <= 0.0), details, direction="statistic ≤ bound: max over V_i < V_j of [lower bound of V_j·gap_j − upper bound of V_i·gap_i] ≤ 0", category=RATE)
 
 
 def check_queue_slope(V, queue_mean, *, fit_mask=None, alpha: float = ALPHA, seed: int = 0, n_resamples: int = 999) -> Verdict:
@@ -571,7 +576,7 @@ def check_queue_slope(V, queue_mean, *, fit_mask=None, alpha: float = ALPHA, see
     details = {"V": V, "queue_mean": m, "fit_points": np.flatnonzero(mask), "realizations": int(R)}
     if mask.sum() < 3:
         details["reason"] = f"only {int(mask.sum())} V values in the fit range (need 3)"
-        return Verdict(claim, None, 1.0, None, None, details, status="inconclusive")
+        return Verdict(claim, None, 1.0, None, None, details, status="inconclusive", direction="slope ≤ bound: fails iff the CI lower bound of the log-log slope exceeds +1", category=RATE)
     Vf = V[mask]
     slope = log_slope(Vf, m[mask])
     lo, hi = _bootstrap_slope(Vf, lambda idx: q[mask][:, idx].mean(axis=1), R, alpha=alpha, seed=seed, n_resamples=n_resamples)
@@ -580,7 +585,7 @@ def check_queue_slope(V, queue_mean, *, fit_mask=None, alpha: float = ALPHA, see
         f"fail iff the percentile-bootstrap lower bound (level 1 - {alpha:g}) of the slope > 1; "
         f"false-failure probability <= {alpha:g} (asymptotically)"
     )
-    return Verdict(claim, float(slope), 1.0, (lo, hi), bool(lo <= 1.0), details)
+    return Verdict(claim, float(slope), 1.0, (lo, hi), bool(lo <= 1.0), details, direction="slope ≤ bound: fails iff the CI lower bound of the log-log slope exceeds +1", category=RATE)
 
 
 SLOPE_MARGIN = 0.5  # §8.5 G_L test: the slope must be below −1 + 0.5 = −0.5 (1/V, not 1/√V or slower)
@@ -666,7 +671,7 @@ def check_lagrangian_slope(V, regret, *, queue_mean=None, alpha: float = ALPHA, 
             f"G_L resolvable (CI above 0) at {int(resolvable.sum())} V values; the {int(fit.sum())} largest span {span:.2f} decades; "
             f"need {fit_top} over {min_decades:g}"
         )
-        return Verdict(claim, None, -1.0 + margin, None, None, details, status="inconclusive")
+        return Verdict(claim, None, -1.0 + margin, None, None, details, status="inconclusive", direction="CI high < bound: the upper confidence bound of the log-log slope is below −0.5", category=RATE)
     if resolvable.sum() > fit.sum():
         a_s, a_lo, a_hi, _ = _bootstrap_slope_rows(V[resolvable], x[resolvable], alpha=alpha, seed=seed + 2, n_resamples=n_resamples)
         details.update({"slope_all_resolvable": a_s, "slope_all_resolvable_ci": [a_lo, a_hi]})
@@ -687,7 +692,7 @@ def check_lagrangian_slope(V, regret, *, queue_mean=None, alpha: float = ALPHA, 
             ),
         }
     )
-    return Verdict(claim, slope, -1.0 + margin, (s_lo, s_hi), bool(s_hi < -1.0 + margin), details)
+    return Verdict(claim, slope, -1.0 + margin, (s_lo, s_hi), bool(s_hi < -1.0 + margin), details, direction="CI high < bound: the upper confidence bound of the log-log slope is below −0.5", category=RATE)
 
 
 # ----------------------------------------------------------------------------- claim 6
@@ -732,7 +737,7 @@ def check_closed_form(name: str, value, samples, *, alpha: float = ALPHA, abs_to
         "abs_tol_max": float(np.max(abs_tol)) if k else 0.0,
         "test": f"two-sided z-test per value at level {alpha:g}/{k} plus abs_tol; false-failure probability <= {alpha:g}",
     }
-    return Verdict(claim, float(ratio[j]), 1.0, (float(m[j] - z * se[j]), float(m[j] + z * se[j])), bool(not np.any(bad)), details)
+    return Verdict(claim, float(ratio[j]), 1.0, (float(m[j] - z * se[j]), float(m[j] + z * se[j])), bool(not np.any(bad)), details, direction="statistic = bound (ratio closed form / Monte Carlo mean): every compared value within its two-sided z interval")
 
 
 def check_optimum_agreement(T_lp, T_dual, *, rel_tol: float = 1e-6) -> Verdict:
@@ -740,7 +745,7 @@ def check_optimum_agreement(T_lp, T_dual, *, rel_tol: float = 1e-6) -> Verdict:
     claim = "§8.3 T* two ways: LP (HiGHS) = Lagrangian dual"
     diff = abs(float(T_lp) - float(T_dual))
     tol = rel_tol * max(abs(float(T_lp)), 1.0)
-    return Verdict(claim, diff, tol, None, bool(diff <= tol), {"T_star_LP": float(T_lp), "T_star_dual": float(T_dual), "rel_tol": rel_tol})
+    return Verdict(claim, diff, tol, None, bool(diff <= tol), {"T_star_LP": float(T_lp), "T_star_dual": float(T_dual), "rel_tol": rel_tol}, direction="statistic ≤ bound: |T*_LP − T*_dual| within the solver tolerance")
 
 
 # ----------------------------------------------------------------------------- claim 7
@@ -757,7 +762,7 @@ def check_lossless(counts, target, *, alpha: float = ALPHA, what: str = "first e
     p = p / p.sum()
     n = c.sum()
     if np.any(c[p == 0] > 0):
-        return Verdict(claim, float("inf"), alpha, None, False, {"reason": "a token with target probability 0 was emitted", "samples": int(n)})
+        return Verdict(claim, float("inf"), alpha, None, False, {"reason": "a token with target probability 0 was emitted", "samples": int(n)}, direction="statistic ≥ bound: chi-square p-value ≥ α")
     exp = n * p
     big = exp >= 5
     f_obs = np.append(c[big], c[~big].sum())
@@ -771,7 +776,7 @@ def check_lossless(counts, target, *, alpha: float = ALPHA, what: str = "first e
         "total_variation": float(0.5 * np.abs(c / n - p).sum()),
         "test": f"chi-square goodness of fit, fail iff p < {alpha:g} (false-failure probability {alpha:g})",
     }
-    return Verdict(claim, float(res.pvalue), alpha, None, bool(res.pvalue >= alpha), details)
+    return Verdict(claim, float(res.pvalue), alpha, None, bool(res.pvalue >= alpha), details, direction="statistic ≥ bound: chi-square p-value ≥ α")
 
 
 # ----------------------------------------------------------------------------- sweep mechanics
@@ -780,7 +785,7 @@ def check_single_compile(cache_size: int, calls: int, n_V: int) -> Verdict:
     ``cache_size`` is the growth of the jitted sweep's cache during the sweep (0 when an identical
     program was compiled earlier in the process)."""
     claim = "V sweep runs as one compiled program (vmap over V and realizations, no recompilation)"
-    return Verdict(claim, float(cache_size), 1.0, None, bool(0 <= cache_size <= 1), {"jit_cache_size": int(cache_size), "compiled_calls": int(calls), "n_V": int(n_V)})
+    return Verdict(claim, float(cache_size), 1.0, None, bool(0 <= cache_size <= 1), {"jit_cache_size": int(cache_size), "compiled_calls": int(calls), "n_V": int(n_V)}, direction="statistic ≤ bound: at most one new compiled program for the whole V sweep")
 
 
 def missing(claim: str, reason: str) -> Verdict:

@@ -1,8 +1,14 @@
 """The structured verdict every check returns.
 
 ``passed`` is ``True`` (the claim held), ``False`` (the data contradict the claim: ``gelato verify``
-exits non-zero), or ``None`` (not a pass/fail claim: an observation outside the theorem's
-assumptions, or a check that could not run — ``status`` then says which and ``details`` why).
+exits non-zero when the claim is one of the theorem's), or ``None`` (not a pass/fail claim: an
+observation outside the theorem's assumptions, a check that could not run, or a configuration that
+does not apply to the scenario — ``status`` then says which and ``details`` why).
+
+``category`` separates the claims of the theorem (``THEOREM``: they decide the exit status) from
+rates the theorem does not state (``RATE``, "rate (beyond the theorem)": log-log slopes of the gap,
+of the queue and of ``G_L``; reported, and failing the run only with ``--strict``).
+``direction`` says in words which way the statistic must lie for the claim to pass.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ import dataclasses
 import math
 from typing import Any
 
-__all__ = ["Verdict", "not_run", "observation"]
+__all__ = ["Verdict", "not_run", "observation", "not_applicable", "THEOREM", "RATE", "CATEGORIES"]
 
-STATUSES = ("pass", "FAIL", "not run", "observation", "inconclusive")
+STATUSES = ("pass", "FAIL", "not run", "observation", "inconclusive", "not applicable")
+THEOREM = "theorem"
+RATE = "rate (beyond the theorem)"
+CATEGORIES = (THEOREM, RATE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +35,11 @@ class Verdict:
     ci: ``(low, high)`` confidence interval of the statistic, or ``None``.
     passed: ``True`` / ``False`` / ``None`` (see module docstring).
     details: everything else a reader needs (sample sizes, false-failure rate, per-V arrays).
-    status: ``"pass"``, ``"FAIL"``, ``"not run"``, ``"observation"`` or ``"inconclusive"``.
+    status: ``"pass"``, ``"FAIL"``, ``"not run"``, ``"observation"``, ``"inconclusive"`` or
+        ``"not applicable"``.
     config: the configuration the check ran on (``""`` for scenario-level checks).
+    direction: which way passes, in words (e.g. ``"statistic ≤ bound"``, ``"CI upper < bound"``).
+    category: ``THEOREM`` (decides the exit status) or ``RATE`` (only with ``strict``).
     """
 
     claim: str
@@ -38,6 +50,8 @@ class Verdict:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     status: str = ""
     config: str = ""
+    direction: str = ""
+    category: str = THEOREM
 
     def __post_init__(self):
         if not self.status:
@@ -46,6 +60,8 @@ class Verdict:
             raise ValueError(f"Verdict.status must be one of {STATUSES}, got {self.status!r}")
         if self.passed is not None and self.status != ("pass" if self.passed else "FAIL"):
             raise ValueError(f"Verdict.status {self.status!r} contradicts passed={self.passed}")
+        if self.category not in CATEGORIES:
+            raise ValueError(f"Verdict.category must be one of {CATEGORIES}, got {self.category!r}")
 
     def with_config(self, config: str) -> "Verdict":
         return dataclasses.replace(self, config=config)
@@ -64,7 +80,9 @@ class Verdict:
             {
                 "claim": self.claim,
                 "config": self.config,
+                "category": self.category,
                 "status": self.status,
+                "direction": self.direction,
                 "passed": self.passed,
                 "statistic": _num(self.statistic),
                 "bound": _num(self.bound),
@@ -94,11 +112,17 @@ def _plain(x):
     return x
 
 
-def not_run(claim: str, reason: str, **details) -> Verdict:
+def not_run(claim: str, reason: str, *, category: str = THEOREM, **details) -> Verdict:
     """A check that could not run (never a pass)."""
-    return Verdict(claim, None, None, None, None, {"reason": reason, **details}, status="not run")
+    return Verdict(claim, None, None, None, None, {"reason": reason, **details}, status="not run", category=category)
 
 
-def observation(claim: str, statistic, bound, ci, details: dict | None = None) -> Verdict:
+def not_applicable(claim: str, reason: str, **details) -> Verdict:
+    """A configuration (or check) that does not apply to the scenario: reported with the reason,
+    never a pass and never a failure."""
+    return Verdict(claim, None, None, None, None, {"reason": reason, **details}, status="not applicable")
+
+
+def observation(claim: str, statistic, bound, ci, details: dict | None = None, *, direction: str = "", category: str = THEOREM) -> Verdict:
     """A reported measurement outside the theorem's assumptions (never a pass or a failure)."""
-    return Verdict(claim, statistic, bound, ci, None, dict(details or {}), status="observation")
+    return Verdict(claim, statistic, bound, ci, None, dict(details or {}), status="observation", direction=direction, category=category)
