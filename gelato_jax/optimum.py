@@ -72,6 +72,24 @@ class Optimum:
       throughput: ``(n, γ_max + 1)`` ``T(γ, h_k)`` (tok/s).
       energy_table: ``(n, γ_max + 1)`` ``E(γ, h_k)`` (J).
       proxy: the proxy the tables come from (``"mean"``, ``"exact"``).
+      method: ``"exact"`` (integration between switching points, continuous law) or
+        ``"quantised"`` (LP + dual on ``quantiles`` bins; the trace law is always solved this way,
+        exactly when it has at most ``quantiles`` distinct values).
+      lambda_star_precision: bound on ``|λ* − λ*_true|`` from the root finder and the integration
+        error (``method="exact"``; ``None`` for the quantised method, whose λ* is that of the
+        quantised problem).
+      switching_points: ``h`` where the λ*-policy changes budget (``method="exact"``).
+      kappa: ``−de/dλ`` at ``λ*`` (central difference; ``method="exact"``), the dual's curvature.
+      slack: the budget does not bind (``λ* = 0``; ``method="exact"``).
+      proxy_mc_error: for ``proxy="exact"`` and ``method="exact"``: estimated Monte Carlo floor
+        (≈ 2 standard errors, tok/s) that the exact-proxy table's sample puts under ``T*`` — not
+        included in ``tolerance``, which is the numerical error for the given table.
+
+    For ``method="exact"`` the bins are the pieces of constant budget of the optimal (deterministic)
+    λ*-policy: ``probs`` rows are one-hot, ``h_nodes`` are the pieces' probability midpoints,
+    ``lambda_star_lp = lambda_star``, ``T_star`` is the primal value ``E_h T(γ*(h), h)`` (the
+    λ*-policy, randomised at λ* only if ``e(λ)`` jumps there), ``T_star_dual = λ*Ē + G(λ*)``, and
+    ``[T_lower, T_upper] = T_star_dual ± tolerance``.
     """
 
     T_star: float
@@ -91,6 +109,12 @@ class Optimum:
     throughput: np.ndarray
     energy_table: np.ndarray
     proxy: str
+    method: str = "quantised"
+    lambda_star_precision: float | None = None
+    switching_points: np.ndarray | None = None
+    kappa: float | None = None
+    slack: bool | None = None
+    proxy_mc_error: float | None = None
 
     def bin_index(self, h):
         """Bin of fading gain ``h`` (JAX, any shape): ``h_edges[k] ≤ h < h_edges[k+1]``."""
@@ -108,8 +132,10 @@ class Optimum:
     def summary(self) -> dict[str, Any]:
         """Scalar fields as a JSON-ready dict."""
         keys = ("T_star", "T_star_dual", "lambda_star", "lambda_star_lp", "energy", "E_bar", "T_lower",
-                "T_upper", "tolerance", "proxy")
+                "T_upper", "tolerance", "proxy", "method", "lambda_star_precision", "kappa", "slack", "proxy_mc_error")
         out = {k: getattr(self, k) for k in keys}
+        if self.switching_points is not None:
+            out["switching_points"] = [float(x) for x in self.switching_points]
         out["bins"] = int(len(self.weights))
         return out
 
@@ -258,17 +284,34 @@ def _solve_dual(w, T, E, allowed, E_bar, xatol_rel=1e-12):
     return val, lam, xatol, lam_hi
 
 
-def optimum(scenario: Scenario, policy: Policy, *, quantiles: int = 2048, E_bar: float | None = None) -> Optimum:
-    """``T*`` over stationary randomized policies for ``policy``'s proxy (LP and dual).
+def optimum(scenario: Scenario, policy: Policy, *, method: str | None = None, quantiles: int | None = None,
+            E_bar: float | None = None) -> Optimum:
+    """``T*`` over stationary randomized policies for ``policy``'s proxy.
 
     Args:
       scenario: the scenario (its ``E_bar`` unless ``E_bar`` is given).
       policy: a policy with a ``payload`` (Gelato: its ``proxy``; others: the mean proxy).
-      quantiles: number of equal-probability bins of ``h`` (integer in [8, 200000]).
+      method: ``"exact"`` — the continuous Exp(1) law (Rayleigh, Gauss–Markov marginal), integrated
+        between the switching points of the λ-policy, ``λ*`` by root finding on ``e(λ) = Ē``
+        (see ``docs/optimum.md``); ``"quantised"`` — LP (HiGHS) + dual on ``quantiles``
+        equal-probability bins. Default (``None``): ``"quantised"`` when ``quantiles`` is given
+        (the behaviour of every caller written before the exact method), else ``"exact"``. A
+        ``trace`` channel (a discrete law) is always solved by the LP on its distinct values,
+        which is exact (``method="exact"`` uses up to 200,000 of them).
+      quantiles: number of equal-probability bins of ``h`` (integer in [8, 200000]; quantised
+        method only; default 2048).
       E_bar: optional energy budget override (J/round, > 0).
     Returns:
       ``Optimum`` (see its attributes).
     """
+    if method is None:
+        method = "quantised" if quantiles is not None else "exact"
+    if method not in ("exact", "quantised"):
+        raise ValueError(f"method must be 'exact' or 'quantised', got {method!r}")
+    if method == "exact" and quantiles is not None:
+        raise ValueError("quantiles is only used by method='quantised'")
+    if quantiles is None:
+        quantiles = 2048
     if not isinstance(scenario, Scenario):
         raise ValueError(f"scenario must be a gelato_jax.Scenario, got {type(scenario).__name__}")
     if not isinstance(policy, Policy):
@@ -290,6 +333,11 @@ def optimum(scenario: Scenario, policy: Policy, *, quantiles: int = 2048, E_bar:
     policy.validate(scenario)
     proxy = getattr(policy, "proxy", "mean")
     proxy = "mean" if proxy == "ewma" else proxy
+    marginal = _marginal(scenario)
+    if method == "exact" and marginal == "exp1":
+        return _exact_optimum(scenario, policy, E_bar, proxy)
+    if method == "exact":  # a discrete law: the LP on all its distinct values is exact
+        quantiles = 200_000
 
     edges, nodes, w, lo, hi, exact = h_quantisation(scenario, int(quantiles))
     n = len(nodes)
@@ -323,5 +371,386 @@ def optimum(scenario: Scenario, policy: Policy, *, quantiles: int = 2048, E_bar:
     return Optimum(
         T_star=t_lp, T_star_dual=t_dual, lambda_star=lam, lambda_star_lp=lam_lp, energy=energy, E_bar=E_bar,
         T_lower=float(t_lower), T_upper=float(t_upper), tolerance=float(tol), h_edges=edges, h_nodes=nodes,
-        weights=w, outage=out, probs=p, throughput=T, energy_table=E, proxy=proxy,
+        weights=w, outage=out, probs=p, throughput=T, energy_table=E, proxy=proxy, method=method,
     )
+
+
+# ----------------------------------------------------------------------------- exact integration
+# The continuous-fading problem without quantisation (method="exact"). Float64 throughout: the
+# proxy tables are evaluated by JAX under ``jax.enable_x64(True)`` whatever the caller's setting.
+_H_MAX = 50.0  # upper end of the integration range; the tail mass e^{-50} ≈ 2e-22 is put at h = 50
+_CELLS = 256  # at least this many cells on [h_min, _H_MAX], uniform in log(h + c) with step ≤ _DX
+_DX = 0.03  # (c = min(h_min, 1e-4/SNR of the nearer rate pole): every cell is ≤ 3 % of its distance to a pole)
+_GL_N = 20  # Gauss–Legendre nodes per cell / sub-piece (error estimate: against 10 nodes)
+
+
+@jax.jit
+def _precompute(scenario, policy):
+    return policy.precompute(scenario)
+
+
+@jax.jit
+def _tables_aux(scenario, policy, aux, h):
+    fn = _proxy_fn(policy)
+    state = policy.init_state(scenario, aux)
+
+    def one(hk):
+        rate = channel.uplink_rate(scenario, hk)
+        rate_dl = channel.downlink_rate(scenario, hk)
+        out = channel.in_outage(scenario, rate)
+        obs = RoundObs(jnp.zeros((), jnp.int32), jnp.zeros_like(hk), hk, rate, rate_dl, out)
+        pc = fn(scenario, aux, state, obs)
+        return pc.throughput, pc.energy
+
+    return jax.vmap(one)(h)
+
+
+class _ProxyEval:
+    """``h ↦ (T (…, γ_max+1), E (…, γ_max+1))`` in float64 numpy, the policy's own ``proxy_costs``
+    with its ``precompute`` done once (``aux`` may be given, e.g. an exact-proxy table of another
+    sample size)."""
+
+    def __init__(self, scenario: Scenario, policy: Policy, aux=None):
+        self.scenario, self.policy = scenario, policy
+        with jax.enable_x64(True):
+            self.aux = _precompute(scenario, policy) if aux is None else aux
+        self.calls = 0
+
+    def __call__(self, h):
+        h = np.asarray(h, dtype=np.float64)
+        shape, flat = h.shape, h.reshape(-1)
+        n = flat.size
+        size = max(64, 1 << max(n - 1, 1).bit_length())  # a few padded sizes: a few compiled programs
+        padded = np.concatenate([flat, np.ones(size - n)])
+        with jax.enable_x64(True):
+            T, E = _tables_aux(self.scenario, self.policy, self.aux, jnp.asarray(padded, jnp.float64))
+            T, E = np.asarray(T, np.float64)[:n], np.asarray(E, np.float64)[:n]
+        self.calls += 1
+        return T.reshape(shape + (-1,)), E.reshape(shape + (-1,))
+
+
+def _marginal(scenario: Scenario) -> str:
+    """The fading marginal a stationary randomized policy sees: ``"exp1"`` (Rayleigh; the stationary
+    marginal of Gauss–Markov, ``|CN(0,1)|² ~ Exp(1)``, which round 0 also draws) or ``"discrete"``
+    (the empirical law of a trace). Any other channel has no known marginal: ``ValueError``."""
+    if scenario.channel in ("rayleigh", "gauss_markov"):
+        return "exp1"
+    if scenario.channel == "trace":
+        return "discrete"
+    raise ValueError(f"optimum(method='exact'): no known fading marginal for channel {scenario.channel!r}")
+
+
+def _snr_poles(scenario: Scenario) -> float:
+    """``c = min(1/snr_ul, 1/snr_dl)``: the rates ``W log2(1 + snr h)`` are analytic for ``h > −c``."""
+    snr_ul = float(np.asarray(scenario.mean_snr))
+    snr_dl = float(np.asarray(scenario.P_edge * scenario.g0 / (scenario.N0 * scenario.W_dl)))
+    return 1e-4 * min(1.0 / snr_ul, 1.0 / snr_dl)
+
+
+def _extra_breakpoints(scenario: Scenario, policy: Policy, aux) -> np.ndarray:
+    """Points in ``h`` where the proxy is not analytic: the exact proxy's ``topp`` table is a cubic
+    spline in ``v = r_ref/(r + r_ref)`` (C¹ at its grid nodes)."""
+    if getattr(policy, "proxy", "mean") != "exact" or policy.payload != "topp":
+        return np.zeros(0)
+    tab = aux.table
+    v = np.asarray(tab.v_grid, np.float64)
+    r_ref = float(np.asarray(tab.r_ref))
+    v = v[v > 0]
+    r = r_ref * (1.0 - v) / v
+    with np.errstate(over="ignore"):
+        h = np.expm1(np.minimum(r / float(scenario.W), 1e4) * math.log(2.0)) / float(np.asarray(scenario.mean_snr))
+    return h[np.isfinite(h)]
+
+
+@dataclasses.dataclass
+class _LamPolicy:
+    """The deterministic λ-policy ``γ_λ(h) = argmax_γ T − λE`` (ties: smallest γ) and its means."""
+
+    lam: float
+    t: float  # E_h T(γ_λ(h), h)
+    e: float  # E_h E(γ_λ(h), h) = e(λ)
+    lo: np.ndarray  # pieces [lo, hi) of constant maximiser (over [h_min, _H_MAX])
+    hi: np.ndarray
+    gamma: np.ndarray
+    switches: np.ndarray  # switching points found by root finding (inside grid cells)
+
+
+class _ExactProblem:
+    """``G(λ) = E_h max_γ [T(γ,h) − λE(γ,h)]`` for ``h ~ max(Exp(1), h_min)`` by exact integration.
+
+    Fixed grid: ``_CELLS`` cells on ``[h_min, _H_MAX]`` uniform in ``log(h + c)`` (``c`` from the
+    nearest complex singularity of the rates), with edges at ``h_out`` and at the proxy's
+    non-analytic points. On each cell ``∫ T_γ e^{−h} dh`` and ``∫ E_γ e^{−h} dh`` are precomputed for
+    every ``γ`` by ``_GL_N``-point Gauss–Legendre. For a price ``λ`` the maximiser is found at the
+    cells' edges and nodes; where it changes inside a cell the switching point is the root of
+    ``g_A − g_B`` (Chandrupatla, ``scipy.optimize.elementwise.find_root``, to ~1 ulp), checked to be
+    on the upper envelope (otherwise the interval is resampled finer), and the sub-pieces are
+    integrated again by Gauss–Legendre. The atom ``P(h = h_min) = 1 − e^{−h_min}`` (the clamp) and
+    the tail mass ``e^{−_H_MAX}`` (put at ``_H_MAX``) are added exactly.
+    """
+
+    def __init__(self, scenario: Scenario, policy: Policy, ev: _ProxyEval):
+        self.ev = ev
+        self.h_min = h_min = float(scenario.h_min)
+        self.h_out = h_out = outage_threshold(scenario)
+        c = _snr_poles(scenario)
+        c = min(c, h_min) if h_min > 0 else c
+        top = max(_H_MAX, h_min + _H_MAX)
+        n_cells = max(_CELLS, int(math.ceil((math.log(top + c) - math.log(h_min + c)) / _DX)))
+        x = np.linspace(math.log(h_min + c), math.log(top + c), n_cells + 1)
+        edges = np.exp(x) - c
+        extra = [e for e in np.concatenate([[h_out], _extra_breakpoints(scenario, policy, ev.aux)]) if h_min < e < top]
+        edges = np.unique(np.concatenate([edges[1:-1], extra, [h_min, top]]))
+        edges = edges[np.concatenate([[True], np.diff(edges) > 1e-13 * edges[1:]])]
+        edges[-1] = top
+        self.edges = edges
+        self.top = top
+        self.out_cell = edges[1:] <= h_out  # cells inside the outage region (only γ = 0)
+        C = len(edges) - 1
+        self.xg, self.wg = np.polynomial.legendre.leggauss(_GL_N)
+        xg2, wg2 = np.polynomial.legendre.leggauss(_GL_N // 2)
+        l, r = edges[:-1, None], edges[1:, None]
+        Hn = 0.5 * (l + r) + 0.5 * (r - l) * self.xg
+        Wn = 0.5 * (r - l) * self.wg * np.exp(-Hn)
+        Hn2 = 0.5 * (l + r) + 0.5 * (r - l) * xg2
+        Wn2 = 0.5 * (r - l) * wg2 * np.exp(-Hn2)
+        pts = np.concatenate([edges, Hn.ravel(), Hn2.ravel()])
+        Tp, Ep = ev(pts)
+        if not (np.all(np.isfinite(Tp)) and np.all(np.isfinite(Ep))):
+            raise ValueError("the proxy tables are not finite for this scenario (check its parameters)")
+        ne = len(edges)
+        Te, Ee = Tp[:ne], Ep[:ne]
+        Tn, En = Tp[ne:ne + Hn.size].reshape(C, _GL_N, -1), Ep[ne:ne + Hn.size].reshape(C, _GL_N, -1)
+        Tn2, En2 = Tp[ne + Hn.size:].reshape(C, _GL_N // 2, -1), Ep[ne + Hn.size:].reshape(C, _GL_N // 2, -1)
+        self.G1 = Tp.shape[1]
+        self.IT = np.einsum("cj,cjg->cg", Wn, Tn)
+        self.IE = np.einsum("cj,cjg->cg", Wn, En)
+        # error estimate of the 20-point rule: the 10-point rule's error (a large over-estimate)
+        al = np.ones((C, self.G1), bool)
+        al[self.out_cell, 1:] = False
+        self.err_T_cell = np.where(al, np.abs(self.IT - np.einsum("cj,cjg->cg", Wn2, Tn2)), 0.0).max(axis=1)
+        self.err_E_cell = np.where(al, np.abs(self.IE - np.einsum("cj,cjg->cg", Wn2, En2)), 0.0).max(axis=1)
+        # sample points of each cell for the maximiser: left edge, nodes, right edge
+        self.SH = np.concatenate([l, Hn, r], axis=1)
+        self.ST = np.concatenate([Te[:-1, None], Tn, Te[1:, None]], axis=1)
+        self.SE = np.concatenate([Ee[:-1, None], En, Ee[1:, None]], axis=1)
+        self.allowed = np.ones((C, self.G1), bool)
+        self.allowed[self.out_cell, 1:] = False
+        # atom at h_min (clamp) and tail mass at top
+        self.m_atom = float(-np.expm1(-h_min))
+        self.m_tail = float(np.exp(-top))
+        self.atom_out = h_min < h_out
+        self.T_atom, self.E_atom, self.T_tail, self.E_tail = Te[0], Ee[0], Te[-1], Ee[-1]
+        self._cache: dict[float, _LamPolicy] = {}
+
+    # --------------------------------------------------------------- one price
+    def _g(self, T, E, lam, allowed):
+        return np.where(allowed, T - lam * E, -np.inf)
+
+    def _roots(self, lam, a, b, A, B):
+        """Roots of ``g_A − g_B`` in ``[a, b]`` (arrays), ``g_A ≥ g_B`` at ``a``, ``≤`` at ``b``."""
+        from scipy.optimize.elementwise import find_root
+
+        A, B = np.asarray(A), np.asarray(B)
+
+        def f(x, A, B):
+            T, E = self.ev(x)
+            A = np.broadcast_to(A, x.shape).astype(int)
+            B = np.broadcast_to(B, x.shape).astype(int)
+            gA = np.take_along_axis(T - lam * E, A[..., None], -1)[..., 0]
+            gB = np.take_along_axis(T - lam * E, B[..., None], -1)[..., 0]
+            return gA - gB
+
+        res = find_root(f, (np.asarray(a, float), np.asarray(b, float)), args=(A, B),
+                        tolerances=dict(xatol=0.0, xrtol=4 * np.finfo(float).eps, fatol=0.0, frtol=0.0))
+        return np.asarray(res.x, float)
+
+    def _split(self, lam, pts, am, allowed_row, depth=0):
+        """Switching points and maximisers on sample points ``pts`` (sorted) with argmax ``am``."""
+        idx = np.nonzero(am[:-1] != am[1:])[0]
+        if idx.size == 0:
+            return [], [int(am[0])]
+        s = self._roots(lam, pts[idx], pts[idx + 1], am[idx], am[idx + 1])
+        T, E = self.ev(s)
+        g = self._g(T, E, lam, allowed_row[None, :])
+        gA = g[np.arange(len(s)), am[idx]]
+        scale = np.abs(T).max(axis=1) + abs(lam) * np.abs(E).max(axis=1)
+        bad = g.max(axis=1) > gA + 1e-12 * scale
+        sw, gam = [], [int(am[0])]
+        for k, i in enumerate(idx):
+            if bad[k]:  # a third budget is on top inside [pts[i], pts[i+1]]: resample it finer
+                if depth > 6:
+                    raise RuntimeError(f"optimum(method='exact'): could not resolve the maximiser near h = {s[k]:.6g}")
+                sub = np.linspace(pts[i], pts[i + 1], 33)
+                Ts, Es = self.ev(sub)
+                ams = np.argmax(self._g(Ts, Es, lam, allowed_row[None, :]), axis=1)
+                ams[0], ams[-1] = am[i], am[i + 1]
+                sw2, gam2 = self._split(lam, sub, ams, allowed_row, depth + 1)
+                sw += sw2
+                gam += gam2[1:]
+            else:
+                sw.append(float(s[k]))
+                gam.append(int(am[i + 1]))
+        return sw, gam
+
+    def policy(self, lam: float) -> _LamPolicy:
+        lam = float(lam)
+        hit = self._cache.get(lam)
+        if hit is not None:
+            return hit
+        g = self._g(self.ST, self.SE, lam, self.allowed[:, None, :])
+        am = np.argmax(g, axis=-1)  # (C, n+2)
+        const = np.all(am == am[:, :1], axis=1)
+        gc = am[:, 0]
+        C = len(const)
+        ci = np.arange(C)
+        t = float(np.sum(self.IT[ci, gc] * const))
+        e = float(np.sum(self.IE[ci, gc] * const))
+        lo, hi, gam, switches = [], [], [], []
+        piece_l, piece_r, piece_g = [], [], []
+        for c in range(C):
+            if const[c]:
+                lo.append(self.edges[c]); hi.append(self.edges[c + 1]); gam.append(int(gc[c]))
+                continue
+            sw, gg = self._split(lam, self.SH[c], am[c], self.allowed[c])
+            b = [self.edges[c]] + sw + [self.edges[c + 1]]
+            switches += sw
+            for k, gk in enumerate(gg):
+                lo.append(b[k]); hi.append(b[k + 1]); gam.append(gk)
+                piece_l.append(b[k]); piece_r.append(b[k + 1]); piece_g.append(gk)
+        if piece_l:
+            pl, pr, pg = np.array(piece_l), np.array(piece_r), np.array(piece_g)
+            H = 0.5 * (pl + pr)[:, None] + 0.5 * (pr - pl)[:, None] * self.xg
+            Wt = 0.5 * (pr - pl)[:, None] * self.wg * np.exp(-H)
+            T, E = self.ev(H)
+            t += float(np.sum(Wt * np.take_along_axis(T, pg[:, None, None], -1)[..., 0]))
+            e += float(np.sum(Wt * np.take_along_axis(E, pg[:, None, None], -1)[..., 0]))
+        # atom at h_min and tail at top
+        g_atom = self.T_atom - lam * self.E_atom
+        ga = 0 if self.atom_out else int(np.argmax(g_atom))
+        gt = int(np.argmax(self.T_tail - lam * self.E_tail))
+        t += self.m_atom * self.T_atom[ga] + self.m_tail * self.T_tail[gt]
+        e += self.m_atom * self.E_atom[ga] + self.m_tail * self.E_tail[gt]
+        lo, hi, gam = np.array(lo), np.array(hi), np.array(gam, int)
+        # merge consecutive pieces with the same maximiser
+        keep = np.concatenate([[True], gam[1:] != gam[:-1]])
+        starts = np.nonzero(keep)[0]
+        ends = np.concatenate([starts[1:], [len(gam)]]) - 1
+        out = _LamPolicy(lam, t, e, lo[starts], hi[ends], gam[starts], np.array(switches))
+        self._cache[lam] = out
+        return out
+
+    def G(self, lam):
+        p = self.policy(lam)
+        return p.t - lam * p.e
+
+    def error(self):
+        """Integration error estimates ``(err_T, err_E)`` of the means (sum over cells)."""
+        return float(self.err_T_cell.sum()), float(self.err_E_cell.sum())
+
+
+def _solve_exact(scenario: Scenario, policy: Policy, E_bar: float, ev: _ProxyEval | None = None):
+    """λ*, T* of the continuous problem: root of ``e(λ) = Ē`` (brentq) or ``λ* = 0``."""
+    from scipy.optimize import brentq
+
+    ev = ev if ev is not None else _ProxyEval(scenario, policy)
+    prob = _ExactProblem(scenario, policy, ev)
+    err_T, err_E = prob.error()
+    p0 = prob.policy(0.0)
+    info: dict[str, Any] = {"err_T": err_T, "err_E": err_E}
+    # cheapest stationary energy (γ with least energy everywhere): λ → ∞
+    e_min = float(np.sum(np.where(prob.allowed, prob.IE, np.inf).min(axis=1))) + prob.m_atom * (
+        prob.E_atom[0] if prob.atom_out else prob.E_atom.min()) + prob.m_tail * prob.E_tail.min()
+    t_min = float(np.sum(np.where(prob.allowed, prob.IT, np.inf).min(axis=1)))
+    if E_bar <= e_min * (1 + 1e-12):
+        raise ValueError(f"Scenario.E_bar = {E_bar:g} J is not above the cheapest stationary energy {e_min:g} J: no feasible policy")
+    etol = 1e-13 * E_bar + err_E
+    if p0.e <= E_bar:
+        info.update(slack=True, kappa=0.0, lam_err=0.0, xtol=0.0)
+        return prob, p0, 0.0, p0.t, p0.t + 0.0, p0.e, info
+    lam_hi = max((p0.t - t_min) / (E_bar - e_min), 1e-12) * 1.001
+    for _ in range(200):
+        if prob.policy(lam_hi).e < E_bar:
+            break
+        lam_hi *= 2.0
+    else:
+        raise RuntimeError("optimum(method='exact'): no price with e(λ) < Ē found")
+    xtol = 1e-13 * lam_hi
+    lam = float(brentq(lambda x: prob.policy(x).e - E_bar, 0.0, lam_hi, xtol=xtol, rtol=1e-15, maxiter=300))
+    pl = prob.policy(lam)
+    T_dual = lam * E_bar + (pl.t - lam * pl.e)
+    if abs(pl.e - E_bar) <= etol:
+        T_primal, energy = pl.t, pl.e
+    else:  # e(λ) jumps at λ* (an atom, or a tie of positive mass): randomise between the two sides
+        a, b = prob.policy(max(lam - 2 * xtol, 0.0)), prob.policy(lam + 2 * xtol)
+        th = (E_bar - b.e) / (a.e - b.e) if a.e != b.e else 1.0
+        th = min(max(th, 0.0), 1.0)
+        T_primal, energy = th * a.t + (1 - th) * b.t, th * a.e + (1 - th) * b.e
+        info["mixed"] = th
+    # κ = −de/dλ at λ* (central difference) and the precision of λ*
+    d = 1e-4 * lam
+    kappa = (prob.policy(lam - d).e - prob.policy(lam + d).e) / (2 * d)
+    lam_err = 2 * xtol + 1e-15 * lam + (etol / kappa if kappa > 0 else float("inf"))
+    info.update(slack=False, kappa=float(kappa), lam_err=float(lam_err), xtol=xtol)
+    return prob, pl, lam, T_primal, T_dual, energy, info
+
+
+def _exact_optimum(scenario: Scenario, policy: Policy, E_bar: float, proxy: str) -> Optimum:
+    ev = _ProxyEval(scenario, policy)
+    prob, pl, lam, T_primal, T_dual, energy, info = _solve_exact(scenario, policy, E_bar, ev)
+    # bins: the pieces of constant maximiser of the λ*-policy (one-hot rows), plus the outage edge
+    inner = np.concatenate([pl.lo[1:], [prob.h_out] if prob.h_min < prob.h_out < prob.top else []])
+    edges = np.unique(np.concatenate([[0.0], inner, [np.inf]]))
+    F = -np.expm1(-edges)  # Exp(1) CDF; the clamp puts P(h < h_min) on the first bin
+    w = np.diff(F)
+    mid = np.where(np.isinf(edges[1:]), edges[:-1] + math.log(2.0), -np.log1p(-0.5 * (F[:-1] + F[1:])))
+    nodes = np.maximum(mid, prob.h_min)
+    k = np.clip(np.searchsorted(pl.lo, nodes, side="right") - 1, 0, len(pl.gamma) - 1)
+    gam = np.where(nodes < prob.h_out, 0, pl.gamma[k])
+    G1 = prob.G1
+    probs = np.zeros((len(nodes), G1))
+    probs[np.arange(len(nodes)), gam] = 1.0
+    T, E = ev(nodes)
+    out = nodes < prob.h_out
+    tol_T = 10.0 * (info["err_T"] + lam * info["err_E"]) + abs(T_primal - T_dual) + 1e-13 * abs(T_dual)
+    mc = None
+    if proxy == "exact":
+        mc = _proxy_mc_error(scenario, policy, ev, prob, pl, lam, E_bar)
+    return Optimum(
+        T_star=float(T_primal), T_star_dual=float(T_dual), lambda_star=float(lam), lambda_star_lp=float(lam),
+        energy=float(energy), E_bar=E_bar, T_lower=float(T_dual - tol_T), T_upper=float(T_dual + tol_T),
+        tolerance=float(tol_T), h_edges=edges, h_nodes=nodes, weights=w, outage=out, probs=probs, throughput=T,
+        energy_table=E, proxy=proxy, method="exact", lambda_star_precision=float(info["lam_err"]),
+        switching_points=np.asarray(pl.lo[1:]), kappa=float(info["kappa"]), slack=bool(info["slack"]),
+        proxy_mc_error=mc,
+    )
+
+
+def _proxy_mc_error(scenario, policy, ev, prob, pl, lam, E_bar) -> float:
+    r"""Monte Carlo floor of ``T*`` from the exact-proxy table (a sample average over
+    ``EXACT_SAMPLES`` entropy vectors). To first order (envelope theorem) a perturbation of the
+    table moves ``T*`` by the change of the Lagrangian ``E_h[T − λ*E]`` of the fixed λ*-policy. The
+    table of the first half of the sample differs from the full one by ``(table₂ − table₁)/2``,
+    whose standard deviation is the full table's; so ``|L(full) − L(half)|`` is a one-draw
+    estimate of the standard error of ``T*`` (its mean is ≈ 0.80 SE), reported ×2."""
+    from theory import exact_proxy
+
+    with jax.enable_x64(True):
+        half = jax.jit(lambda s, p: exact_proxy.build_table(
+            s, payload=p.payload, exit=p.exit, H_th=p.H_th, Theta_th=p.Theta_th,
+            samples=exact_proxy.EXACT_SAMPLES // 2))(scenario, policy)
+        aux_half = ev.aux._replace(table=half)
+    ev_half = _ProxyEval(scenario, policy, aux_half)
+
+    b = np.unique(np.concatenate([prob.edges, pl.lo, pl.hi]))
+    lo, hi = b[:-1], b[1:]
+    g = pl.gamma[np.clip(np.searchsorted(pl.lo, 0.5 * (lo + hi), side="right") - 1, 0, len(pl.gamma) - 1)]
+
+    def lagr(e):
+        H = 0.5 * (lo + hi)[:, None] + 0.5 * (hi - lo)[:, None] * prob.xg
+        Wt = 0.5 * (hi - lo)[:, None] * prob.wg * np.exp(-H)
+        T, E = e(H)
+        sel = lambda X: np.take_along_axis(X, g[:, None, None], -1)[..., 0]  # noqa: E731
+        return float(np.sum(Wt * (sel(T) - lam * sel(E))))
+
+    return 2.0 * abs(lagr(ev) - lagr(ev_half))
