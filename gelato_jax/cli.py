@@ -196,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args._argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io as _io
 import os
 from typing import Any
 
 import numpy as np
 
-from .verdict import Verdict
+from .verdict import RATE, THEOREM, Verdict
 
-__all__ = ["summary_table", "write_report", "report_dict", "exit_code"]
+__all__ = ["VerifyReport", "summary_table", "tightness_table", "write_report", "report_dict", "exit_code"]
 
 STAT_DESIGN = """\
 **Statistical design.** Deterministic sample-path claims (per-slot optimality, energy on every
@@ -68,25 +69,63 @@ def _fmt6(x) -> str:
     return "—" if x is None else f"{float(x):.6g}"
 
 
+_SECTIONS = (
+    (THEOREM, "Claims of the theorem (decide the exit status)"),
+    (RATE, "Rates beyond the theorem (reported; they fail the run only with --strict / strict=True)"),
+)
+
+
 def summary_table(verdicts: list[Verdict], *, markdown: bool = False) -> str:
-    rows = [(v.status, v.config or "—", v.claim, _fmt(v.statistic), _fmt(v.bound), _fmt(v.ci)) for v in verdicts]
-    head = ("status", "config", "claim", "statistic", "bound", "CI")
+    """The verdicts in two sections, the theorem's claims and the rates beyond the theorem, each
+    row with its status, configuration, statistic, bound, the direction that passes and the claim."""
+    blocks = []
+    for cat, title in _SECTIONS:
+        vs = [v for v in verdicts if v.category == cat]
+        if not vs:
+            continue
+        blocks.append(("### " if markdown else "== ") + title + ("" if markdown else " =="))
+        blocks.append(_table(vs, markdown=markdown))
+    return ("\n\n" if markdown else "\n").join(blocks)
+
+
+def _table(verdicts: list[Verdict], *, markdown: bool) -> str:
+    rows = [(v.status, v.config or "—", v.claim, _fmt(v.statistic), _fmt(v.bound), _fmt(v.ci), v.direction or "—") for v in verdicts]
+    head = ("status", "config", "claim", "statistic", "bound", "CI", "passes if")
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r).replace("\n", " ") + " |" for r in rows]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r).replace("\n", " ") + " |" for r in rows]
         return "\n".join(lines)
     w0 = max(len(r[0]) for r in rows + [head])
     w1 = max(len(r[1]) for r in rows + [head])
-    lines = [f"{head[0]:<{w0}}  {head[1]:<{w1}}  {head[3]:>11}  {head[4]:>11}  {head[2]}"]
+    lines = [f"{head[0]:<{w0}}  {head[1]:<{w1}}  {head[3]:>11}  {head[4]:>11}  {'passes if':<22}  {head[2]}"]
     for r in rows:
         claim = r[2] if len(r[2]) <= 90 else r[2][:87] + "..."
-        lines.append(f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[3]:>11}  {r[4]:>11}  {claim}")
+        direction = r[6].split(":")[0]
+        direction = direction if len(direction) <= 22 else direction[:19] + "..."
+        lines.append(f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[3]:>11}  {r[4]:>11}  {direction:<22}  {claim}")
     return "\n".join(lines)
 
 
-def exit_code(verdicts: list[Verdict]) -> int:
-    """1 when any claim failed, else 0 (not run / inconclusive / observation do not fail)."""
-    return 1 if any(v.passed is False for v in verdicts) else 0
+TIGHTNESS_COLUMNS = ("measured_constant", "measured_ci", "predicted_constant", "B", "ratio", "regime")
+
+
+def tightness_table(configs, *, markdown: bool = False) -> str:
+    """Per configuration with a ``tightness`` dict: measured constant (with CI), predicted
+    constant, ``B``, ratio, regime; ``""`` when none has one."""
+    rows = [(c.name, *(_fmt(c.tightness.get(k)) for k in TIGHTNESS_COLUMNS)) for c in configs if getattr(c, "tightness", None)]
+    if not rows:
+        return ""
+    head = ("config", *TIGHTNESS_COLUMNS)
+    if markdown:
+        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    return "\n".join("  ".join(f"{str(x):<{w}}" for x, w in zip(r, widths)) for r in [head, *rows])
+
+
+def exit_code(verdicts: list[Verdict], *, strict: bool = False) -> int:
+    """1 when a claim of the theorem failed (with ``strict``, also a rate beyond the theorem), else
+    0 (not run / inconclusive / observation / not applicable never fail)."""
+    return 1 if any(v.passed is False and (strict or v.category != RATE) for v in verdicts) else 0
 
 
 def _plain(x: Any) -> Any:
@@ -105,23 +144,33 @@ def _plain(x: Any) -> Any:
 
 def report_dict(result: dict[str, Any], environment: dict[str, Any] | None = None) -> dict[str, Any]:
     verdicts = result["verdicts"]
+    strict = bool(result.get("strict", False))
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[v.status] = counts.get(v.status, 0) + 1
+    theorem = [v for v in verdicts if v.category != RATE]
+    rates = [v for v in verdicts if v.category == RATE]
     return _plain(
         {
-            "command": "gelato verify" + (" --quick" if result["quick"] else ""),
+            "command": result.get("command") or ("gelato verify" + (" --quick" if result["quick"] else "")),
             "seed": result["seed"],
+            "quick": result["quick"],
+            "strict": strict,
             "sizes": result["sizes"],
             "wall_s": result["wall_s"],
             "counts": counts,
+            "exit_code": exit_code(verdicts, strict=strict),
             "all_claims_hold": exit_code(verdicts) == 0,
+            "theorem_claims_hold": exit_code(theorem) == 0,
+            "rate_claims_hold": exit_code(rates, strict=True) == 0,
             "verdicts": [v.as_dict() for v in verdicts],
             "configs": [
-                {"name": c.name, "title": c.title, "constants": c.constants, "notes": c.notes, "data": _json_data(c.data)}
+                {"name": c.name, "title": c.title, "applicable": not getattr(c, "not_applicable", None),
+                 "not_applicable": getattr(c, "not_applicable", None), "constants": c.constants, "notes": c.notes,
+                 "tightness": getattr(c, "tightness", None), "data": _json_data(c.data)}
                 for c in result["configs"]
             ],
-            "environment": environment or {},
+            "environment": environment or result.get("environment") or {},
         }
     )
 
@@ -288,6 +337,8 @@ def make_figures(result: dict[str, Any], out_dir: str) -> list[str]:
 # ----------------------------------------------------------------------------- markdown
 def _config_section(c) -> str:
     lines = [f"### {c.title}", ""]
+    if getattr(c, "not_applicable", None):
+        return "\n".join(lines + [f"**Not applicable**: {c.not_applicable}", ""])
     k = c.constants
     if k:
         shown = {n: k.get(n) for n in ("T_star", "T_star_dual", "T_star_tol", "lambda_star", "B", "B_worst", "delta_T", "E_max", "T_max", "T_slater", "eps")}
@@ -375,8 +426,13 @@ def _stationary_table(st, V0) -> list[str]:
     return out
 
 
-def write_report(result: dict[str, Any], out_dir: str, *, environment: dict[str, Any] | None = None, figures: bool = True) -> dict[str, Any]:
+def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = None, figures: bool = True) -> dict[str, Any]:
+    """Write report.md, report.json, ``sweep_<config>.npz`` and the figures; ``result``: a
+    ``VerifyReport`` or ``run_verify``'s dict. Returns the JSON report."""
     from gelato_jax.io import atomic_write_bytes, save_json, save_npz
+
+    if isinstance(result, VerifyReport):
+        result = result.result()
 
     os.makedirs(out_dir, exist_ok=True)
     rep = report_dict(result, environment)
@@ -401,9 +457,12 @@ def write_report(result: dict[str, Any], out_dir: str, *, environment: dict[str,
     md = [
         "# gelato verify — empirical check of the GELATO drift-plus-penalty theorem (MODEL.md §8)",
         "",
-        f"Command: `{rep['command']}` (seed {result['seed']}), wall time {result['wall_s']:.0f} s. "
-        + ("**Every claim that ran holds.**" if rep["all_claims_hold"] else "**At least one claim FAILED** (see the table)."),
+        f"Command: `{rep['command']}` (seed {result['seed']}), wall time {result['wall_s']:.0f} s, exit status {rep['exit_code']}. "
+        + ("**Every claim of the theorem that ran holds.**" if rep["theorem_claims_hold"] else "**At least one claim of the theorem FAILED** (see the table).")
+        + ("" if rep["rate_claims_hold"] else " At least one rate beyond the theorem FAILED" + (" (--strict: this sets the exit status)." if rep["strict"] else " (reported; it sets the exit status only with --strict).")),
         "Counts: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ".",
+        "",
+        "Environment: " + ", ".join(f"{k} {rep['environment'].get(k)}" for k in ("jax", "x64", "dtype", "backend", "devices", "float64_mode", "git_commit") if k in rep["environment"]) + ".",
         "",
         "## What was verified, in plain words",
         "",
@@ -440,9 +499,23 @@ def write_report(result: dict[str, Any], out_dir: str, *, environment: dict[str,
         "over the largest `V` where it is resolvable must be below `−0.5` (the data must reject `1/√V`); a faster decay "
         "passes, because the theorem's `1/V` is an upper bound.",
         "",
+        "Every claim of the theorem (§8.1–§8.4, the identities behind them, the closed forms and losslessness) "
+        "decides the exit status. The log-log slopes of §8.5 (the gap, the mean queue and the stationary `G_L` against `V`) "
+        "are rates the theorem does not state — its bounds `(B + C)/V` and `(B + C + V(T_max − T_ε))/ε` hold at every `V` "
+        "without fixing a local slope — so they form a separate category, *rate (beyond the theorem)*, reported and failing "
+        "the run only with `--strict`. The column *passes if* says which way each statistic must lie.",
+        "",
         "## Summary",
         "",
         summary_table(verdicts, markdown=True),
+        "",
+    ]
+    tt = tightness_table(result["configs"], markdown=True)
+    if tt:
+        md += ["### Tightness (C = 0 configurations)", "",
+               "`measured_constant`: the measured asymptotic constant `lim V·G_L(V)` with its CI; `predicted_constant`: the "
+               "second-order prediction; `B`: the bound's constant; `ratio`: measured / `B`; `regime`: the diagnosed regime.", "", tt, ""]
+    md += [
         "",
         "## Sample sizes",
         "",
@@ -470,8 +543,94 @@ def write_report(result: dict[str, Any], out_dir: str, *, environment: dict[str,
     md += ["## Details of each verdict", ""]
     for v in verdicts:
         det = {k: val for k, val in v.as_dict()["details"].items() if not isinstance(val, list) or len(val) <= 4}
-        md.append(f"- **{v.status}** [{v.config or 'global'}] {v.claim}: statistic {_fmt(v.statistic)}, bound {_fmt(v.bound)}, CI {_fmt(v.ci)}. {det}")
+        md.append(f"- **{v.status}** [{v.config or 'global'}; {v.category}] {v.claim}: statistic {_fmt(v.statistic)}, bound {_fmt(v.bound)}, CI {_fmt(v.ci)}; passes if {v.direction or '—'}. {det}")
     md.append("")
     save_json(os.path.join(out_dir, "report.json"), rep)
     atomic_write_bytes(os.path.join(out_dir, "report.md"), "\n".join(md).encode())
     return rep
+
+
+# ----------------------------------------------------------------------------- the API's result
+@dataclasses.dataclass
+class VerifyReport:
+    """What ``proofs_check.verify`` returns.
+
+    verdicts: every ``Verdict``; configs: the ``ConfigResult`` of each configuration (constants,
+    data tables, notes, optional ``tightness``); command: the command line or Python call;
+    environment: jax version, x64, dtype, device, how float64 was obtained; strict: rate claims
+    beyond the theorem set the exit code too.
+    """
+
+    verdicts: list
+    configs: list
+    sizes: dict
+    quick: bool
+    seed: int
+    wall_s: float
+    command: str
+    environment: dict
+    strict: bool = False
+
+    @classmethod
+    def from_result(cls, result: dict[str, Any], *, command: str, environment: dict[str, Any], strict: bool = False) -> "VerifyReport":
+        return cls(list(result["verdicts"]), list(result["configs"]), dict(result["sizes"]), bool(result["quick"]), int(result["seed"]),
+                   float(result["wall_s"]), command, dict(environment), bool(strict))
+
+    def result(self) -> dict[str, Any]:
+        """The ``run_verify``-style dict (with command, environment, strict)."""
+        return {"verdicts": self.verdicts, "configs": self.configs, "sizes": self.sizes, "quick": self.quick, "seed": self.seed,
+                "wall_s": self.wall_s, "command": self.command, "environment": self.environment, "strict": self.strict}
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a claim of the theorem failed (with ``strict``, also a rate), else 0."""
+        return exit_code(self.verdicts, strict=self.strict)
+
+    @property
+    def constants(self) -> dict[str, dict[str, Any]]:
+        """Per configuration: ``T*``, ``λ*``, ``B``, ``C`` (``δ_T``), ``E_max``, ... (``{}`` when not applicable)."""
+        return {c.name: c.constants for c in self.configs}
+
+    @property
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """Per configuration: the V sweep's arrays (``V``, ``throughput_mean``, ``gap``, ``G_L``, ``stationary``, ...)."""
+        return {c.name: c.data for c in self.configs}
+
+    @property
+    def tightness(self) -> dict[str, dict[str, Any]]:
+        return {c.name: c.tightness for c in self.configs if getattr(c, "tightness", None)}
+
+    def summary_table(self, *, markdown: bool = False) -> str:
+        text = summary_table(self.verdicts, markdown=markdown)
+        tt = tightness_table(self.configs, markdown=markdown)
+        return text + (("\n\n### Tightness\n\n" if markdown else "\n== Tightness ==\n") + tt if tt else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (what ``report.json`` holds, less the file list)."""
+        return report_dict(self.result(), self.environment)
+
+    def write(self, out: str, *, figures: bool = True) -> dict[str, Any]:
+        """Write report.md, report.json, the sweeps and (``figures``) the PNG figures to ``out``."""
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise ValueError(f"out {str(out)!r} exists and is not a directory")
+        return write_report(self, out, environment=self.environment, figures=figures)
+
+    def to_numpy(self) -> "VerifyReport":
+        """A copy whose arrays are numpy arrays (for pickling across processes)."""
+        conv = _to_numpy
+        verdicts = [dataclasses.replace(v, details=conv(v.details)) for v in self.verdicts]
+        configs = [dataclasses.replace(c, constants=conv(c.constants), data=conv(c.data), tightness=conv(getattr(c, "tightness", None)))
+                   for c in self.configs]
+        return dataclasses.replace(self, verdicts=verdicts, configs=configs)
+
+
+def _to_numpy(x):
+    if isinstance(x, dict):
+        return {k: _to_numpy(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_to_numpy(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(_to_numpy(v) for v in x)
+    if hasattr(x, "__array__") and not isinstance(x, (np.ndarray, np.generic)):
+        return np.asarray(x)
+    return x

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from typing import Any
 
@@ -30,9 +31,9 @@ import numpy as np
 
 from . import checks
 from .theory_adapter import TheoryConstants, theory_constants
-from .verdict import Verdict, not_run, observation
+from .verdict import RATE, Verdict, not_applicable, not_run, observation
 
-__all__ = ["Sizes", "QUICK", "FULL", "CONFIGS", "ConfigResult", "run_verify", "run_config", "plan_grid", "informative_v_apriori", "gap_fit_threshold"]
+__all__ = ["Sizes", "QUICK", "FULL", "CONFIGS", "CONFIG_NAMES", "Config", "ConfigResult", "derive_configs", "resolve_only", "verify", "run_verify", "run_config", "plan_grid", "informative_v_apriori", "gap_fit_threshold"]
 
 
 # Sizing. QUICK (``gelato verify --quick``): 48 realizations × 10–14 values of V per configuration:
@@ -111,6 +112,9 @@ FULL = Sizes(
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    """One configuration: ``scenario``/``policy`` are the fields set on top of the base scenario
+    and policy (``base_scenario``/``base_policy``; ``None``: the MODEL §9 defaults and ``Gelato()``)."""
+
     name: str
     title: str
     scenario: dict
@@ -120,19 +124,100 @@ class Config:
     # the fading of every round has the i.i.d. (Rayleigh) law as its marginal (true for the
     # stationary Gauss–Markov chain of (e): round 0 draws the stationary law): G_L ≥ 0 is a claim
     channel_marginal_iid: bool = True
+    base_scenario: Any = None
+    base_policy: Any = None
+    not_applicable: str | None = None  # why the configuration does not apply to the base scenario
+
+    @property
+    def letter(self) -> str:
+        return self.name.split("-", 1)[0]
 
 
-_EXACT_DPP = dict(V_vocab=64.0)
-CONFIGS = (
-    Config("a-exact-dpp", "(a) exact DPP: exit=none, payload=full (V_vocab=64), C = 0", _EXACT_DPP, dict(exit="none", payload="full", proxy="mean")),
-    Config("b-gelato-exact", "(b) GELATO, leaky-bucket exit, proxy=exact (C = 0)", {}, dict(proxy="exact")),
-    Config("c-gelato-paper", "(c) GELATO as in the paper, proxy=mean (measured C)", {}, dict(proxy="mean")),
-    Config("d-random-arrivals", "(d) exact DPP with exponential energy arrivals", dict(_EXACT_DPP, energy_arrival="exponential"), dict(exit="none", payload="full", proxy="mean")),
-    Config(
-        "e-gauss-markov", "(e) GELATO under Gauss-Markov fading rho=0.9 (observation)", dict(channel="gauss_markov", rho=0.9),
-        dict(proxy="exact"), theorem=False, fallback_policy=dict(proxy="mean"),
-    ),
-)
+CONFIG_NAMES = ("a-exact-dpp", "b-gelato-exact", "c-gelato-paper", "d-random-arrivals", "e-gauss-markov")
+_EXACT_DPP_SCENARIO = dict(V_vocab=64.0)
+_EXACT_DPP_POLICY = dict(exit="none", payload="full", proxy="mean")
+
+
+def derive_configs(scenario=None, policy=None) -> tuple[Config, ...]:
+    r"""The five configurations, derived from the user's ``scenario`` (default: MODEL §9) and
+    ``policy`` (a ``Gelato``; its ``H_th``, ``Theta_th``, ``ewma_beta``, ``exit`` and ``payload`` are
+    kept where the configuration does not fix them; ``V`` is swept):
+
+    * (a) exact DPP: ``exit="none"``, ``payload="full"``, ``proxy="mean"``, ``V_vocab = 64``; every
+      other scenario field is the user's (random energy arrivals included, if she has them);
+    * (b) the user's policy with ``proxy="exact"``; (c) with ``proxy="mean"`` (the paper's;
+      with the default policy: leaky-bucket exit, top-p payload);
+    * (d) (a) with exponential energy arrivals (mean ``Ē``) — **not applicable** when the user's
+      arrivals are already random (``energy_arrival`` ≠ ``"constant"``): (a) then runs with them;
+    * (e) (b) (or (c) when the exact proxy is unavailable) under Gauss–Markov fading ``ρ = 0.9``:
+      observations for the expectation claims (outside the i.i.d. assumption).
+
+    Where the user's fading is not i.i.d. Rayleigh, (a)–(d) report the expectation claims as
+    observations too; where her rounds are not i.i.d. (``Scenario.check_iid_rounds``: the ``text``
+    entropy process or an ``after_reject`` law), no configuration applies (``T*`` is defined over
+    stationary policies of i.i.d. rounds) and each is reported "not applicable" with the reason.
+    """
+    from gelato_jax.policies import Gelato
+    from gelato_jax.scenario import Scenario
+
+    base_s = Scenario() if scenario is None else scenario
+    base_p = Gelato() if policy is None else policy
+    if not isinstance(base_p, Gelato):
+        raise ValueError(f"verify checks the Gelato controller; got a {type(base_p).__name__} policy")
+    iid_fading = base_s.channel == "rayleigh"
+    marginal_iid = base_s.channel in ("rayleigh", "gauss_markov")
+    fading_note = "" if iid_fading else f" [the scenario's fading ({base_s.channel}) is not i.i.d.: expectation claims are observations]"
+    try:
+        base_s.check_iid_rounds("the theorem of MODEL §8 (i.i.d. states)")
+        na_all = None
+    except ValueError as exc:
+        na_all = str(exc)
+    random_arrivals = base_s.energy_arrival != "constant"
+    pol_tail = "" if base_p.exit == "bucket" and base_p.payload == "topp" else f" (exit={base_p.exit}, payload={base_p.payload})"
+    arr_note = f", {base_s.energy_arrival} energy arrivals" if random_arrivals else ""
+    common = dict(base_scenario=base_s, base_policy=base_p)
+    cfgs = [
+        Config("a-exact-dpp", f"(a) exact DPP: exit=none, payload=full (V_vocab=64){arr_note}, C = 0{fading_note}", _EXACT_DPP_SCENARIO, _EXACT_DPP_POLICY,
+               theorem=iid_fading, channel_marginal_iid=marginal_iid, **common),
+        Config("b-gelato-exact", f"(b) GELATO{pol_tail}, proxy=exact (C = 0){fading_note}", {}, dict(proxy="exact"),
+               theorem=iid_fading, channel_marginal_iid=marginal_iid, **common),
+        Config("c-gelato-paper", f"(c) GELATO as in the paper{pol_tail}, proxy=mean (measured C){fading_note}", {}, dict(proxy="mean"),
+               theorem=iid_fading, channel_marginal_iid=marginal_iid, **common),
+        Config("d-random-arrivals", f"(d) exact DPP with exponential energy arrivals{fading_note}", dict(_EXACT_DPP_SCENARIO, energy_arrival="exponential"), _EXACT_DPP_POLICY,
+               theorem=iid_fading, channel_marginal_iid=marginal_iid,
+               not_applicable=(f"the scenario's energy arrivals are already random (energy_arrival={base_s.energy_arrival!r}); "
+                               "configuration (a) runs with them") if random_arrivals else None, **common),
+        Config("e-gauss-markov", "(e) GELATO under Gauss-Markov fading rho=0.9 (observation)", dict(channel="gauss_markov", rho=0.9),
+               dict(proxy="exact"), theorem=False, fallback_policy=dict(proxy="mean"), **common),
+    ]
+    if na_all is not None:
+        cfgs = [dataclasses.replace(c, not_applicable=na_all) for c in cfgs]
+    return tuple(cfgs)
+
+
+def resolve_only(only) -> tuple[str, ...] | None:
+    """``only`` (``None``, ``"a,b"``, ``["a", "c-gelato-paper"]``) → configuration names; config
+    letters or full names; ``ValueError`` on an unknown one."""
+    if only is None:
+        return None
+    items = [only] if isinstance(only, str) else list(only)
+    names: list[str] = []
+    for item in items:
+        for tok in str(item).split(","):
+            tok = tok.strip().lower()
+            if not tok:
+                continue
+            match = [n for n in CONFIG_NAMES if tok == n or tok == n.split("-", 1)[0]]
+            if not match:
+                raise ValueError(f"--only: unknown configuration {tok!r}; choose from {', '.join(CONFIG_NAMES)} (or their letters a-e)")
+            if match[0] not in names:
+                names.append(match[0])
+    if not names:
+        raise ValueError("--only: no configuration given; choose from " + ", ".join(CONFIG_NAMES))
+    return tuple(names)
+
+
+CONFIGS = derive_configs()
 
 
 @dataclasses.dataclass
@@ -143,6 +228,10 @@ class ConfigResult:
     constants: dict[str, Any]
     data: dict[str, Any]  # arrays for figures and report.json
     notes: list[str]
+    # per C = 0 configuration, the tight-constant measurement (proofs_check.tightness), e.g.
+    # {"measured_constant", "measured_ci", "predicted_constant", "B", "ratio", "regime"}
+    tightness: dict[str, Any] | None = None
+    not_applicable: str | None = None
 
 
 # ----------------------------------------------------------------------------- proxies
@@ -199,20 +288,27 @@ def _proxy_tables_jit(scenario, policy, h):
 
 
 # ----------------------------------------------------------------------------- one config
+def _not_applicable_result(cfg: Config, reason: str) -> ConfigResult:
+    v = not_applicable(f"configuration {cfg.title}", reason).with_config(cfg.name)
+    return ConfigResult(cfg.name, cfg.title, [v], {}, {}, [f"not applicable: {reason}"], not_applicable=reason)
+
+
 def _policy_for(cfg: Config, notes: list[str]):
     from gelato_jax.policies import Gelato
     from gelato_jax.scenario import Scenario
 
-    scenario = Scenario(**cfg.scenario)
+    base_s = Scenario() if cfg.base_scenario is None else cfg.base_scenario
+    base_p = Gelato() if cfg.base_policy is None else cfg.base_policy
+    scenario = base_s.replace(**cfg.scenario) if cfg.scenario else base_s
     try:
-        policy = Gelato(**cfg.policy)
+        policy = base_p.replace(**cfg.policy)
         policy.validate(scenario)
         return scenario, policy
     except ValueError as exc:
         if cfg.fallback_policy is None:
             raise
         notes.append(f"policy {cfg.policy} unavailable ({exc}); using {cfg.fallback_policy} instead")
-        policy = Gelato(**cfg.fallback_policy)
+        policy = base_p.replace(**cfg.fallback_policy)
         policy.validate(scenario)
         return scenario, policy
 
@@ -226,12 +322,12 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
 
     notes: list[str] = []
     verdicts: list[Verdict] = []
+    if cfg.not_applicable:
+        return _not_applicable_result(cfg, cfg.not_applicable)
     try:
         scenario, policy = _policy_for(cfg, notes)
     except ValueError as exc:
-        reason = f"configuration cannot be built: {exc}"
-        v = [not_run(c, reason).with_config(cfg.name) for c in _CLAIMS]
-        return ConfigResult(cfg.name, cfg.title, v, {}, {}, [reason])
+        return _not_applicable_result(cfg, f"the configuration cannot be built on this scenario: {exc}")
 
     th = theory_constants(scenario, policy, quantiles=sizes.quantiles)
     if _proxy_is_exact(policy) and getattr(policy, "proxy", None) == "mean" and th.delta_T not in (None, 0.0):
@@ -342,7 +438,7 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     need_gap = th.need("T_star", "B", "delta_T")
     if need_gap:
         verdicts.append(not_run("§8.3 throughput gap: T* − T̄(V) ≤ (B + C)/V for every V", need_gap).with_config(cfg.name))
-        verdicts.append(not_run("§8.5 scaling: gap(V) falls at least like 1/V (log-log slope ≤ −1)", need_gap).with_config(cfg.name))
+        verdicts.append(not_run(checks.GAP_SLOPE_CLAIM, need_gap, category=RATE).with_config(cfg.name))
     else:
         Cv = th.C(Vs)
         v = checks.check_gap_bound(Vs, thr, th.T_star, th.B, Cv, t_star_tol=th.T_star_tol or 0.0)
@@ -422,7 +518,7 @@ def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, dat
     thr, en, ar = sw["throughput"], sw["energy"], sw["arrival"]
     need = th.need("T_star", "lambda_star")
     if need:
-        out += [not_run(c, need).with_config(cfg.name) for c in (_GL_LOWER, _GL_UPPER, _GL_SLOPE, _GL_RB)]
+        out += [not_run(c, need, category=RATE if c == _GL_SLOPE else "theorem").with_config(cfg.name) for c in (_GL_LOWER, _GL_UPPER, _GL_SLOPE, _GL_RB)]
         return out
     # ---------------------------------------------------------------- G_L >= 0
     if _proxy_is_exact(policy):
@@ -463,7 +559,7 @@ def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, dat
     # ---------------------------------------------------------------- stationary G_L and the 1/V law
     if th.delta_T is None or th.delta_T > 0.0:
         why = th.need("delta_T") or "δ_T > 0: the bound is B/V + δ_T, no 1/V law is claimed (theory.bounds)"
-        out += [not_run(c, why).with_config(cfg.name) for c in (_GL_RB, _GL_SLOPE)]
+        out += [not_run(c, why, category=RATE if c == _GL_SLOPE else "theorem").with_config(cfg.name) for c in (_GL_RB, _GL_SLOPE)]
         return out
     from .sweep import lagrangian_sweep
 
@@ -579,20 +675,20 @@ def _tag(v: Verdict, cfg: Config, **extra) -> Verdict:
 def _maybe_observation(v: Verdict, theorem: bool, why: str = "outside the i.i.d. assumption") -> Verdict:
     if theorem or v.status == "not run":
         return v
-    return observation(f"{v.claim} [{why}]", v.statistic, v.bound, v.ci, {**v.details, "would_pass": v.passed})
+    return observation(f"{v.claim} [{why}]", v.statistic, v.bound, v.ci, {**v.details, "would_pass": v.passed}, direction=v.direction, category=v.category)
 
 
 # ----------------------------------------------------------------------------- global checks
-def closed_form_checks(sizes: Sizes, *, seed: int = 0) -> list[Verdict]:
+def closed_form_checks(sizes: Sizes, *, seed: int = 0, scenario=None) -> list[Verdict]:
     """Claim 6: closed forms of the theory vs Monte Carlo (numpy random numbers, independent of
-    the JAX simulator)."""
+    the JAX simulator), on the token law of ``scenario`` (default: MODEL §9)."""
     import jax.numpy as jnp
 
     from gelato_jax import tokens
     from gelato_jax.scenario import Scenario
 
     out: list[Verdict] = []
-    s = Scenario()
+    s = Scenario() if scenario is None else scenario
     rng = np.random.default_rng(seed + 7)
     n = sizes.mc_samples
     G = s.gamma_max
@@ -722,17 +818,215 @@ def lossless_checks(sizes: Sizes, *, seed: int = 0) -> list[Verdict]:
 
 
 # ----------------------------------------------------------------------------- everything
-def run_verify(*, quick: bool = True, seed: int = 0, configs=None, sizes: Sizes | None = None, progress: bool | None = None) -> dict[str, Any]:
-    """Run every check; returns ``{"verdicts": [...], "configs": [...], "sizes": ..., "wall_s": ...}``."""
+def run_verify(*, quick: bool = True, seed: int = 0, configs=None, sizes: Sizes | None = None, progress: bool | None = None,
+               scenario=None, policy=None) -> dict[str, Any]:
+    """Run every check on the configurations derived from ``scenario``/``policy``
+    (``derive_configs``; ``configs``: names to keep); returns ``{"verdicts": [...], "configs":
+    [...], "sizes": ..., "wall_s": ...}``. Runs in the caller's JAX precision: use ``verify``."""
     sizes = sizes or (QUICK if quick else FULL)
-    cfgs = CONFIGS if configs is None else tuple(c for c in CONFIGS if c.name in configs)
+    all_cfgs = CONFIGS if scenario is None and policy is None else derive_configs(scenario, policy)
+    cfgs = all_cfgs if configs is None else tuple(c for c in all_cfgs if c.name in configs)
     t0 = time.time()
     results = [run_config(c, sizes, seed=seed, progress=progress) for c in cfgs]
     global_v: list[Verdict] = []
-    global_v += closed_form_checks(sizes, seed=seed)
+    try:
+        global_v += closed_form_checks(sizes, seed=seed, scenario=scenario)
+    except ValueError as exc:
+        global_v.append(not_run("§8.6 closed forms vs Monte Carlo (ᾱ, b̄, expected tokens)", f"not computable for this scenario: {exc}"))
     for c in cfgs:
-        if c.name in ("a-exact-dpp", "b-gelato-exact"):
+        if c.name in ("a-exact-dpp", "b-gelato-exact") and not c.not_applicable:
             global_v.append(proxy_vs_monte_carlo(c, sizes, seed=seed))
     global_v += lossless_checks(sizes, seed=seed)
     verdicts = [v for r in results for v in r.verdicts] + global_v
     return {"verdicts": verdicts, "configs": results, "sizes": dataclasses.asdict(sizes), "quick": quick, "seed": seed, "wall_s": time.time() - t0}
+
+
+def _x64_enabled() -> bool:
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
+def _check_float64(scenario, policy) -> None:
+    """Refuse leaves that are low-precision arrays (they would keep the computation in float32)."""
+    import jax
+
+    for obj in (scenario, policy):
+        if obj is None:
+            continue
+        for leaf in jax.tree_util.tree_leaves(obj):
+            dt = getattr(leaf, "dtype", None)
+            if dt is not None and np.issubdtype(np.dtype(dt), np.floating) and np.dtype(dt).itemsize < 8:
+                raise ValueError(
+                    f"verify computes in float64, but {type(obj).__name__} holds a {np.dtype(dt).name} array; "
+                    "pass Python floats (or float64 arrays with JAX_ENABLE_X64=1)"
+                )
+
+
+def _canonical(scenario, policy):
+    """Rebuild the scenario and policy from plain Python values (float64 once x64 is on)."""
+    from gelato_jax.policies import Gelato
+    from gelato_jax.scenario import Scenario
+
+    s = None if scenario is None else Scenario.from_dict(scenario.to_dict())
+    p = None if policy is None else Gelato(**{n: _py(getattr(policy, n)) for n in type(policy)._field_names})
+    return s, p
+
+
+def _py(x):
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    a = np.asarray(x)
+    return a.item() if a.ndim == 0 else a.tolist()
+
+
+def _call_text(scenario, policy, *, quick, seed, only, out, strict) -> str:
+    from gelato_jax.policies import Gelato
+    from gelato_jax.scenario import Scenario
+
+    args = []
+    if scenario is not None:
+        d, d0 = scenario.to_dict(), Scenario().to_dict()
+        args.append("scenario=Scenario(" + ", ".join(f"{k}={d[k]!r}" for k in d if d[k] != d0[k]) + ")")
+    if policy is not None:
+        p0 = Gelato()
+        diff = {n: _py(getattr(policy, n)) for n in type(policy)._field_names if _py(getattr(policy, n)) != _py(getattr(p0, n))}
+        args.append("policy=Gelato(" + ", ".join(f"{k}={v!r}" for k, v in diff.items()) + ")")
+    args += [f"quick={quick!r}", f"seed={seed!r}"]
+    if only is not None:
+        args.append(f"only={list(only)!r}")
+    if out is not None:
+        args.append(f"out={str(out)!r}")
+    if strict:
+        args.append("strict=True")
+    return "proofs_check.verify(" + ", ".join(args) + ")"
+
+
+def environment(mode: str) -> dict[str, Any]:
+    """``gelato_jax.io.environment_info()`` plus the dtype the checks ran in and how x64 was had."""
+    import jax.numpy as jnp
+
+    from gelato_jax import io as gio
+
+    env = gio.environment_info()
+    env["dtype"] = str(jnp.zeros(()).dtype)
+    env["float64_mode"] = mode
+    return env
+
+
+def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, only=None, out=None, progress: bool | None = None,
+           strict: bool = False, sizes: Sizes | None = None, figures: bool = True, command: str | None = None):
+    r"""Check every claim of MODEL.md §8 on the five configurations derived from ``scenario`` and
+    ``policy`` (``derive_configs``) and return a ``VerifyReport`` (``proofs_check.report``).
+
+    scenario: a ``gelato_jax.Scenario`` (default: MODEL §9); policy: a ``Gelato`` whose fields the
+    configurations keep where they do not fix them (default ``Gelato()``). quick: the small sizes
+    (``QUICK``) or the full run (``FULL``); ``sizes`` overrides both. only: configuration names or
+    letters (``"a,b"``, ``["a", "c-gelato-paper"]``). out: write report.md, report.json, the
+    sweeps and the figures (``figures=False``: no PNG) there. strict: rate claims beyond the theorem
+    also set ``exit_code`` 1. command: the command line to record (the CLI passes it; default: this
+    Python call).
+
+    Float64, whatever the caller's JAX configuration: with ``jax_enable_x64`` on, it runs in this
+    process (the scenario and policy rebuilt from plain Python values; low-precision array leaves
+    are refused with ``ValueError``); with it off (a plain Python session), it runs in a child
+    Python process with ``JAX_ENABLE_X64=1`` and returns its report (the caller's JAX state is not
+    touched), so a float32 session can never produce a verdict. The report records the call and
+    the environment (x64, dtype, device, how float64 was obtained).
+    """
+    names = resolve_only(only)
+    if scenario is not None:
+        from gelato_jax.scenario import Scenario
+
+        if not isinstance(scenario, Scenario):
+            raise ValueError(f"scenario must be a gelato_jax.Scenario, got {type(scenario).__name__}")
+    if policy is not None:
+        from gelato_jax.policies import Gelato
+
+        if not isinstance(policy, Gelato):
+            raise ValueError(f"verify checks the Gelato controller; got a {type(policy).__name__} policy")
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out {str(out)!r} exists and is not a directory")
+    cmd = command or _call_text(scenario, policy, quick=quick, seed=seed, only=names, out=out, strict=strict)
+    if _x64_enabled():
+        _check_float64(scenario, policy)
+        rep = _verify_here(scenario, policy, quick=quick, seed=seed, names=names, progress=progress, strict=strict, sizes=sizes, command=cmd,
+                           mode="in process, jax_enable_x64 already on")
+    else:
+        rep = _verify_child(scenario, policy, quick=quick, seed=seed, names=names, progress=progress, strict=strict, sizes=sizes, command=cmd)
+    if out is not None:
+        rep.write(out, figures=figures)
+    return rep
+
+
+def _verify_here(scenario, policy, *, quick, seed, names, progress, strict, sizes, command, mode):
+    from .report import VerifyReport
+
+    import jax.numpy as jnp
+
+    if jnp.zeros(()).dtype != jnp.float64:  # pragma: no cover - guarded by the callers
+        raise RuntimeError("verify: JAX does not compute in float64 here; refusing to produce verdicts")
+    scenario, policy = _canonical(scenario, policy)
+    if scenario is not None or policy is not None:
+        derive_configs(scenario, policy)  # validates before any output
+    result = run_verify(quick=quick, seed=seed, configs=names, sizes=sizes, progress=progress, scenario=scenario, policy=policy)
+    return VerifyReport.from_result(result, command=command, environment=environment(mode), strict=strict)
+
+
+def _verify_child(scenario, policy, *, quick, seed, names, progress, strict, sizes, command):
+    """Run ``_verify_here`` in a child Python with ``JAX_ENABLE_X64=1``; its report comes back
+    pickled (numpy arrays only)."""
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    job = {
+        "scenario": None if scenario is None else scenario.to_dict(),
+        "policy": None if policy is None else {n: _py(getattr(policy, n)) for n in type(policy)._field_names},
+        "quick": quick, "seed": seed, "names": names, "progress": progress, "strict": strict,
+        "sizes": None if sizes is None else dataclasses.asdict(sizes), "command": command,
+    }
+    with tempfile.TemporaryDirectory(prefix="gelato-verify-") as tmp:
+        src, dst = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "report.pkl")
+        with open(src, "wb") as fh:
+            pickle.dump(job, fh)
+        env = dict(os.environ, JAX_ENABLE_X64="1")
+        paths = [p for p in sys.path if p and os.path.isdir(p)]
+        env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        code = "import sys; from proofs_check.run import _child_main; sys.exit(_child_main(sys.argv[1], sys.argv[2]))"
+        proc = subprocess.run([sys.executable, "-c", code, src, dst], env=env)
+        if not os.path.exists(dst):
+            raise RuntimeError(f"verify: the float64 child process failed (exit status {proc.returncode}) without a report")
+        with open(dst, "rb") as fh:
+            res = pickle.load(fh)
+    if isinstance(res, dict) and "error" in res:
+        kind, msg = res["error"]
+        raise (ValueError if kind == "ValueError" else RuntimeError)(msg)
+    return res
+
+
+def _child_main(src: str, dst: str) -> int:
+    import pickle
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    with open(src, "rb") as fh:
+        job = pickle.load(fh)
+    try:
+        from gelato_jax.policies import Gelato
+        from gelato_jax.scenario import Scenario
+
+        scenario = None if job["scenario"] is None else Scenario.from_dict(job["scenario"])
+        policy = None if job["policy"] is None else Gelato(**job["policy"])
+        sizes = None if job["sizes"] is None else Sizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in job["sizes"].items()})
+        rep = _verify_here(scenario, policy, quick=job["quick"], seed=job["seed"], names=job["names"], progress=job["progress"],
+                           strict=job["strict"], sizes=sizes, command=job["command"],
+                           mode="child process with JAX_ENABLE_X64=1 (the caller's JAX had x64 off)")
+        rep = rep.to_numpy()
+    except ValueError as exc:
+        rep = {"error": ("ValueError", str(exc))}
+    with open(dst, "wb") as fh:
+        pickle.dump(rep, fh)
+    return 0

@@ -124,7 +124,7 @@ def test_verify_end_to_end_tiny(tmp_path, monkeypatch):
 
     monkeypatch.setattr(vrun, "QUICK", TINY)
     out = tmp_path / "rep"
-    rc = main(["verify", "--quick", "--config", "a-exact-dpp", "--out", str(out), "--quiet"])
+    rc = main(["verify", "--quick", "--only", "a-exact-dpp", "--out", str(out), "--quiet"])
     rep = json.loads((out / "report.json").read_text())
     statuses = {v["claim"]: v["status"] for v in rep["verdicts"]}
     assert rc == (1 if "FAIL" in statuses.values() else 0)
@@ -167,7 +167,7 @@ def test_verify_fails_when_t_star_is_too_low(tmp_path, monkeypatch):
     monkeypatch.setattr(vrun, "QUICK", dc.replace(TINY, realizations=16, chunk=8, min_rounds=1000, scaling_realizations=16, scaling_rounds=1000))
     monkeypatch.setattr(vrun, "theory_constants", low)
     out = tmp_path / "rep"
-    rc = main(["verify", "--quick", "--config", "a-exact-dpp", "--out", str(out), "--quiet", "--no-figures"])
+    rc = main(["verify", "--quick", "--only", "a-exact-dpp", "--out", str(out), "--quiet", "--no-figures"])
     rep = json.loads((out / "report.json").read_text())
     st = {v["claim"]: v["status"] for v in rep["verdicts"] if v["config"] == "a-exact-dpp"}
     assert rc == 1 and not rep["all_claims_hold"]
@@ -184,5 +184,5 @@ def test_verify_cli_bad_input(tmp_path, capsys):
     assert main(["verify", "--out", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out" in err
-    assert main(["verify", "--config", "nope"]) == 2
+    assert main(["verify", "--only", "nope"]) == 2
     assert main(["verify", "--seed", "-1"]) == 2
