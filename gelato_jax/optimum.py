@@ -46,7 +46,7 @@ from . import channel
 from .policies.base import Policy, RoundObs
 from .scenario import Scenario
 
-__all__ = ["Optimum", "optimum", "proxy_tables", "h_quantisation", "outage_threshold"]
+__all__ = ["Optimum", "optimum", "optimum_convergence", "proxy_tables", "h_quantisation", "outage_threshold"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -754,3 +754,38 @@ def _proxy_mc_error(scenario, policy, ev, prob, pl, lam, E_bar) -> float:
         return float(np.sum(Wt * (sel(T) - lam * sel(E))))
 
     return 2.0 * abs(lagr(ev) - lagr(ev_half))
+
+
+def optimum_convergence(scenario: Scenario, policy: Policy, quantiles=(256, 1024, 4096, 16384, 65536), *,
+                        E_bar: float | None = None) -> dict[str, Any]:
+    """The quantised LP against the exact integration, per bin count.
+
+    Returns ``{"exact": Optimum, "rows": [...], "slope_T": s, "slope_lambda": s}`` with one row per
+    bin count ``{"quantiles", "T_star", "T_star_dual", "lambda_star", "lambda_star_lp", "T_lower",
+    "T_upper", "dT", "dlambda", "seconds"}`` (``dT = T_star − T*_exact``, ``dlambda = λ*_q − λ*_exact``)
+    and the least-squares log-log slopes of ``|dT|`` and ``|dlambda|`` against the bin count
+    (``nan`` with fewer than two non-zero differences).
+    """
+    import time
+
+    ex = optimum(scenario, policy, method="exact", E_bar=E_bar)
+    rows = []
+    for q in quantiles:
+        t0 = time.perf_counter()
+        o = optimum(scenario, policy, method="quantised", quantiles=int(q), E_bar=E_bar)
+        rows.append({
+            "quantiles": int(q), "T_star": o.T_star, "T_star_dual": o.T_star_dual, "lambda_star": o.lambda_star,
+            "lambda_star_lp": o.lambda_star_lp, "T_lower": o.T_lower, "T_upper": o.T_upper,
+            "dT": o.T_star - ex.T_star, "dlambda": o.lambda_star - ex.lambda_star,
+            "seconds": time.perf_counter() - t0,
+        })
+
+    def slope(key):
+        q = np.array([r["quantiles"] for r in rows], float)
+        d = np.abs(np.array([r[key] for r in rows], float))
+        m = d > 0
+        if m.sum() < 2:
+            return float("nan")
+        return float(np.polyfit(np.log(q[m]), np.log(d[m]), 1)[0])
+
+    return {"exact": ex, "rows": rows, "slope_T": slope("dT"), "slope_lambda": slope("dlambda")}

@@ -15,8 +15,12 @@ class TheoryConstants:
     T_star: float | None = None  # LP optimum
     T_star_dual: float | None = None  # Lagrangian dual optimum
     lambda_star: float | None = None  # optimal energy price (tok/s per J)
-    T_star_tol: float | None = None  # numerical uncertainty of T* for the continuous law of h
-    solver_tol: float | None = None  # bound on |T*_LP − T*_dual| from the solvers' tolerances
+    T_star_tol: float | None = None  # uncertainty of T* for the continuous law of h: numerical (exact integration, ~1e-12) + the exact-proxy table's Monte Carlo floor
+    solver_tol: float | None = None  # bound on |T*_primal − T*_dual| (exact method; the LP's solver tolerances when quantised)
+    T_star_method: str | None = None  # "exact" (integration between switching points) or "quantised" (LP on bins, fallback)
+    lambda_star_precision: float | None = None  # bound on |λ* − λ*_true| (exact method)
+    kappa: float | None = None  # −de/dλ at λ* (exact method)
+    proxy_mc_error: float | None = None  # proxy="exact": estimated Monte Carlo floor of T* from the table's sample (≈ 2 SE)
     B: float | None = None  # drift constant B = ½ sup E[(E_t − a_t)²] (theory kind="actual": sup over laws on [0, E_max])
     B_worst: float | None = None  # cruder range bound (kind="worst"), reported
     delta_T: float | None = None  # sup_{γ,h} (T̂ − T): proxy over-estimate; C(V) = V·max(0, delta_T)
@@ -71,14 +75,28 @@ def theory_constants(scenario, policy, *, quantiles: int = 2048) -> TheoryConsta
             th.missing[n] = f"gelato_jax.optimum not importable ({exc})"
     else:
         try:
-            opt = optimum(scenario, policy, quantiles=quantiles)
+            # the exact integration (MODEL §8.3, docs/optimum.md); the quantised LP only if it fails
+            try:
+                opt = optimum(scenario, policy, method="exact")
+            except Exception as exc:  # noqa: BLE001
+                opt = optimum(scenario, policy, method="quantised", quantiles=quantiles)
+                th.missing["T_star_method"] = f"exact method failed ({type(exc).__name__}: {exc}); quantised LP with {quantiles} bins used"
             th.T_star = _f(opt.T_star)
             th.T_star_dual = _f(getattr(opt, "T_star_dual"))
             th.lambda_star = _f(getattr(opt, "lambda_star"))
-            # quantisation bracket [T_lower, T_upper] of the continuous optimum + solver tolerance
+            th.T_star_method = getattr(opt, "method", "quantised")
+            if getattr(opt, "lambda_star_precision", None) is not None:
+                th.lambda_star_precision = _f(opt.lambda_star_precision)
+            if getattr(opt, "kappa", None) is not None:
+                th.kappa = _f(opt.kappa)
+            mc = getattr(opt, "proxy_mc_error", None)
+            th.proxy_mc_error = None if mc is None else _f(mc)
+            # exact: [T_lower, T_upper] = T* ± numerical error; quantised: the bracket of the
+            # continuous optimum; plus the solver tolerance and the exact-proxy table's MC floor
             lo, hi = getattr(opt, "T_lower", th.T_star), getattr(opt, "T_upper", th.T_star)
             th.solver_tol = abs(_f(getattr(opt, "tolerance", 0.0)))
-            th.T_star_tol = max(_f(hi) - th.T_star, th.T_star - _f(lo), 0.0) + abs(_f(getattr(opt, "tolerance", 0.0)))
+            th.T_star_tol = (max(_f(hi) - th.T_star, th.T_star - _f(lo), 0.0) + th.solver_tol
+                             + (th.proxy_mc_error or 0.0))
         except Exception as exc:  # noqa: BLE001 - reported as "not run", never a pass
             for n in ("T_star", "T_star_dual", "lambda_star", "T_star_tol"):
                 if getattr(th, n) is None:
