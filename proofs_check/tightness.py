@@ -72,6 +72,8 @@ __all__ = [
     "lambda_floor",
     "table_floors",
     "classify_flattening",
+    "linearity",
+    "exact_table_delta",
     "tightness_summary",
 ]
 
@@ -357,6 +359,33 @@ def window_fraction(V, kappa: float, rounds: int, burn: int):
     return 1.0 - tau / (2.0 * W) * np.exp(-2.0 * burn / tau) * (-np.expm1(-2.0 * W / tau))
 
 
+def linearity(quad: PriceQuadrature, lam: float, sigma2: float, kappa: float, Vs, *, width: float = 2.0, tol: float = 0.5) -> dict[str, Any]:
+    r"""Is the queue in the range where the linearisation holds? At ``V`` the predicted price spread is
+    ``sd(Z/V) = sqrt(σ²/(2κV))``; the AR(1) needs ``e(λ)`` linear over ``λ* ± width·sd``. Returns per
+    ``V`` the spread and the chord-to-tangent ratio ``[e(λ*−d) − e(λ*+d)]/(2dκ)`` (``d = width·sd``,
+    ``λ* − d`` clipped at 0; 1 when linear) and ``V_linear``: the smallest ``V`` on a log grid
+    (``10^-6 … 10^6``) from which on the ratio stays within ``tol`` of 1 (``None`` if never).
+    Heuristic, calibrated on configuration (a) at the defaults: ratios 1.51 (V = 0.01) and 1.13
+    (V = 0.03) there, and the measured V·G_L matched σ²/4 within 2 % at both; in the W = 5 MHz,
+    Ē = 0.03 J, exponential-arrival scenario the ratio is 170–290 at V = 0.001–0.003 and V·G_L was
+    1.9× σ²/4 (``V_linear`` ≈ 180 there)."""
+    def ratio(V):
+        d = width * math.sqrt(sigma2 / (2.0 * kappa * V))
+        lo = max(lam - d, 0.0)
+        return (quad.energy(lo) - quad.energy(lam + d)) / ((lam + d - lo) * kappa), d / width
+    Vs = np.atleast_1d(np.asarray(Vs, np.float64))
+    r = [ratio(V) for V in Vs]
+    grid = np.logspace(-6, 6, 49)
+    ok = np.array([abs(ratio(V)[0] - 1.0) <= tol for V in grid])
+    V_lin = None
+    for i in range(len(grid)):
+        if ok[i:].all():
+            V_lin = float(grid[i])
+            break
+    return {"V": Vs.tolist(), "price_sd": [x[1] for x in r], "chord_over_tangent": [x[0] for x in r],
+            "linear": [bool(abs(x[0] - 1.0) <= tol) for x in r], "V_linear": V_lin, "width_sd": float(width)}
+
+
 # ----------------------------------------------------------------------------- measurement
 def measured_constant(Vs, regret, *, rounds: int | None = None, burn: int | None = None, kappa: float | None = None,
                       min_fraction: float = 0.95, alpha: float = 0.05, exclude=None) -> dict[str, Any]:
@@ -516,7 +545,11 @@ def table_floors(quad: PriceQuadrature, lam: float, delta_T: float, delta_E: flo
         slope = np.abs(dL1 - dL0) / np.maximum(quad.nodes[k + 1] - quad.nodes[k], 1e-300)
         h_s = quad.nodes[k] + theta * (quad.nodes[k + 1] - quad.nodes[k])
         dens = np.exp(-h_s)  # Exp(1) density of the marginal law
-        loss = float(np.sum(dens * (2 * delta) ** 2 / (2 * np.maximum(slope, 1e-300))))
+        band = 2 * delta / np.maximum(slope, 1e-300)  # half-width in h of the mis-ordered band
+        lin = dens * (2 * delta) ** 2 / (2 * np.maximum(slope, 1e-300))
+        # the linearisation only holds for a narrow band; never more than 2δ times its probability
+        cap = 2 * delta * np.minimum(dens * 2 * band, 1.0)
+        loss = float(np.sum(np.minimum(lin, cap)))
     return {"delta_L": delta, "rb_floor": 0.0, "raw_bias_bound": delta, "true_regret_floor": loss, "per_round_worst": 2 * delta,
             "t_star_shift_bound": delta}
 
@@ -525,7 +558,8 @@ def exact_table_delta(scenario, policy, quad: PriceQuadrature, *, z: float = 3.0
     r"""``(δ_T, δ_E)`` for ``proxy="exact"``: ``z`` times a bound on the Monte Carlo standard error of
     the table (``theory.exact_proxy``): for ``topp`` the table's largest relative SE times the largest
     ``T``/``E``; otherwise the table is a sample average over ``M = EXACT_SAMPLES`` entropy vectors of
-    quantities in ``[0, max]``, whose SE is at most ``max/(2√M)``."""
+    quantities in ``[0, max]``, whose SE is at most ``max/(2√M)``. A crude upper bound (the table is
+    Rao–Blackwellised, its actual error is smaller): use it to rule a table floor *out*, not in."""
     from theory import exact_proxy
 
     Tm = float(np.max(np.where(quad.allowed, quad.T, 0.0)))
@@ -599,7 +633,10 @@ def tightness_summary(scenario, policy, th, sweep, *, Vs, rounds: int, burn, lam
       ``regime``, ``predicted_slope`` (``None`` for polyhedral: steeper than −1), ``floors``
       (``lambda``: ½κΔλ², ``table_raw_bias``, ``table_true_regret``, ``delta_lambda``, the
       quadrature ``lambda_star_quadrature``), ``B``, ``ratio_B_to_measured``,
-      ``ratio_measured_to_predicted``, ``flattening`` (``classify_flattening``), ``methods``,
+      ``ratio_measured_to_predicted``, ``flattening`` (``classify_flattening``), ``linearisation``
+      (``linearity``: whether ``e(λ)`` is linear over the predicted price spread at each swept ``V``;
+      ``prediction_applies`` False means the second-order constant is not expected at these ``V``),
+      ``methods``,
       and the per-``V`` table ``per_V``.
     """
     lam_th = _get(th, "lambda_star")
@@ -673,6 +710,7 @@ def tightness_summary(scenario, policy, th, sweep, *, Vs, rounds: int, burn, lam
         vz = np.maximum(np.asarray(sweep["queue_sq_w"]) - np.asarray(sweep["queue_w"]) ** 2, 0.0).mean(axis=1)
         per_V["var_Z_time"] = vz.tolist()
         per_V["var_Z_over_predicted"] = (vz / (pred["var_Z_over_V"] * Vs)).tolist() if pred["var_Z_over_V"] else None
+    lin = linearity(quad, lam_c, sigma2, kappa, Vs) if (lam_c > 0 and kappa > 0) else None
     regime = diagnose_regime(scenario, policy, lam_c if lam_q > 0 else 0.0, slope=slope, slope_ci=slope_ci, lambda_scale=max(lam_th, 1.0),
                              window_ok=bool(np.min(mc["window_fraction"]) >= min_fraction))
     flat = classify_flattening(Vs, G, G_se, predicted_constant=pred["predicted_constant"], floor=floors["lambda"])  # the RB regret carries no table floor (table_floors (i))
@@ -698,6 +736,8 @@ def tightness_summary(scenario, policy, th, sweep, *, Vs, rounds: int, burn, lam
         "ratio_B_to_measured": None if (B is None or not meas > 0) else float(B) / meas,
         "ratio_B_to_predicted": None if B is None else float(B) / float(pred["predicted_constant"]),
         "ratio_measured_to_predicted": meas / float(pred["predicted_constant"]) if pred["predicted_constant"] > 0 else None,
+        "linearisation": lin,
+        "prediction_applies": None if lin is None else bool(all(lin["linear"])),
         "measurement": mc,
         "per_V": per_V,
         "methods": methods,

@@ -175,3 +175,5 @@ def test_table_floors_and_summary_plumbing(config_a):
     assert lo - 0.3 * c <= c <= hi + 0.3 * c
     assert out["floors"]["lambda"] == pytest.approx(0.0, abs=1e-12)
     assert out["ratio_B_to_measured"] == pytest.approx(0.034 / out["measured_constant"])
+    lin = tg.linearity(q, lam, 4 * c, kap, [0.003, 0.1])  # price spread 7.6 → 1.4 (tok/s/J)
+    assert lin["linear"] == [False, True] and 0.003 < lin["V_linear"] < 0.1
