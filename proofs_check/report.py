@@ -97,12 +97,12 @@ def _table(verdicts: list[Verdict], *, markdown: bool) -> str:
         return "\n".join(lines)
     w0 = max(len(r[0]) for r in rows + [head])
     w1 = max(len(r[1]) for r in rows + [head])
-    lines = [f"{head[0]:<{w0}}  {head[1]:<{w1}}  {head[3]:>11}  {head[4]:>11}  {'passes if':<22}  {head[2]}"]
+    lines = [f"{head[0]:<{w0}}  {head[1]:<{w1}}  {head[3]:>11}  {head[4]:>11}  {'passes if':<28}  {head[2]}"]
     for r in rows:
         claim = r[2] if len(r[2]) <= 90 else r[2][:87] + "..."
         direction = r[6].split(":")[0]
-        direction = direction if len(direction) <= 22 else direction[:19] + "..."
-        lines.append(f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[3]:>11}  {r[4]:>11}  {direction:<22}  {claim}")
+        direction = direction if len(direction) <= 28 else direction[:25] + "..."
+        lines.append(f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[3]:>11}  {r[4]:>11}  {direction:<28}  {claim}")
     return "\n".join(lines)
 
 
