@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaincc, gammaln
 
-__all__ = ["TABLE_SIZE", "GammaTable", "gamma_table", "gamma_quantile", "gamma_quantile_of_normal", "open_unit"]
+__all__ = ["TABLE_SIZE", "GammaTable", "gamma_table", "BitsGammaTable", "gamma_table_bits", "gamma_quantile", "gamma_quantile_of_normal", "open_unit"]
 
 TABLE_SIZE = 2048  # even: the grid is split in two symmetric halves
 _BISECT = 44  # from a bracket of width < 2^10 to < 2^-34, then Newton
@@ -54,6 +54,28 @@ class GammaTable(NamedTuple):
     coef: Any  # (N - 1, 4)
 
 
+def _solve(k, lgk, p, cdf, sign, y_lo, y_hi, dtype):
+    """``y = log x`` with ``cdf(k, e^y) = p`` (``sign`` +1: increasing cdf, −1: survival), by
+    bisection on ``[y_lo, y_hi]`` and Newton polish (``dF/dy = f_Y(y) = exp(k y − e^y − lgk)``)."""
+    tiny = jnp.finfo(dtype).tiny
+    lo = jnp.full(p.shape, y_lo, dtype)
+    hi = jnp.full(p.shape, y_hi, dtype)
+
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        below = sign * (cdf(k, jnp.exp(mid)) - p) < 0
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, _BISECT, body, (lo, hi))
+    y = 0.5 * (lo + hi)
+    for _ in range(_NEWTON):
+        fy = jnp.exp(k * y - jnp.exp(y) - lgk)
+        step = sign * (cdf(k, jnp.exp(y)) - p) / jnp.maximum(fy, tiny)
+        y = jnp.clip(y - step, lo, hi)
+    return y
+
+
 def gamma_table(k, dtype, size: int = TABLE_SIZE) -> GammaTable:
     """Build the log-quantile table of ``Gamma(k, 1)`` (``k`` may be traced).
 
@@ -72,31 +94,12 @@ def gamma_table(k, dtype, size: int = TABLE_SIZE) -> GammaTable:
     w_lo, w_hi = w[:half], w[half:]
     p_lo = jax.nn.sigmoid(w_lo)  # u
     p_hi = jax.nn.sigmoid(-w_hi)  # 1 - u
-    tiny = jnp.finfo(dtype).tiny
-    y_min = jnp.log(tiny) + 1.0
+    y_min = jnp.log(jnp.finfo(dtype).tiny) + 1.0
     y_lo = jnp.maximum((jax.nn.log_sigmoid(w[0]) + gammaln(k + 1.0)) / k - 2.0, y_min)
     y_hi = jnp.log(k + 20.0 * jnp.sqrt(k) + 2.0 * wmax + 10.0)
 
-    def solve(p, cdf, sign):
-        # bisection on y = log x for cdf(e^y) = p (sign +1: increasing cdf, -1: survival)
-        lo = jnp.full(p.shape, y_lo, dtype)
-        hi = jnp.full(p.shape, y_hi, dtype)
-
-        def body(_, bounds):
-            lo, hi = bounds
-            mid = 0.5 * (lo + hi)
-            below = sign * (cdf(k, jnp.exp(mid)) - p) < 0
-            return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
-
-        lo, hi = jax.lax.fori_loop(0, _BISECT, body, (lo, hi))
-        y = 0.5 * (lo + hi)
-        for _ in range(_NEWTON):  # polish: dF/dy = f_Y(y) = exp(k y - e^y - lgamma(k))
-            fy = jnp.exp(k * y - jnp.exp(y) - lgk)
-            step = sign * (cdf(k, jnp.exp(y)) - p) / jnp.maximum(fy, tiny)
-            y = jnp.clip(y - step, lo, hi)
-        return y
-
-    y = jnp.concatenate([solve(p_lo, gammainc, 1.0), solve(p_hi, gammaincc, -1.0)])
+    y = jnp.concatenate([_solve(k, lgk, p_lo, gammainc, 1.0, y_lo, y_hi, dtype),
+                         _solve(k, lgk, p_hi, gammaincc, -1.0, y_lo, y_hi, dtype)])
     # dy/dw = u (1 - u) / f_Y(y), in logs
     log_dudw = jax.nn.log_sigmoid(w) + jax.nn.log_sigmoid(-w)
     log_fy = k * y - jnp.exp(y) - lgk
@@ -107,9 +110,89 @@ def gamma_table(k, dtype, size: int = TABLE_SIZE) -> GammaTable:
     return GammaTable(cast(-wmax), cast(1.0 / h), cast(coef))
 
 
-def gamma_quantile(table: GammaTable, u):
-    """``Q̂_k(u)`` for ``u ∈ (0, 1)`` (any shape): cubic Hermite interpolation of the table."""
+def gamma_quantile(table, u):
+    """``Q̂_k(u)`` for ``u ∈ (0, 1)`` (any shape): cubic Hermite interpolation of ``table``
+    (a ``GammaTable``, indexed by ``logit(u)``, or a ``BitsGammaTable``, indexed by the bits of
+    ``min(u, 1 − u)``)."""
+    if isinstance(table, BitsGammaTable):
+        return _quantile_from_bits(table, u)
     return _quantile_at_logit(table, jnp.log(u) - jnp.log1p(-u))
+
+
+# ----------------------------------------------------------------------------- bits-indexed table
+# The simulator's table. ``v = min(u, 1 − u)`` (exact in floating point) is split into its binary
+# exponent ``e`` and mantissa: ``v ∈ [2^e, 2^{e+1})`` is cut into ``2^BITS_SUB`` equal cells, and
+# on each cell ``y = log Q_k(u)`` is the Hermite cubic in the cell coordinate with exact end
+# slopes ``dy/dv = ±1/f_Y(y)``. The row index and the cell coordinate are integer operations on
+# the float's bits: no ``log`` and no logit per draw, and XLA evaluates the index chain cheaply
+# when it re-evaluates it per coefficient read inside a fusion (the logit table's ``log``/``log1p``
+# chain was re-evaluated that way: profiled at 57 % of a GELATO round on CPU).
+# In log v, ``y`` is smooth on both tails (``y ≈ (log v + log Γ(k+1))/k`` below,
+# ``y ≈ log(−log v)`` above), so a cell of relative width 2^-BITS_SUB keeps the cubic's error far
+# below the float's resolution (``tests/test_reference_sampling.py``).
+BITS_SUB = {jnp.dtype("float32"): 6, jnp.dtype("float64"): 8}
+
+
+class BitsGammaTable(NamedTuple):
+    """``coef`` ``(2·n_oct·2^b, 4)``: rows ``[side, octave, cell]`` of the Hermite cubics
+    ``y = c0 + c1 t + c2 t² + c3 t³``, side 0: ``u = v < ½``, side 1: ``u = 1 − v``."""
+
+    coef: Any
+
+
+def _octaves(dtype) -> tuple[int, int, int]:
+    """``(e_min, n_oct, mantissa bits)``: ``v`` of the grid uniforms lies in
+    ``[2^e_min, 2^-1)``, i.e. octaves ``e_min .. −2``."""
+    if jnp.dtype(dtype) == jnp.float32:
+        return -24, 23, 23
+    return -53, 52, 52
+
+
+def gamma_table_bits(k, dtype) -> BitsGammaTable:
+    """Build the bits-indexed log-quantile table of ``Gamma(k, 1)`` (``k`` may be traced);
+    nodes in float64 when x64 is enabled, then cast to ``dtype``."""
+    out_dtype = jnp.dtype(dtype)
+    dtype = jnp.dtype(jnp.float64) if jax.config.jax_enable_x64 else out_dtype
+    e_min, n_oct, _ = _octaves(out_dtype)
+    b = BITS_SUB[out_dtype]
+    k = jnp.asarray(k, dtype)
+    lgk = gammaln(k)
+    e = jnp.arange(e_min, e_min + n_oct, dtype=dtype)[:, None]
+    j = jnp.arange(2**b + 1, dtype=dtype)[None, :]
+    v = jnp.exp2(e) * (1.0 + j * 2.0**-b)  # (n_oct, 2^b + 1) node positions
+    width = jnp.exp2(e) * 2.0**-b  # cell width in v
+    p_min = 2.0**e_min
+    y_min = jnp.log(jnp.finfo(dtype).tiny) + 1.0
+    y_lo = jnp.maximum((math.log(p_min) + gammaln(k + 1.0)) / k - 2.0, y_min)
+    y_hi = jnp.log(k + 20.0 * jnp.sqrt(k) + 2.0 * (-math.log(p_min)) + 10.0)
+    rows = []
+    for cdf, sign in ((gammainc, 1.0), (gammaincc, -1.0)):
+        y = _solve(k, lgk, v.reshape(-1), cdf, sign, y_lo, y_hi, dtype).reshape(v.shape)
+        log_fy = k * y - jnp.exp(y) - lgk
+        m = sign * width * jnp.exp(-log_fy)  # dy/dt = width · dy/dv
+        y0, y1, m0, m1 = y[:, :-1], y[:, 1:], m[:, :-1], m[:, 1:]
+        c = jnp.stack([y0, m0, 3 * (y1 - y0) - 2 * m0 - m1, 2 * (y0 - y1) + m0 + m1], axis=-1)
+        rows.append(c.reshape(-1, 4))
+    return BitsGammaTable(jnp.asarray(jnp.concatenate(rows), out_dtype))
+
+
+def _quantile_from_bits(table: BitsGammaTable, u):
+    u = jnp.asarray(u)
+    dtype = u.dtype
+    e_min, n_oct, mbits = _octaves(dtype)
+    b = BITS_SUB[jnp.dtype(dtype)]
+    itype = jnp.uint32 if dtype == jnp.float32 else jnp.uint64
+    upper = u >= 0.5
+    v = jnp.maximum(jnp.where(upper, 1.0 - u, u), jnp.asarray(2.0**e_min, dtype))
+    bits = jax.lax.bitcast_convert_type(v, itype)
+    bias = 127 if dtype == jnp.float32 else 1023
+    octave = jnp.clip((bits >> itype(mbits)).astype(jnp.int32) - (bias + e_min), 0, n_oct - 1)
+    low = mbits - b
+    cell = ((bits >> itype(low)) & itype(2**b - 1)).astype(jnp.int32)
+    t = (bits & itype(2**low - 1)).astype(dtype) * jnp.asarray(2.0**-low, dtype)
+    row = (upper.astype(jnp.int32) * n_oct + octave) * (2**b) + cell
+    c = table.coef[row]
+    return jnp.exp(((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0])
 
 
 def gamma_quantile_of_normal(table: GammaTable, x):

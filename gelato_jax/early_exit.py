@@ -45,16 +45,26 @@ def leaky_bucket_exit(entropy, budget, H_th, Theta_th):
     Returns:
       ``(sent, passes)`` int32 scalars with ``0 ≤ sent ≤ budget`` and
       ``passes ∈ {sent, sent + 1}``.
+
+    The levels are the literal recursion of ``bucket_levels`` (bit for bit); the first overflow
+    is found in the same unrolled loop, which carries only scalars, so XLA fuses the whole exit
+    into one loop instead of one fusion per level (each recomputing the prefix).
     """
-    levels = bucket_levels(entropy, H_th)
-    pos = jnp.arange(entropy.shape[-1])
-    overflow = (levels > Theta_th) & (pos < budget)
-    any_exit = jnp.any(overflow)
-    first = jnp.argmax(overflow).astype(jnp.int32)
     budget = jnp.asarray(budget, jnp.int32)
-    sent = jnp.where(any_exit, first, budget)
-    passes = jnp.where(any_exit, first + 1, budget)
-    return sent, passes
+    dtype = jnp.result_type(entropy, H_th)
+
+    def step(carry, hi):
+        theta, first = carry
+        h, i = hi
+        theta = jnp.maximum(0.0, theta + h - H_th)
+        over = (theta > Theta_th) & (i < budget) & (first < 0)
+        return (theta, jnp.where(over, i, first)), None
+
+    n = entropy.shape[-1]
+    init = (jnp.zeros((), dtype), jnp.full((), -1, jnp.int32))
+    (_, first), _ = jax.lax.scan(step, init, (entropy, jnp.arange(n, dtype=jnp.int32)), unroll=True)
+    any_exit = first >= 0
+    return jnp.where(any_exit, first, budget), jnp.where(any_exit, first + 1, budget)
 
 
 def no_exit(entropy, budget):

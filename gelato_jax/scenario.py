@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import jax.numpy as jnp
 import numpy as np
 
+from .rng import DEFAULT_RNG, RNGS
 from ._pytree import check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
 
 __all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS", "ENTROPY_PROCESSES"]
@@ -85,6 +86,8 @@ _CHECKS = {
     # energy, MODEL §1, §9
     "E_bar": check_real(_S, 0, None, lo_open=True),
     "energy_arrival": check_choice(_S, ENERGY_ARRIVALS),
+    # simulation, not physics: the random-number generator (gelato_jax.rng)
+    "rng": check_choice(_S, RNGS),
 }
 
 
@@ -137,6 +140,10 @@ class Scenario:
 
     Energy (§1): per-round budget ``E_bar`` J, delivered as a constant or as random arrivals
     (``exponential`` or ``uniform`` on ``[0, 2 E_bar]``) with mean ``E_bar``.
+
+    Simulation: ``rng`` selects the random-number generator of the exogenous draws
+    (``gelato_jax.rng``: ``"mix32"``, the fast counter-based default, or ``"threefry"``, JAX's).
+    It changes which sample is drawn, never the law.
     """
 
     W: float = leaf_field(1e6, unit="Hz")
@@ -174,6 +181,7 @@ class Scenario:
     after_reject_a0_shift: float = leaf_field(0.0)
     E_bar: float = leaf_field(0.06, unit="J/round")
     energy_arrival: str = static_field("constant")
+    rng: str = static_field(DEFAULT_RNG)
 
     def _validate_cross(self) -> None:
         if np.any(np.asarray(self.t_v0, dtype=float) + np.asarray(self.delta, dtype=float) <= 0):

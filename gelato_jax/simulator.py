@@ -8,9 +8,10 @@ The carry also remembers whether the round ended with a rejected draft (``A_t < 
 entropy exit (``P_t > L_t``, the device rejecting its own draft): the next round's first position
 then follows ``Scenario.after_reject_*`` (no effect at the defaults).
 
-Randomness: realization ``r`` uses ``k_r = fold_in(key(seed), r)`` and round ``t`` uses
-``fold_in(k_r, t)`` (one threefry call for all the uniforms of the round, see ``_draw_round``),
-so results do not depend on batch size, chunking, device count or the number of rounds.
+Randomness: realization ``r`` owns the stream keyed by ``fold_in(key(seed), r)`` and round ``t``
+reads counter ``t`` of it (one generator call for all the uniforms of the round, see
+``_draw_round`` and ``gelato_jax.rng``; ``Scenario.rng`` picks the generator), so results do not
+depend on batch size, chunking, device count or the number of rounds.
 
 ``rollout`` replays given ``Exogenous`` arrays and returns per-round ``(R, T)`` arrays;
 ``simulate`` draws inside the ``lax.scan`` and streams time averages, memory ``O(R)``.
@@ -27,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _gamma_table, channel, costs, tokens
+from . import _gamma_table, channel, costs, rng, tokens
 from .policies.base import Policy, RoundObs, RoundOutcome
 from .scenario import Scenario
 
@@ -144,21 +145,27 @@ def _entropy_ar(scenario: Scenario) -> bool:
     return scenario.entropy_process == "round" and not _is_zero(scenario.rho_H)
 
 
-def _draw_round(scenario: Scenario, key_r, fading_state, t, *, ar: bool, dtype):
-    """The exogenous draws of round ``t`` of one realization.
+def _round_uniforms(scenario: Scenario, key_r, t, *, ar: bool, dtype):
+    """The generator's output for round ``t``: ``(u, keys)`` (``rng.round_draws``): the
+    ``2 γ_max + 2`` uniforms and, where a draw needs ``jax.random`` (AR(1) entropies, channels
+    other than Rayleigh), two keys (channel, entropies); ``keys`` is ``None`` otherwise."""
+    n_keys = 2 if (ar or scenario.channel != "rayleigh") else 0
+    return rng.round_draws(scenario.rng, key_r, t, 2 * scenario.gamma_max + 2, n_keys, dtype)
 
-    ``fading_state = (channel state, Gamma table)`` from ``_init_realization``. With i.i.d.
-    entropies one call draws ``2 γ_max + 2`` open-interval uniforms ``u`` from
-    ``fold_in(key_r, t)``: ``u[0]`` → Rayleigh fading ``h = −log u`` (other channels use their
-    own key), ``u[1]`` → random energy arrival, ``u[2:γ_max+2]`` → entropies by the tabulated
-    Gamma inverse CDF (``entropy_process="text"``: standard-normal innovations ``Φ^{-1}(u)`` of
-    the latent text process, turned into entropies by ``round_step``), ``u[γ_max+2:]`` →
-    acceptance uniforms. AR(1) entropies use ``jax.random.gamma``/``beta`` (exact, slower)."""
+
+def _draws_from(scenario: Scenario, fading_state, t, uniforms_keys, *, ar: bool, dtype):
+    """The exogenous draws of round ``t`` from the generator's output ``(u, keys)``
+    (``_round_uniforms``): ``u[0]`` → Rayleigh fading ``h = −log u`` (other channels use their
+    key), ``u[1]`` → random energy arrival (unused for constant arrivals), ``u[2:γ_max+2]`` →
+    entropies by the tabulated Gamma inverse CDF (``entropy_process="text"``: standard-normal
+    innovations ``Φ^{-1}(u)`` of the latent text process, turned into entropies by
+    ``round_step``), ``u[γ_max+2:]`` → acceptance uniforms. AR(1) entropies use
+    ``jax.random.gamma``/``beta`` (exact, slower) on their key. Returns
+    ``((h, a, entropy, uniform), fading_state)``."""
+    u, keys = uniforms_keys
     ch_state, table = fading_state
     g = scenario.gamma_max
-    k = jax.random.fold_in(key_r, t)
-    k_u, k_ch, k_h = jax.random.split(k, 3) if (ar or scenario.channel != "rayleigh") else (k, None, None)
-    u = _gamma_table.open_unit(k_u, (2 * g + 2,), dtype)
+    k_ch, k_h = (keys[0], keys[1]) if keys is not None else (None, None)
     if scenario.channel == "rayleigh":
         h = jnp.maximum(-jnp.log(u[0]), jnp.asarray(scenario.h_min, dtype))
     else:
@@ -179,12 +186,40 @@ def _draw_round(scenario: Scenario, key_r, fading_state, t, *, ar: bool, dtype):
     return (h, a, entropy, uniform), (ch_state, table)
 
 
+def _draw_round(scenario: Scenario, key_r, fading_state, t, *, ar: bool, dtype):
+    """The exogenous draws of round ``t`` of one realization (``_round_uniforms`` then
+    ``_draws_from``); ``fading_state = (channel state, Gamma table)`` from ``_init_realization``."""
+    uk = _round_uniforms(scenario, key_r, t, ar=ar, dtype=dtype)
+    return _draws_from(scenario, fading_state, t, uk, ar=ar, dtype=dtype)
+
+
+def scan_rounds(scenario: Scenario, key_r, fading_state, carry, step, rounds: int, *, ar: bool, dtype, start=0):
+    """``lax.scan`` over rounds ``start .. start + rounds − 1`` of one realization:
+    ``carry = step(carry, t, draws)`` with the round's exogenous draws.
+
+    The generator's output for round ``t + 1`` is computed in round ``t`` and carried: the loop
+    state is materialised, so XLA does not fuse the generator into the consumers of the uniforms
+    (inside a fusion it re-evaluated the whole hash once per table-coefficient read). Returns the
+    final ``carry``."""
+    t0 = jnp.asarray(start, jnp.int32)
+    uk0 = _round_uniforms(scenario, key_r, t0, ar=ar, dtype=dtype)
+
+    def body(c, t):
+        inner, fading, uk = c
+        draws, fading = _draws_from(scenario, fading, t, uk, ar=ar, dtype=dtype)
+        uk = _round_uniforms(scenario, key_r, t + 1, ar=ar, dtype=dtype)
+        return (step(inner, t, draws), fading, uk), None
+
+    (carry, _, _), _ = jax.lax.scan(body, (carry, fading_state, uk0), t0 + jnp.arange(rounds, dtype=jnp.int32))
+    return carry
+
+
 def _init_realization(scenario: Scenario, root, index, dtype):
-    """Round key base and initial ``(channel state, Gamma table)`` of realization ``index``.
+    """Round stream key and initial ``(channel state, Gamma table)`` of realization ``index``.
     The table depends on the scenario only (under ``vmap`` over realizations it is not batched)."""
     k_init, k_rounds = jax.random.split(jax.random.fold_in(root, index))
-    table = _gamma_table.gamma_table(scenario.k_H, dtype)
-    return k_rounds, (channel.init_fading(k_init, scenario, dtype), table)
+    table = _gamma_table.gamma_table_bits(scenario.k_H, dtype)
+    return rng.stream_key(scenario.rng, k_rounds), (channel.init_fading(k_init, scenario, dtype), table)
 
 
 # ----------------------------------------------------------------------------- one round
@@ -516,11 +551,10 @@ def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rou
     key_r, fading = _init_realization(scenario, root, index, dtype)
     zero = jnp.zeros((), dtype)
     sums0 = {k: (zero, zero) for k in _SUM_FIELDS}  # (sum, Kahan compensation)
-    carry0 = (initial_carry(scenario, policy, aux, dtype), fading, sums0)
+    carry0 = (initial_carry(scenario, policy, aux, dtype), sums0)
 
-    def body(carry, t):
-        step_carry, fading, sums = carry
-        draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
+    def step(carry, t, draws):
+        step_carry, sums = carry
         step_carry, row = round_step(scenario, policy, aux, step_carry, draws)
         add = {
             "throughput": row.tokens / row.latency,
@@ -538,9 +572,9 @@ def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rou
             "mismatch": row.mismatch,
         }
         sums = {k: _kahan_add(sums[k], jnp.asarray(add[k]).astype(dtype)) for k in _SUM_FIELDS}
-        return (step_carry, fading, sums), None
+        return step_carry, sums
 
-    (step_carry, _, sums), _ = jax.lax.scan(body, carry0, jnp.arange(rounds, dtype=jnp.int32))
+    step_carry, sums = scan_rounds(scenario, key_r, fading, carry0, step, rounds, ar=ar, dtype=dtype)
     sums = {k: s for k, (s, _) in sums.items()}
     T = jnp.asarray(rounds, dtype)
     out = {k: v / T for k, v in sums.items()}
