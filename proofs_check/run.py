@@ -237,8 +237,9 @@ class ConfigResult:
     data: dict[str, Any]  # arrays for figures and report.json
     notes: list[str]
     # per C = 0 configuration, the tight-constant measurement (``proofs_check.tightness.tightness_summary``
-    # plus ``B``/``B_worst``, ``B_actual``, ``ratio`` = B/κ̂; ``_tightness_for``):
-    # {"measured_constant", "measured_ci", "predicted_constant", "B", "B_actual", "ratio", "regime", ...}
+    # plus ``B`` (theory's kind="actual", the theorem's constant used), ``B_worst``, ``ratio`` = B/κ̂,
+    # ``drift_measured`` = measured mean ½(E − a)²; ``_tightness_for``):
+    # {"measured_constant", "measured_ci", "predicted_constant", "B", "B_worst", "ratio", "regime", ...}
     tightness: dict[str, Any] | None = None
     not_applicable: str | None = None
 
@@ -487,10 +488,8 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     if tight is not None:
         # the realized drift constant: mean ½(E_t − a_t)² along the rollouts (the §8.3 drift-constant check)
         dc = [v for v in verdicts if v.claim.startswith("§8.3 drift constant") and v.statistic is not None]
-        tight["B_actual"] = float(dc[0].statistic) if dc else None
-        tight["B_actual_source"] = "mean ½(E_t − a_t)² on the per-round-check rollouts (§8.3 drift-constant check)" if dc else None
-        m = tight.get("measured_constant")
-        tight["ratio_B_actual_to_measured"] = (tight["B_actual"] / m) if (dc and m and m > 0) else None
+        tight["drift_measured"] = float(dc[0].statistic) if dc else None
+        tight["drift_measured_source"] = "mean ½(E_t − a_t)² on the per-round-check rollouts (§8.3 drift-constant check)" if dc else None
     return ConfigResult(cfg.name, cfg.title, verdicts, th.as_dict(), data, notes, tightness=tight)
 
 
@@ -646,7 +645,9 @@ def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, dat
 
 def _tightness_for(scenario, policy, th, sizes, Vs, ls, rounds, burn, v_sl, *, seed: int = 0) -> dict[str, Any]:
     r"""``tightness_summary`` of one stationary sweep (``ls``: ``lagrangian_sweep``'s dict), with the
-    bound's constant: ``B`` (= ``B_worst``, theory's ``½ sup E[(E − a)²]``) and ``ratio`` = ``B/κ̂``
+    bound's constants: ``B`` (``theory.bounds.drift_constant(kind="actual")``: ``½ sup E[(E − a)²]`` over
+    arrival laws on ``[0, E_max]``, the constant the checks use), ``B_worst`` (the cruder range bound,
+    ``kind="worst"``) and ``ratio`` = ``B/κ̂``
     (how loose the theorem's constant is against the measured one). σ² by quadrature where it is
     exact, else by the fixed-price simulation at ``sizes.tightness_sim_*``."""
     from .tightness import tightness_summary
@@ -656,7 +657,8 @@ def _tightness_for(scenario, policy, th, sizes, Vs, ls, rounds, burn, v_sl, *, s
         quantiles=int(sizes.tightness_quantiles), sigma2_method="auto", sim_realizations=int(sizes.tightness_sim_realizations),
         sim_rounds=int(sizes.tightness_sim_rounds), seed=seed + 3, slope=v_sl.details.get("slope"), slope_ci=v_sl.details.get("slope_ci"),
     )
-    t["B_worst"] = t.get("B")
+    t["B_worst"] = None if th.B_worst is None else float(th.B_worst)
+    t["ratio_B_worst_to_measured"] = (t["B_worst"] / t["measured_constant"]) if (t["B_worst"] is not None and t["measured_constant"] > 0) else None
     t["ratio"] = t.get("ratio_B_to_measured")
     return t
 
