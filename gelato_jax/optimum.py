@@ -207,7 +207,8 @@ def proxy_tables(scenario: Scenario, policy: Policy, h):
     """``(T, E, outage)``: the policy's proxy throughput/energy ``(n, γ_max+1)`` at gains ``h (n,)``.
 
     Uses the policy's own ``proxy_costs`` (Gelato) or the mean proxy with the scenario's ``ᾱ``;
-    for ``proxy="ewma"`` the estimate is taken at its initial value ``ᾱ``.
+    for ``proxy="ewma"`` the estimate is taken at its initial value ``ᾱ``. Evaluated in float64
+    (``jax.enable_x64``) whatever the caller's JAX configuration.
     """
     h = np.asarray(h, dtype=np.float64)
     if h.ndim != 1 or h.size == 0:
@@ -215,8 +216,9 @@ def proxy_tables(scenario: Scenario, policy: Policy, h):
     n = h.size
     # pad to a multiple of _PAD so that different bin counts reuse one compiled program
     padded = np.concatenate([h, np.ones(-n % _PAD)])
-    T, E, out = _tables(scenario, policy, jnp.asarray(padded))
-    return np.asarray(T, np.float64)[:n], np.asarray(E, np.float64)[:n], np.asarray(out, bool)[:n]
+    with jax.enable_x64(True):  # float64 whatever the caller's JAX setting (float32 tables err by ~1e-6 relative)
+        T, E, out = _tables(scenario, policy, jnp.asarray(padded, jnp.float64))
+        return np.asarray(T, np.float64)[:n], np.asarray(E, np.float64)[:n], np.asarray(out, bool)[:n]
 
 
 _PAD = 512
