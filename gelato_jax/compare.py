@@ -90,24 +90,20 @@ def _compiled():
 def simulate_metrics(scenario, policy, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None):
     """Per-realization metrics (dict of ``(R,)`` arrays) of one policy on ``simulate``'s draws."""
     import jax
-    import jax.numpy as jnp
 
-    from .simulator import _check_positive_int, _entropy_ar, _prepare
+    from . import engine
+    from .model import entropy_ar
 
-    realizations = _check_positive_int("realizations", realizations)
-    rounds = _check_positive_int("rounds", rounds)
-    seed = _check_positive_int("seed", seed, lo=0)
-    chunk = realizations if chunk is None else min(_check_positive_int("chunk", chunk), realizations)
-    scenario, policy, dtype = _prepare(scenario, policy, dtype)
-    ar = _entropy_ar(scenario)
+    realizations = engine.check_positive_int("realizations", realizations)
+    rounds = engine.check_positive_int("rounds", rounds)
+    seed = engine.check_positive_int("seed", seed, lo=0)
+    chunk = realizations if chunk is None else min(engine.check_positive_int("chunk", chunk), realizations)
+    scenario, policy, dtype = engine.prepare(scenario, policy, dtype)
+    ar = entropy_ar(scenario)
     root = jax.random.key(seed)
-    parts = []
-    for start in range(0, realizations, chunk):
-        idx = jnp.arange(start, start + chunk, dtype=jnp.uint32)
-        out = _compiled()(scenario, policy, root, idx, rounds=rounds, ar=ar, dtype=dtype)
-        n = min(chunk, realizations - start)
-        parts.append({k: np.asarray(v, dtype=np.float64)[:n] for k, v in out.items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    out = engine.run_chunks(lambda idx: _compiled()(scenario, policy, root, idx, rounds=rounds, ar=ar, dtype=dtype),
+                            realizations, chunk, desc="compare")
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 
 def _t_half(sd: float, n: int, confidence: float) -> float:

@@ -379,25 +379,24 @@ def sweep(
       ``SweepResult`` (the same as ``load_sweep(out)``).
     """
     import jax
-    import jax.numpy as jnp
     from jax.sharding import AxisType, NamedSharding, PartitionSpec
-    from tqdm.auto import tqdm
 
+    from . import engine
     from . import io as gio
-    from . import simulator as sim
+    from .model import entropy_ar
 
-    realizations = sim._check_positive_int("realizations", realizations)
-    rounds = sim._check_positive_int("rounds", rounds)
-    seed = sim._check_positive_int("seed", seed, lo=0)
-    chunk = min(realizations if chunk is None else sim._check_positive_int("chunk", chunk), realizations)
+    realizations = engine.check_positive_int("realizations", realizations)
+    rounds = engine.check_positive_int("rounds", rounds)
+    seed = engine.check_positive_int("seed", seed, lo=0)
+    chunk = min(realizations if chunk is None else engine.check_positive_int("chunk", chunk), realizations)
     all_devices = jax.devices()
-    n_dev = len(all_devices) if devices is None else sim._check_positive_int("devices", devices)
+    n_dev = len(all_devices) if devices is None else engine.check_positive_int("devices", devices)
     if n_dev > len(all_devices):
         raise ValueError(f"devices must be <= {len(all_devices)} (visible devices), got {n_dev}")
     fields, coords, scens, pols = _build_points(scenario, policy, grid)
-    prepared = [sim._prepare(s, p, dtype) for s, p in zip(scens, pols)]
+    prepared = [engine.prepare(s, p, dtype) for s, p in zip(scens, pols)]
     dt = prepared[0][2]
-    ar = any(sim._entropy_ar(s) for s in scens)
+    ar = any(entropy_ar(s) for s in scens)
     config = _config(scenario, policy, fields, coords, seed=seed, realizations=realizations, rounds=rounds, dtype=dt)
     chash = _hash(config)
     n_points = len(scens)
@@ -434,7 +433,6 @@ def sweep(
     idx_sharding = NamedSharding(mesh, PartitionSpec("r"))
     rep = NamedSharding(mesh, PartitionSpec())
     s_stack, p_stack = jax.device_put((s_stack, p_stack), rep)
-    c_pad = -(-chunk // n_dev) * n_dev
     root = jax.random.key(seed)
     kernel = _get_kernel()
     env = gio.environment_info() if out is not None else None
@@ -442,32 +440,28 @@ def sweep(
     todo = [c for c in range(n_chunks)
             if out is None or not _chunk_ok(out, c, chash, c * chunk, min((c + 1) * chunk, realizations), n_points)]
     mem: dict[int, dict[str, np.ndarray]] = {}
-    bar = tqdm(total=n_chunks, initial=n_chunks - len(todo), desc="sweep", unit="chunk",
-               disable=(not progress) if progress is not None else None)
-    try:
-        for c in todo:
-            start, stop = c * chunk, min((c + 1) * chunk, realizations)
-            idx_np = np.arange(start, start + c_pad, dtype=np.uint32)
-            idx = jax.make_array_from_callback((c_pad,), idx_sharding, lambda i: idx_np[i])
-            t0 = time.time()
-            res = kernel(s_stack, p_stack, root, idx, rounds=rounds, ar=ar, dtype=dt,
-                         s_axes=_Static(s_axes), p_axes=_Static(p_axes))
-            if jax.process_count() > 1:
-                from jax.experimental import multihost_utils
+    timer = [time.time()]
 
-                res = multihost_utils.process_allgather(res, tiled=True)
-            arrays = {k: np.asarray(res[_SRC[k]])[:, : stop - start] for k in METRICS}
-            wall = time.time() - t0
-            if out is not None:
-                if writer:
-                    _write_chunk(out, c, arrays, {"config_hash": chash, "chunk": c, "start": start, "stop": stop,
-                                                  "seed": seed, "wall_time_s": wall, "devices": n_dev,
-                                                  "environment": env})
-            else:
-                mem[c] = arrays
-            bar.update(1)
-    finally:
-        bar.close()
+    def call(idx):
+        timer[0] = time.time()
+        res = kernel(s_stack, p_stack, root, idx, rounds=rounds, ar=ar, dtype=dt,
+                     s_axes=_Static(s_axes), p_axes=_Static(p_axes))
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            res = multihost_utils.process_allgather(res, tiled=True)
+        return {k: res[_SRC[k]] for k in METRICS}
+
+    def finished(c, start, stop, arrays):
+        if out is None:
+            mem[c] = arrays
+        elif writer:
+            _write_chunk(out, c, arrays, {"config_hash": chash, "chunk": c, "start": start, "stop": stop,
+                                          "seed": seed, "wall_time_s": time.time() - timer[0], "devices": n_dev,
+                                          "environment": env})
+
+    engine.run_chunks(call, realizations, chunk, axis=1, todo=todo, on_chunk=finished, keep=False, desc="sweep",
+                      progress=progress, sharding=idx_sharding)
     if out is None:
         return _assemble(config, [mem[c] for c in range(n_chunks)])
     return load_sweep(out)

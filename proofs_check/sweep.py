@@ -25,7 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gelato_jax.simulator import _entropy_ar, _prepare, simulate_realization
+from gelato_jax import engine
+from gelato_jax.model import entropy_ar
+from gelato_jax.simulator import simulate_realization
 
 __all__ = ["v_grid", "horizon", "v_sweep", "sweep_cache_size", "SWEEP_FIELDS", "lagrangian_sweep", "LAGRANGIAN_FIELDS"]
 
@@ -84,25 +86,15 @@ def _sweep_setup(scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     chunk = min(int(chunk or realizations), realizations)
-    scenario, policy, dtype = _prepare(scenario, policy, dtype)
-    return (Vs, chunk, scenario, policy, dtype, _entropy_ar(scenario), jax.random.key(seed),
+    scenario, policy, dtype = engine.prepare(scenario, policy, dtype)
+    return (Vs, chunk, scenario, policy, dtype, entropy_ar(scenario), jax.random.key(seed),
             -(-realizations // chunk))
 
 
 def _run_chunks(call, chunk, realizations, n_chunks, desc, progress):
-    """Run ``call(indices)`` (``(n_V, chunk)`` outputs) over the padded realization chunks, drop the
-    padding, concatenate along realizations; adds ``"_calls"``."""
-    from tqdm.auto import tqdm
-
-    parts = []
-    with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=None if progress is None else not progress, leave=False) as bar:
-        for c in range(n_chunks):
-            start = c * chunk
-            out = call(jnp.asarray(np.arange(start, start + chunk, dtype=np.uint32)))
-            n_valid = min(chunk, realizations - start)
-            parts.append({k: np.asarray(v)[:, :n_valid] for k, v in out.items()})
-            bar.update(1)
-    merged = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+    """``engine.run_chunks`` over ``(n_V, chunk)`` outputs (realizations on axis 1); adds
+    ``"_calls"``."""
+    merged = engine.run_chunks(call, realizations, chunk, axis=1, desc=desc, progress=progress)
     merged["_calls"] = n_chunks
     return merged
 
@@ -128,61 +120,55 @@ def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, 
 LAGRANGIAN_FIELDS = ("throughput", "energy", "arrival", "queue", "queue_sq", "regret")
 
 
-@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, *, rounds, ar, dtype):
+def _lagrangian_metrics(pol, aux, lam, burn):
+    """Per-round metrics of the Lagrangian sweep for ``engine.realization_sums``: throughput,
+    energy, arrival, queue, queue², the per-round Lagrangian regret at price ``lam``, each also
+    weighted by the window indicator ``t ≥ burn`` (suffix ``_w``), and ``Z`` at the window start
+    (``queue_burn``: only the round ``t = burn`` contributes)."""
     from gelato_jax import channel
     from gelato_jax.policies.base import RoundObs
-    from gelato_jax.simulator import _draw_round, _init_realization, _kahan_add, initial_carry, round_step
 
+    def metrics(scenario, t, carry, draws, row):
+        # the per-round problem the controller solved, at this round's rates: L(γ) = T̂ − λ·Ê
+        h = draws[0]
+        rate = channel.uplink_rate(scenario, h)
+        rate_dl = channel.downlink_rate(scenario, h)
+        outage = channel.in_outage(scenario, rate)
+        pc = pol.proxy_costs(scenario, aux, carry.policy_state, RoundObs(t, carry.queue, h, rate, rate_dl, outage, carry.rejected))
+        L = pc.throughput - lam * pc.energy
+        allowed = (jnp.arange(L.shape[-1]) == 0) | ~outage
+        M = jnp.max(jnp.where(allowed, L, -jnp.inf))
+        add = {"throughput": row.tokens / row.latency, "energy": row.energy, "arrival": row.arrival,
+               "queue": row.queue, "queue_sq": row.queue**2, "regret": M - L[row.budget]}
+        dt = row.energy.dtype
+        w = (t >= burn).astype(dt)
+        out = {}
+        for k, x in add.items():
+            out[k] = x
+            out[k + "_w"] = w * x
+        out["queue_burn"] = jnp.where(t == burn, row.queue, 0.0).astype(dt)
+        return out
+
+    return metrics
+
+
+@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
+def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, *, rounds, ar, dtype):
     lam = jnp.asarray(lam, dtype)
 
     def per_V(V, burn, z0):
         pol = policy.replace(V=V)
         aux = pol.precompute(scenario)
+        metrics = _lagrangian_metrics(pol, aux, lam, burn)
 
         def one(index):
-            key_r, fading = _init_realization(scenario, root, index, dtype)
-            zero = jnp.zeros((), dtype)
-            sums0 = {f"{k}{s}": (zero, zero) for k in LAGRANGIAN_FIELDS for s in ("", "_w")}
-            carry0 = (initial_carry(scenario, pol, aux, dtype)._replace(queue=z0.astype(dtype)), fading, sums0, zero)
-
-            def body(carry, t):
-                step_carry, fading, sums, z_burn = carry
-                queue, pstate, rejected = step_carry.queue, step_carry.policy_state, step_carry.rejected
-                draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
-                h = draws[0]
-                # the per-round problem the controller solves, at this round's rates: L(γ) = T̂ − λ·Ê
-                rate = channel.uplink_rate(scenario, h)
-                rate_dl = channel.downlink_rate(scenario, h)
-                outage = channel.in_outage(scenario, rate)
-                pc = pol.proxy_costs(scenario, aux, pstate, RoundObs(t, queue, h, rate, rate_dl, outage, rejected))
-                L = pc.throughput - lam * pc.energy
-                allowed = (jnp.arange(L.shape[-1]) == 0) | ~outage
-                M = jnp.max(jnp.where(allowed, L, -jnp.inf))
-                step_carry, row = round_step(scenario, pol, aux, step_carry, draws)
-                add = {
-                    "throughput": row.tokens / row.latency,
-                    "energy": row.energy,
-                    "arrival": row.arrival,
-                    "queue": row.queue,
-                    "queue_sq": row.queue**2,
-                    "regret": M - L[row.budget],
-                }
-                w = (t >= burn).astype(dtype)
-                new = {}
-                for k, x in add.items():
-                    x = jnp.asarray(x).astype(dtype)
-                    new[k] = _kahan_add(sums[k], x)
-                    new[k + "_w"] = _kahan_add(sums[k + "_w"], w * x)
-                z_burn = jnp.where(t == burn, row.queue, z_burn)
-                return (step_carry, fading, new, z_burn), None
-
-            (step_carry, _, sums, z_burn), _ = jax.lax.scan(body, carry0, jnp.arange(rounds, dtype=jnp.int32))
+            sums, carry = engine.realization_sums(scenario, pol, root, index, rounds=rounds, ar=ar, dtype=dtype,
+                                                  metrics=metrics, queue0=z0, aux=aux)
             n_w = jnp.asarray(rounds, dtype) - burn.astype(dtype)
-            out = {k: sums[k][0] / rounds for k in LAGRANGIAN_FIELDS}
-            out.update({k + "_w": sums[k + "_w"][0] / n_w for k in LAGRANGIAN_FIELDS})
-            out["queue_final"] = step_carry.queue
-            out["queue_burn"] = z_burn
+            out = {k: sums[k] / rounds for k in LAGRANGIAN_FIELDS}
+            out.update({k + "_w": sums[k + "_w"] / n_w for k in LAGRANGIAN_FIELDS})
+            out["queue_final"] = carry.queue
+            out["queue_burn"] = sums["queue_burn"]
             return out
 
         return jax.vmap(one)(indices)
