@@ -19,7 +19,7 @@ import shlex
 
 from gelato_jax.cli_inputs import add_model_args, nonneg_int
 
-__all__ = ["add_parsers", "cmd_verify", "CONFIG_NAMES"]
+__all__ = ["add_parsers", "cmd_verify", "cmd_tightness", "CONFIG_NAMES"]
 
 CONFIG_NAMES = ("a-exact-dpp", "b-gelato-exact", "c-gelato-paper", "d-random-arrivals", "e-gauss-markov")
 
@@ -43,6 +43,77 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_verify)
+
+    t = subparsers.add_parser(
+        "tightness",
+        help="tightness atlas: the measured constant lim V*G_L vs the bound's B and the second-order sigma^2/4 over a scenario grid",
+        description="Per grid point (the scenario from --config/--set with the grid's fields set): T*, lambda*, B, the measured "
+        "asymptotic constant lim V*G_L with its CI from a stationary sweep, the second-order prediction sigma^2/4, their ratios "
+        "and the regime (proofs_check.atlas). Resumable: finished points in --out are skipped.",
+    )
+    add_model_args(t, policy=False, config_help="scenario/policy TOML file ([scenario], [policy] tables, as for simulate)")
+    t.add_argument("--grid", action="append", required=True, metavar="FIELD=VALUES",
+                   help="a scenario field and its values: v1,v2,... | logspace:a:b:n | linspace:a:b:n (repeatable: the cartesian product)")
+    t.add_argument("--configuration", choices=("a", "b"), default="a",
+                   help="C = 0 configuration per point: a (exact DPP, default) or b (GELATO with the exact proxy)")
+    t.add_argument("--quick", action="store_true", help="small sizes (a 2x2 grid in a few minutes on 2 CPU cores)")
+    t.add_argument("--out", metavar="DIR", default="tightness-atlas", help="output folder (default: tightness-atlas); a rerun resumes")
+    t.add_argument("--json", action="store_true", help="print the atlas JSON instead of the table")
+    t.add_argument("--seed", type=nonneg_int, default=0, help="root seed (default 0)")
+    t.add_argument("--no-figures", action="store_true", help="skip the heatmaps")
+    t.add_argument("--quiet", action="store_true", help="no per-point progress lines")
+    t.set_defaults(func=cmd_tightness)
+
+
+def _g(x) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(_g(v) for v in x) + "]"
+    try:
+        return f"{float(x):.3g}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def cmd_tightness(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import sys
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from gelato_jax.cli_inputs import scenario_and_policy_from_args
+
+    from .atlas import parse_grid, tightness_atlas
+
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} exists and is not a directory")
+    grid = parse_grid(args.grid)
+    scenario, policy, _ = scenario_and_policy_from_args(args, allowed_policies=("gelato",))
+    res = tightness_atlas(scenario, policy, grid, quick=args.quick, seed=args.seed, out=out, progress=False if args.quiet else None,
+                          configuration=args.configuration, figures=not args.no_figures)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    fields = res["fields"]
+    head = [*fields, "status", "T*", "lambda*", "B", "kappa_hat", "kappa_hat CI", "sigma2/4", "kappa_hat/B", "kappa_hat/(sigma2/4)", "regime", "G_L large V"]
+    rows = []
+    for p in res["points"]:
+        rows.append([_g(p["point"][f]) for f in fields] + [p.get("status", "?")] + [
+            _g(p.get(k)) for k in ("T_star", "lambda_star", "B", "measured_constant", "measured_ci", "predicted_constant",
+                                   "ratio_measured_to_B", "ratio_measured_to_predicted")] + [str(p.get("regime") or "—"), str(p.get("flattening") or "—")])
+    w = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    print(f"gelato tightness: {len(rows)} points, {res['wall_s']:.0f} s, configuration {res['configuration']}, atlas in {out}/atlas.json",
+          file=sys.stdout)
+    for r in [head, *rows]:
+        print("  ".join(f"{str(x):<{wi}}" for x, wi in zip(r, w)).rstrip())
+    for p in res["points"]:
+        if p.get("status") != "done":
+            print(f"  {p['point']}: {p.get('status')}: {p.get('reason')}")
+    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
