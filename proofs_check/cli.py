@@ -10,6 +10,12 @@ figures to ``--out`` (default ``verify-report``), prints a summary table (or the
 rate beyond the theorem), 0 otherwise ("not run", "inconclusive", "observation" and "not
 applicable" are reported, not failures). Invalid input: one line, exit 2, nothing written. Heavy
 imports happen inside ``cmd_verify`` so ``gelato --help`` stays fast.
+
+``gelato tightness --grid FIELD=VALUES ... [--config FILE.toml] [--set f=v ...] [--configuration a|b]
+[--quick] [--out DIR] [--json]``: the tightness atlas (``proofs_check.atlas.tightness_atlas``) —
+per grid point ``T*``, ``λ*``, ``B``, the measured ``κ̂ = lim V·G_L`` with its CI, the
+second-order ``σ²/4``, ``κ̂/B``, the regime; ``DIR/atlas.json`` (``"points"``), per-point files
+(a rerun skips finished points) and heatmaps when two grid fields vary.
 """
 
 from __future__ import annotations
