@@ -10,9 +10,10 @@ measures:
 * a modest stationary sweep (``proofs_check.sweep.lagrangian_sweep``, warm start ``Z_0 = Vλ*``)
   at ``n_V`` values of ``V`` in the asymptotic range, sized from the quadrature's
   ``κ = −de/dλ`` (``proofs_check.tightness.price_quadrature``): the window holds
-  ``relax_times`` relaxation times ``V/κ`` at the largest ``V`` (``window_fraction`` ≥ 0.95) and,
-  where the horizon cap allows, the smallest ``V`` is at least ``V_linear`` (``tightness.linearity``:
-  where the queue's linearisation holds) and ``10·V₀``;
+  ``relax_times`` relaxation times ``V/κ`` at the largest ``V`` (``window_fraction`` ≥ 0.95), the
+  largest ``V`` as large as the horizon cap allows (up to ``V₀·10^top_decades``) and, where the cap
+  allows, the smallest ``V`` at least ``V_linear`` (``tightness.linearity``: where the queue's
+  linearisation holds) and ``10·V₀`` (``plan_stationary``);
 * ``κ̂ = lim V·G_L`` with its CI, the second-order prediction ``σ²/4``, ``κ̂/B``, ``κ̂/(σ²/4)``, the
   regime and the flattening verdict (``tightness.tightness_summary``).
 
@@ -57,6 +58,7 @@ class AtlasSizes:
     n_V: int  # V values per point
     decades: float  # span of the V values (log10 V_max/V_min)
     relax_times: float  # relaxation times V/κ in the window at the largest V
+    top_decades: float  # V_max ≤ V₀·10^top_decades
     burn: float  # fraction of the horizon discarded
     min_rounds: int
     rounds_cap: int  # the horizon never exceeds this (V_max is lowered instead)
@@ -68,10 +70,10 @@ class AtlasSizes:
 
 
 # --quick: 16 realizations, 3 V over half a decade, ≤ 60,000 rounds: ≤ 2.9·10⁶ rounds per point
-ATLAS_QUICK = AtlasSizes(realizations=16, chunk=16, n_V=3, decades=0.5, relax_times=5.0, burn=0.1, min_rounds=4000,
+ATLAS_QUICK = AtlasSizes(realizations=16, chunk=16, n_V=3, decades=0.5, relax_times=5.0, top_decades=3.5, burn=0.1, min_rounds=4000,
                          rounds_cap=60_000, quantiles=1024, plan_quantiles=4096, tightness_quantiles=16384,
                          sim_realizations=16, sim_rounds=1000)
-ATLAS_FULL = AtlasSizes(realizations=256, chunk=128, n_V=4, decades=1.0, relax_times=10.0, burn=0.1, min_rounds=10_000,
+ATLAS_FULL = AtlasSizes(realizations=256, chunk=128, n_V=4, decades=1.0, relax_times=10.0, top_decades=4.5, burn=0.1, min_rounds=10_000,
                         rounds_cap=1_000_000, quantiles=4096, plan_quantiles=16384, tightness_quantiles=65536,
                         sim_realizations=256, sim_rounds=20_000)
 
@@ -117,21 +119,25 @@ def _hash(obj) -> str:
 
 # ----------------------------------------------------------------------------- one point
 def plan_stationary(kappa: float, V0: float, sizes: AtlasSizes, V_linear: float | None = None) -> tuple[np.ndarray, int, str]:
-    r"""``(Vs, rounds, note)``: ``n_V`` values over ``decades`` decades starting at
-    ``V_lo = max(10·V₀, V_linear)`` and a horizon whose window ``(1 − burn)·rounds`` holds
-    ``relax_times`` relaxation times ``V_max/κ``; when that exceeds ``rounds_cap`` the values are
-    moved down so that ``V_max = κ·(1 − burn)·rounds_cap/relax_times`` (noted)."""
-    V_lo = max(10.0 * V0, V_linear or 0.0)
-    V_hi = V_lo * 10.0**sizes.decades
-    need = sizes.relax_times * V_hi / kappa / (1.0 - sizes.burn)
+    r"""``(Vs, rounds, note)``: ``n_V`` values over ``decades`` decades ending at ``V_max``, and a
+    horizon whose window ``(1 − burn)·rounds`` holds ``relax_times`` relaxation times ``V_max/κ``.
+
+    The second-order constant is a large-``V`` limit, so ``V_max`` is as large as the horizon cap
+    allows, ``V_cap = κ·(1 − burn)·rounds_cap/relax_times``, up to ``V₀·10^top_decades`` (beyond it
+    ``G_L`` sinks under the sweep's resolution); and at least ``10^decades·max(10·V₀, V_linear)``
+    (the whole grid in the range where the queue's linearisation holds) when the cap allows. When
+    the cap keeps the grid below ``V_linear`` (or ``10·V₀``) a note says so."""
+    V_lo_want = max(10.0 * V0, V_linear or 0.0)
+    V_cap = kappa * (1.0 - sizes.burn) * sizes.rounds_cap / sizes.relax_times
+    V_hi = min(V0 * 10.0**sizes.top_decades, V_cap)
+    V_hi = max(V_hi, min(V_lo_want * 10.0**sizes.decades, V_cap))
     note = ""
-    if need > sizes.rounds_cap:
-        V_hi = kappa * (1.0 - sizes.burn) * sizes.rounds_cap / sizes.relax_times
-        note = (f"the asymptotic range V >= {V_lo:.3g} needs {need:.3g} rounds (> cap {sizes.rounds_cap}); "
+    if V_hi * 10.0**-sizes.decades < V_lo_want * (1 - 1e-9):
+        need = sizes.relax_times * V_lo_want * 10.0**sizes.decades / kappa / (1.0 - sizes.burn)
+        note = (f"the asymptotic range V >= {V_lo_want:.3g} needs {need:.3g} rounds (> cap {sizes.rounds_cap}); "
                 f"V lowered to V_max = kappa*(1-burn)*cap/{sizes.relax_times:g} = {V_hi:.3g}")
-        rounds = sizes.rounds_cap
-    else:
-        rounds = int(max(sizes.min_rounds, math.ceil(need / 100.0) * 100))
+    need = sizes.relax_times * V_hi / kappa / (1.0 - sizes.burn)
+    rounds = int(min(sizes.rounds_cap, max(sizes.min_rounds, math.ceil(need / 100.0) * 100)))
     Vs = V_hi * np.logspace(-sizes.decades, 0.0, sizes.n_V)
     return Vs, int(rounds), note
 

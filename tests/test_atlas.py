@@ -9,7 +9,7 @@ from proofs_check import atlas as vatlas
 from proofs_check import run as vrun
 from proofs_check.verdict import Verdict
 
-TINY_ATLAS = vatlas.AtlasSizes(realizations=4, chunk=4, n_V=2, decades=0.5, relax_times=2.0, burn=0.1, min_rounds=200, rounds_cap=600,
+TINY_ATLAS = vatlas.AtlasSizes(realizations=4, chunk=4, n_V=2, decades=0.5, relax_times=2.0, top_decades=2.0, burn=0.1, min_rounds=200, rounds_cap=600,
                                quantiles=256, plan_quantiles=1024, tightness_quantiles=2048, sim_realizations=4, sim_rounds=200)
 TINY = vrun.Sizes(
     realizations=4, chunk=2, lo=-1.0, hi=1.0, n_coarse=3, n_fine=2, settle_factor=5.0, min_rounds=200,
@@ -83,12 +83,16 @@ def test_atlas_bad_grid_field_exits_2(tmp_path, capsys):
 def test_plan_stationary_window_holds_relaxation_times():
     from proofs_check.tightness import window_fraction
 
-    Vs, rounds, note = vatlas.plan_stationary(1e-3, 1e-2, vatlas.ATLAS_QUICK)
-    assert len(Vs) == vatlas.ATLAS_QUICK.n_V and abs(Vs[0] - 0.1) < 1e-12 and not note
+    q = vatlas.ATLAS_QUICK
+    Vs, rounds, note = vatlas.plan_stationary(1e-3, 1e-2, q)  # the cap decides V_max (V0·10^top_decades is larger)
+    assert len(Vs) == q.n_V and not note and rounds == q.rounds_cap
+    assert abs(Vs[-1] - 1e-3 * (1 - q.burn) * q.rounds_cap / q.relax_times) < 1e-9 and Vs[0] >= 0.1
     assert rounds * (1 - vatlas.ATLAS_QUICK.burn) >= vatlas.ATLAS_QUICK.relax_times * Vs[-1] / 1e-3 - 100
     assert window_fraction(Vs, 1e-3, rounds, int(0.1 * rounds)).min() >= 0.95
-    Vs, rounds, note = vatlas.plan_stationary(1e-6, 1e-2, vatlas.ATLAS_QUICK)  # would need 10^8 rounds: capped, V lowered
-    assert rounds == vatlas.ATLAS_QUICK.rounds_cap and "lowered" in note and Vs[-1] < 0.1
+    Vs, rounds, note = vatlas.plan_stationary(1e-6, 1e-2, q)  # would need 10^8 rounds: capped, V lowered
+    assert rounds == q.rounds_cap and "lowered" in note and Vs[-1] < 0.1
+    Vs, rounds, note = vatlas.plan_stationary(10.0, 1e-2, q)  # fast relaxation: V up to V0·10^top_decades
+    assert abs(Vs[-1] - 1e-2 * 10**q.top_decades) < 1e-9 and rounds < q.rounds_cap and not note
 
 
 def test_verify_report_carries_tightness_for_config_a(tmp_path, monkeypatch):
