@@ -1,4 +1,4 @@
-"""Where a simulated round's time goes on CPU: threefry alone, all draws, whole simulator.
+"""Where a simulated round's time goes on CPU: each generator alone, all draws, whole simulator.
 
     python bench/rng_ceiling.py [--realizations 4096] [--rounds 300]
 
@@ -15,7 +15,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from gelato_jax import Gelato, Scenario, StaticSD, _gamma_table
+from gelato_jax import Gelato, Scenario, StaticSD, _gamma_table, rng
 from gelato_jax import simulator as sm
 
 
@@ -53,6 +53,18 @@ def main() -> None:
         return jax.vmap(one)(idx)
 
     @jax.jit
+    def mix32_only(root, idx):
+        def one(i):
+            key_r = rng.stream_key("mix32", jax.random.fold_in(root, i))
+
+            def body(acc, t):
+                return acc + rng.round_draws("mix32", key_r, t, n_u, 0, dt)[0].sum(), None
+
+            return jax.lax.scan(body, jnp.zeros((), dt), jnp.arange(T, dtype=jnp.int32))[0]
+
+        return jax.vmap(one)(idx)
+
+    @jax.jit
     def draws_only(root, idx):
         def one(i):
             key_r, fading = sm._init_realization(scen, root, i, dt)
@@ -68,7 +80,8 @@ def main() -> None:
 
     rows = [
         (f"threefry only ({n_u} uniforms + fold_in)", lambda: jax.block_until_ready(threefry_only(root, idx))),
-        ("all exogenous draws (_draw_round)", lambda: jax.block_until_ready(draws_only(root, idx))),
+        (f"mix32 only ({n_u} uniforms)", lambda: jax.block_until_ready(mix32_only(root, idx))),
+        ("all exogenous draws (default rng)", lambda: jax.block_until_ready(draws_only(root, idx))),
     ]
     for label, pol in [
         ("simulator, GELATO", Gelato()),

@@ -232,7 +232,9 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
 
     pos = jnp.arange(scenario.gamma_max)
     accept = (uniform < tokens.acceptance_by_position(scenario, entropy, rejected)) & (pos < sent)
-    accepted = jnp.sum(jnp.cumprod(accept.astype(jnp.int32))).astype(jnp.int32)
+    # the leading run of accepted drafts = index of the first position not accepted (a min-reduce;
+    # XLA's cumprod is a slow reduce-window on CPU)
+    accepted = jnp.min(jnp.where(accept, scenario.gamma_max, pos)).astype(jnp.int32)
     n_tokens = accepted + 1
 
     bits_ul = costs.uplink_bits(scenario, policy.payload, entropy, sent)
@@ -243,9 +245,8 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     # optional policy hook (lossy policies, e.g. UHLM): keep the ``sent`` drafts on the device
     # without upload or verification. Such a round costs only its draft passes; its tokens are
     # unverified, and ``mismatch`` counts those verification would have rejected (sent − A).
-    skip_hook = getattr(policy, "skip_verification", None)
-    if skip_hook is not None:
-        skip = skip_hook(scenario, aux, pstate, entropy, sent) & (sent > 0)
+    if policy.skip_verification is not None:
+        skip = policy.skip_verification(scenario, aux, pstate, entropy, sent) & (sent > 0)
         zero = jnp.zeros((), jnp.int32)
         unverified = jnp.where(skip, sent, zero)
         mismatch = jnp.where(skip, sent - accepted, zero)
@@ -287,11 +288,10 @@ def round_costs(scenario: Scenario, policy: Policy, obs: RoundObs, sent, passes,
     """Downlink bits, latency and device energy of a verified round (MODEL §3):
     ``(bits_dl, D, E)``."""
     # optional policy hook: its own downlink payload (e.g. DSSD with a top-k target distribution)
-    dl_hook = getattr(policy, "downlink_bits", None)
-    if dl_hook is None:
+    if policy.downlink_bits is None:
         bits_dl = costs.downlink_bits(scenario, policy.payload, accepted < sent)
     else:
-        bits_dl = dl_hook(scenario, accepted < sent)
+        bits_dl = policy.downlink_bits(scenario, accepted < sent)
     lat = costs.latency(scenario, passes, sent, bits_ul, bits_dl, obs.rate, obs.rate_dl)
     en = costs.energy(scenario, passes, bits_ul, obs.rate)
     return bits_dl, lat, en

@@ -139,7 +139,7 @@ def lm_inner_loop(policy: Policy) -> str:
     from ..policies.gelato import Gelato
 
     name = type(policy).__name__
-    if getattr(policy, "skip_verification", None) is not None:
+    if policy.skip_verification is not None:
         raise ValueError(f"policy {name} skips verification (lossy); LM mode supports lossless policies only")
     draft = type(policy).draft
     if draft is Policy.draft:

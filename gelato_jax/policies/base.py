@@ -12,6 +12,7 @@ with four pure hooks the rollout calls every round (MODEL.md §1, steps 2–6):
   entropies of the positions the device would draft and the round's observation ``obs``;
 * ``update_state(scenario, aux, state, outcome) -> state`` — after the round.
 
+Optional hooks (declared on ``Policy`` as ``None``): ``skip_verification`` and ``downlink_bits``.
 ``payload`` (static) selects the uplink scheme of §3. ``validate(scenario)`` runs in Python
 before compilation and raises ``ValueError`` for incompatible settings.
 """
@@ -72,6 +73,15 @@ class Policy:
     """Base class: subclasses are ``pytree_dataclass``es with a static ``payload`` field."""
 
     payload: str = "topp"
+
+    # Optional hooks, declared here (``None``: not provided) and called by the round when a
+    # subclass defines them as methods:
+    #: ``skip_verification(scenario, aux, state, entropy, sent) -> bool``: keep this round's sent
+    #: drafts on the device without upload or verification (lossy policies, e.g. ``UHLM``).
+    skip_verification = None
+    #: ``downlink_bits(scenario, rejected) -> bits``: the policy's own downlink payload (e.g.
+    #: ``DSSD`` with a top-k target distribution) instead of the payload scheme's.
+    downlink_bits = None
 
     def validate(self, scenario: Scenario) -> None:
         """Check compatibility with ``scenario`` (Python level, before compilation)."""
