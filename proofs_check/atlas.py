@@ -259,7 +259,7 @@ def _heatmaps(result: dict, out: str) -> list[str]:
                 if np.isfinite(Z[i, j]):
                     ax.text(j, i, f"{Z[i, j]:.3g}", ha="center", va="center", color="w", fontsize=8)
         fig.colorbar(im, ax=ax, label=("log10 " if log else "") + key)
-        ax.set_title(f"{title}\n{result['configuration']}", fontsize=9)
+        ax.set_title(f"{title}\nconfiguration {result['configuration']}", fontsize=9)
         fig.tight_layout()
         path = os.path.join(out, f"atlas_{key}.png")
         fig.savefig(path, dpi=100)

@@ -116,3 +116,19 @@ def test_verify_report_carries_tightness_for_config_a(tmp_path, monkeypatch):
     md = (out / "report.md").read_text()
     assert "Tightness" in md and "σ²/4" in md
 
+
+
+def test_flattening_at_the_predicted_floor_is_not_a_failed_law():
+    from proofs_check.verdict import RATE
+
+    v = Verdict("§8.5 scaling: stationary Lagrangian gap G_L(V) falls like 1/V", -0.32, -0.5, (-0.35, -0.30), False,
+                {"slope": -0.32}, direction="CI high < bound", category=RATE)
+    floor = {"flattening": {"verdict": "resolution floor"}, "floors": {"lambda": 2e-6, "delta_lambda": 0.01}, "kappa": 0.04}
+    w = vrun._explain_flattening(v, floor)
+    assert w.status == "inconclusive" and w.passed is None and w.category == RATE
+    assert "flattening at the predicted floor of 2e-06" in w.details["reason"]
+    unexplained = dict(floor, flattening={"verdict": "not explained"})
+    w = vrun._explain_flattening(v, unexplained)
+    assert w.status == "FAIL" and "no predicted resolution floor" in w.details["explanation"]
+    ok = Verdict(v.claim, -1.0, -0.5, (-1.1, -0.9), True, {}, category=RATE)
+    assert vrun._explain_flattening(ok, dict(floor, flattening={"verdict": "no flattening"})).status == "pass"
