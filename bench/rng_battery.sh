@@ -28,7 +28,8 @@ STREAMS=${STREAMS:-"a b c threefry"}
 # Not Use", and not 17 marsaglia_tsang_gcd: 10^7 words per p-value, 9 minutes alone on a loaded
 # 2-core machine; ALL=1 runs it), the three STS tests and the ten RGB/DAB tests. One run of
 # sts_serial (102) reports 30 results (tuple sizes 1..16); rgb_bitdist (200) runs at n = 8 bits,
-# rgb_lagged_sum (203) at lag 16, the other tests at dieharder's defaults.
+# rgb_minimum_distance (201) in 2 dimensions (8 minutes), rgb_lagged_sum (203) at lag 16, the
+# other tests at dieharder's defaults.
 TESTS=${TESTS:-"0 1 2 3 4 8 9 10 11 12 13 15 16 100 101 102 200 201 202 203 204 205 206 207 208 209"}
 
 if ! command -v dieharder >/dev/null 2>&1; then
@@ -39,6 +40,7 @@ fi
 extra_args() { # per-test options beyond dieharder's defaults
     case "$1" in
         200) echo "-n 8" ;;
+        201) echo "-n 2" ;; # as under -a; without -n it runs at ntuple 0, which every generator fails
         203) echo "-n 16" ;;
         *) echo "" ;;
     esac
@@ -50,7 +52,7 @@ run_one() { # stream, dieharder selection args...
     # shellcheck disable=SC2068
     nice -n 10 "$PY" bench/rng_stream.py "$s" --seed "$SEED" \
         | nice -n 10 dieharder -g 200 $@ \
-        | grep -E '\|' | grep -v -E 'test_name|rng_name' || true
+        | grep -E '\|' | grep -v -E 'test_name|rng_name|stdin_input_raw' || true
 }
 
 mkdir -p "$OUT"

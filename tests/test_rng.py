@@ -11,8 +11,8 @@ the same run; the thresholds say how often a *correct* generator would fail them
   consecutive realizations) fails if its largest ``|z|`` exceeds the Bonferroni bound at family
   level ``P_FAM = 1e-4``; plus χ² tests of 16×16 pair histograms failing at ``p < P_FAM``.
 
-About 60 such assertions in all, so a correct generator fails this file with probability
-≤ 60·1e-4 ≈ 6e-3 on a fresh seed (for these fixed seeds: never). The float32 and float64 uniforms
+About 45 such assertions in all, so a correct generator fails this file with probability
+≤ 45·1e-4 ≈ 5e-3 on a fresh seed (for these fixed seeds: never). The float32 and float64 uniforms
 are built differently (top 23 bits of one word vs 26 + 26 bits of two), so both are tested; the
 suite runs with ``JAX_ENABLE_X64=1`` (tests/conftest.py), so float64 is tested in process.
 """
