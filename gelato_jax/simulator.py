@@ -1,17 +1,8 @@
-r"""The simulator: exogenous randomness, the per-round step, ``rollout`` and ``simulate``.
+r"""The simulator's public entry points: ``rollout``, ``sample_exogenous`` and ``simulate``.
 
-One round (MODEL.md §1): observe ``h_t`` and ``Z_t``; the policy picks ``γ̃_t`` (0 in outage);
-the inner loop drafts ``P_t`` passes and sends ``L_t`` tokens; the edge accepts the leading run of
-``A_t`` drafts (draft ``i`` accepted iff ``U_{t,i} < α(H_{t,i})``), ``N_t = A_t + 1``; latency
-and energy follow §3; ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` with the actual energy.
-The carry also remembers whether the round ended with a rejected draft (``A_t < L_t``) or an
-entropy exit (``P_t > L_t``, the device rejecting its own draft): the next round's first position
-then follows ``Scenario.after_reject_*`` (no effect at the defaults).
-
-Randomness: realization ``r`` owns the stream keyed by ``fold_in(key(seed), r)`` and round ``t``
-reads counter ``t`` of it (one generator call for all the uniforms of the round, see
-``_draw_round`` and ``gelato_jax.rng``; ``Scenario.rng`` picks the generator), so results do not
-depend on batch size, chunking, device count or the number of rounds.
+The round itself (MODEL.md §1–§6: draws, decision, inner loop, costs, queue) lives in
+``gelato_jax.model`` and is re-exported here; the chunking, streaming sums and sharding in
+``gelato_jax.engine``; the random numbers in ``gelato_jax.rng``.
 
 ``rollout`` replays given ``Exogenous`` arrays and returns per-round ``(R, T)`` arrays;
 ``simulate`` draws inside the ``lax.scan`` and streams time averages, memory ``O(R)``.
