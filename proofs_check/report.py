@@ -495,7 +495,7 @@ def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = N
         "Lyapunov drift inequality behind the proof holds round by round. Then, over a grid of `V` chosen "
         "from the optimal energy price `λ*` and thousands of channel, token and energy realizations, we "
         "compare the long-run throughput with the optimum `T*` of the best stationary randomized policy "
-        "(computed independently by a linear program and by its Lagrangian dual): the shortfall must stay "
+        "(computed by exact integration over the continuous fading law, primal and dual, and checked against the rigorous bracket of an independent linear program on quantised fading): the shortfall must stay "
         "below `(B + C)/V` (§8.3), the mean queue below `(B + C + V(T_max − T_ε))/ε` (§8.4; `T_ε` is the "
         "throughput of never drafting — `theory.bounds` shows MODEL's form with `T*` is not a valid bound), and, as `V` grows, "
         "the shortfall must fall at least like `1/V` while the queue grows at most like `V` (§8.5). The `1/V` law is "
@@ -554,7 +554,7 @@ def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = N
         f"`V_a = B/(T* − T_ε)` (below it the bound exceeds every gap and implies no rate); horizon "
         f"`{sizes['settle_factor']:g}·V_max/V₀` rounds; per-round checks on {sizes['rollout_realizations']} trajectories "
         f"(≤ {sizes['rollout_rounds_cap']} rounds) at three values of V; {sizes['mc_samples']} Monte Carlo samples per "
-        f"closed form; {sizes['lossless_samples']} speculative-sampling rounds; `optimum()` with {sizes['quantiles']} fading quantiles. "
+        f"closed form; {sizes['lossless_samples']} speculative-sampling rounds; `T*` and `λ*` by `optimum(method=\"exact\")` (exact integration between the switching points of the λ-policy over the continuous fading law, λ* by root finding; docs/optimum.md), checked against the quantised LP (HiGHS) on {sizes['quantiles']} equal-probability fading bins, whose rigorous bracket must contain it (`T* two ways`). "
         + (f"Stationary `G_L` (where C = 0): {sizes['scaling_realizations']} realizations × {sizes['scaling_rounds']} rounds "
            f"(first {sizes['scaling_burn']:.0%} discarded, `Z_0 = Vλ*`) at {sizes['scaling_points']} values of V over "
            f"`V₀·10^{list(sizes['scaling_decades'])}`." if "scaling_rounds" in sizes else ""),
