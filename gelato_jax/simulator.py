@@ -20,7 +20,7 @@ import numpy as np
 
 from . import engine
 from .model import (  # noqa: F401  (re-exported: the public round API and the drivers' pieces)
-    Exogenous, RoundCarry, Trajectory, _draw_round, _draws_from, _entropy_ar, _init_realization, _is_zero,
+    _FRESH_LAG, Exogenous, RoundCarry, Trajectory, _draw_round, _draws_from, _entropy_ar, _init_realization, _is_zero,
     _round_uniforms, _text_advance, _text_entropies, initial_carry, round_costs, round_decision, round_settle,
     round_step, scan_rounds,
 )
