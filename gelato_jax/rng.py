@@ -16,8 +16,11 @@ batch size, chunking, device or process count, nor on the number of rounds run. 
   add or multiply, so XLA vectorises it on any backend and it needs no 64-bit integers. For
   fixed keys ``t ↦ x_t`` is a bijection of the 32-bit words (round streams never repeat within
   2³² rounds). Its output is validated as a stream by the dieharder battery
-  (``bench/rng_battery.sh``, results in BENCHMARKS.md) and every draw's law by
-  ``tests/test_rng.py``; it is a statistical generator, not a cryptographic one.
+  (``bench/rng_battery.sh``, results in ``docs/rng.md``) and every draw's law by
+  ``tests/test_rng.py``; it is a statistical generator, not a cryptographic one. Known structural
+  limits (``docs/rng.md``): two realizations whose ``k0`` coincide (≈ R²/2³³ pairs) have streams
+  related by a fixed bijection, and two rounds whose ``x_t`` differ by a multiple ``d·φ`` (≈
+  43·T²/2³³ pairs per realization) share a block of words shifted by ``d`` slots.
 * ``"threefry"``: JAX's threefry-2x32 (20 rounds, Random123): ``fold_in(k_r, t)`` and one
   ``jax.random.uniform`` call per round — the generator of earlier releases, bit for bit.
 

@@ -146,7 +146,11 @@ def test_marginal_lm_rounds_equal_surrogate_rule(pair, r_min):
     a large after-rejection shift makes the flag matter, and V = 2e-3 with a binding energy budget
     makes the queue matter in some rounds (checked below, so that the equality is not vacuous)."""
     t = 16
-    scen = calibrated_scenario(gamma_max=G, r_min=r_min, E_bar=0.01, a0=15.27, a1=3.0, after_reject_a0_shift=-3.0)
+    # the non-vacuity check below (the queue changes some decisions) is a property of the sample; the
+    # test was designed on the threefry stream, and with mix32 at this seed the queue happens to
+    # change none of the 16 × R decisions, so the test keeps threefry (the equality holds on both)
+    scen = calibrated_scenario(gamma_max=G, r_min=r_min, E_bar=0.01, a0=15.27, a1=3.0, after_reject_a0_shift=-3.0,
+                               rng="threefry")
     V = 2e-3
     tr, ent = rollout_lm(scen, Gelato(V=V, exit="marginal"), seed=3, realizations=R, rounds=t, pair=pair,
                          record_entropy=True)
