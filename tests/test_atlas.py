@@ -95,29 +95,6 @@ def test_plan_stationary_window_holds_relaxation_times():
     assert abs(Vs[-1] - 1e-2 * 10**q.top_decades) < 1e-9 and rounds < q.rounds_cap and not note
 
 
-def test_verify_report_carries_tightness_for_config_a(tmp_path, monkeypatch):
-    from gelato_jax.cli import main
-
-    monkeypatch.setattr(vrun, "QUICK", TINY)
-    monkeypatch.setattr(vrun, "closed_form_checks", lambda *a, **k: [])
-    monkeypatch.setattr(vrun, "lossless_checks", lambda *a, **k: [])
-    monkeypatch.setattr(vrun, "proxy_vs_monte_carlo", lambda c, *a, **k: Verdict("proxy (skipped here)", 1.0, 1.0, None, True, config=c.name))
-    out = tmp_path / "rep"
-    assert main(["verify", "--quick", "--only", "a", "--out", str(out), "--quiet", "--no-figures"]) in (0, 1)
-    d = json.loads((out / "report.json").read_text())
-    (cfg,) = d["configs"]
-    t = cfg["tightness"]
-    for k in ("measured_constant", "measured_ci", "predicted_constant", "regime", "B", "B_worst", "ratio", "sigma2", "kappa", "floors", "flattening"):
-        assert k in t, k
-    assert t["predicted_constant"] > 0 and t["B"] > 0 and t["regime"] in ("smooth", "polyhedral", "slack")
-    assert t["flattening"]["verdict"] in ("no flattening", "resolution floor", "not explained")
-    (v,) = [v for v in d["verdicts"] if v["claim"].startswith("§8.5 scaling: stationary Lagrangian gap")]
-    assert v["category"] == "rate (beyond the theorem)" and "explanation" in v["details"]
-    md = (out / "report.md").read_text()
-    assert "Tightness" in md and "σ²/4" in md
-
-
-
 def test_flattening_at_the_predicted_floor_is_not_a_failed_law():
     from proofs_check.verdict import RATE
 

@@ -144,6 +144,17 @@ def test_verify_end_to_end_tiny(tmp_path, monkeypatch):
     assert (out / "lagrangian_gap_vs_V.png").stat().st_size > 0
     md = (out / "report.md").read_text()
     assert "Statistical design" in md and "a-exact-dpp" in md
+    # the tight constants of the C = 0 configuration (proofs_check.tightness), in report.json and
+    # in the summary (this was a separate verify run in tests/test_atlas.py)
+    (cfg,) = rep["configs"]
+    t = cfg["tightness"]
+    for k in ("measured_constant", "measured_ci", "predicted_constant", "regime", "B", "B_worst", "ratio", "sigma2", "kappa", "floors", "flattening"):
+        assert k in t, k
+    assert t["predicted_constant"] > 0 and t["B"] > 0 and t["regime"] in ("smooth", "polyhedral", "slack")
+    assert t["flattening"]["verdict"] in ("no flattening", "resolution floor", "not explained")
+    (v,) = [v for v in rep["verdicts"] if v["claim"].startswith("§8.5 scaling: stationary Lagrangian gap")]
+    assert v["category"] == "rate (beyond the theorem)" and "explanation" in v["details"]
+    assert "Tightness" in md and "σ²/4" in md
     data = np.load(out / "sweep_a-exact-dpp.npz")
     assert data["V"].shape == data["throughput_mean"].shape
 
