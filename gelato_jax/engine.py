@@ -34,10 +34,13 @@ from .model import initial_carry, init_realization, round_step, scan_rounds
 from .policies.base import Policy
 from .scenario import Scenario
 
-__all__ = ["prepare", "check_positive_int", "realization_sums", "simulate_metrics", "SIM_FIELDS", "run_chunks"]
+__all__ = ["prepare", "check_positive_int", "realization_sums", "simulate_metrics", "run_chunks"]
 
 
 def prepare(scenario: Scenario, policy: Policy, dtype):
+    """Validate ``(scenario, policy)`` for one run and cast their float leaves to ``dtype``
+    (default: JAX's default float); returns ``(scenario, policy, dtype)``. Raises ``ValueError``
+    naming the field for incompatible settings or values the dtype cannot hold."""
     if not isinstance(scenario, Scenario):
         raise ValueError(f"scenario must be a gelato_jax.Scenario, got {type(scenario).__name__}")
     if not isinstance(policy, Policy):
@@ -111,13 +114,7 @@ def check_positive_int(name: str, value, lo: int = 1) -> int:
     return int(value)
 
 
-
 # ----------------------------------------------------------------------------- streaming sums
-#: per-round quantities ``simulate`` averages (``simulate_metrics``)
-SIM_FIELDS = ("throughput", "tokens", "latency", "energy", "arrival", "queue", "budget", "sent", "passes",
-              "accepted", "outage", "unverified", "mismatch")
-
-
 def simulate_metrics(scenario, t, carry, draws, row) -> dict:
     """``simulate``'s per-round metrics of a round ``row`` (a ``Trajectory`` row)."""
     return {

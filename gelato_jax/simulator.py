@@ -162,15 +162,6 @@ class SimResult:
         return out
 
 
-def _kahan_add(acc, x):
-    """Compensated (Kahan) summation step: ``acc = (sum, compensation)`` (scalar form of
-    ``engine``'s stacked accumulator)."""
-    total, comp = acc
-    y = x - comp
-    new_total = total + y
-    return new_total, (new_total - total) - y
-
-
 def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rounds: int, ar: bool, dtype):
     """Time averages of one realization (a dict of scalars); vmappable over ``index`` and over
     scenario/policy leaves (``engine.realization_sums`` with ``simulate``'s metrics)."""
