@@ -304,18 +304,9 @@ def tightness_atlas(scenario=None, policy=None, grid=None, *, quick: bool = True
     g = parse_grid(grid)
     if configuration not in ATLAS_CONFIGURATIONS:
         raise ValueError(f"configuration must be one of {ATLAS_CONFIGURATIONS} (C = 0 configurations), got {configuration!r}")
-    if scenario is not None:
-        from gelato_jax.scenario import Scenario
+    from .run import check_api_inputs
 
-        if not isinstance(scenario, Scenario):
-            raise ValueError(f"scenario must be a gelato_jax.Scenario, got {type(scenario).__name__}")
-    if policy is not None:
-        from gelato_jax.policies import Gelato
-
-        if not isinstance(policy, Gelato):
-            raise ValueError(f"the atlas runs the Gelato controller; got a {type(policy).__name__} policy")
-    if out is not None and os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"out {str(out)!r} exists and is not a directory")
+    check_api_inputs(scenario, policy, out, "the atlas runs")
     sizes = sizes or (ATLAS_QUICK if quick else ATLAS_FULL)
     # validate every point before anything runs
     from gelato_jax.scenario import Scenario

@@ -248,11 +248,7 @@ class ConfigResult:
 def proxy_tables(scenario, policy, h):
     """``(T̂, Ê, outage)`` of every budget at fading gains ``h`` (any shape): the per-round
     quantities the controller maximises over (via the policy's own ``proxy_costs``)."""
-    import jax
     import jax.numpy as jnp
-
-    from gelato_jax import channel
-    from gelato_jax.policies.base import RoundObs
 
     return _proxy_tables_jit(scenario, policy, jnp.asarray(h))
 
@@ -1062,6 +1058,25 @@ def environment(mode: str) -> dict[str, Any]:
     return env
 
 
+
+def check_api_inputs(scenario, policy, out, what: str) -> None:
+    """The argument checks shared by ``verify`` and the tightness atlas: ``scenario`` a
+    ``Scenario`` or ``None``, ``policy`` a ``Gelato`` or ``None`` (``what`` starts the message, e.g.
+    "verify checks"), ``out`` not an existing non-directory."""
+    if scenario is not None:
+        from gelato_jax.scenario import Scenario
+
+        if not isinstance(scenario, Scenario):
+            raise ValueError(f"scenario must be a gelato_jax.Scenario, got {type(scenario).__name__}")
+    if policy is not None:
+        from gelato_jax.policies import Gelato
+
+        if not isinstance(policy, Gelato):
+            raise ValueError(f"{what} the Gelato controller; got a {type(policy).__name__} policy")
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out {str(out)!r} exists and is not a directory")
+
+
 def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, only=None, out=None, progress: bool | None = None,
            strict: bool = False, sizes: Sizes | None = None, figures: bool = True, command: str | None = None):
     r"""Check every claim of MODEL.md §8 on the five configurations derived from ``scenario`` and
@@ -1083,18 +1098,7 @@ def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, onl
     the environment (x64, dtype, device, how float64 was obtained).
     """
     names = resolve_only(only)
-    if scenario is not None:
-        from gelato_jax.scenario import Scenario
-
-        if not isinstance(scenario, Scenario):
-            raise ValueError(f"scenario must be a gelato_jax.Scenario, got {type(scenario).__name__}")
-    if policy is not None:
-        from gelato_jax.policies import Gelato
-
-        if not isinstance(policy, Gelato):
-            raise ValueError(f"verify checks the Gelato controller; got a {type(policy).__name__} policy")
-    if out is not None and os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"out {str(out)!r} exists and is not a directory")
+    check_api_inputs(scenario, policy, out, "verify checks")
     cmd = command or _call_text(scenario, policy, quick=quick, seed=seed, only=names, out=out, strict=strict)
     if _x64_enabled():
         _check_float64(scenario, policy)
