@@ -19,6 +19,11 @@ Accuracy: the Kolmogorov distance between the sampled law and ``Gamma(k)`` is th
 ``u`` of ``|F_k(Q̂_k(u)) − u|``; ``tests/test_bench_sampling.py`` bounds it by 1e-8 in float64 for
 ``k ∈ [0.05, 1000]`` (float32 tables are limited by float32 rounding, ≈1e-7). The uniforms
 themselves are discrete (``2^-23`` or ``2^-52`` grids, midpoints used so that ``u ∈ (0, 1)``).
+
+Two tables: ``gamma_table`` (indexed by ``logit(u)``, described above; it also serves the
+Gaussian-copula text process through ``gamma_quantile_of_normal``) and ``gamma_table_bits``
+(the simulator's: indexed by the float bits of ``min(u, 1 − u)``, no ``log`` per draw; see its
+section below). ``gamma_quantile`` dispatches on the table type.
 """
 
 from __future__ import annotations

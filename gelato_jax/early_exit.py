@@ -47,8 +47,8 @@ def leaky_bucket_exit(entropy, budget, H_th, Theta_th):
       ``passes ∈ {sent, sent + 1}``.
 
     The levels are the literal recursion of ``bucket_levels`` (bit for bit); the first overflow
-    is found in the same unrolled loop, which carries only scalars, so XLA fuses the whole exit
-    into one loop instead of one fusion per level (each recomputing the prefix).
+    is found in the same unrolled loop, which carries only scalars (with the array of levels XLA
+    emitted one fusion per level, each recomputing the prefix of the recursion).
     """
     budget = jnp.asarray(budget, jnp.int32)
     dtype = jnp.result_type(entropy, H_th)
