@@ -395,7 +395,6 @@ def _atlas_here(scenario, policy, grid, *, sizes, seed, out, progress, configura
 
 def _atlas_child(scenario, policy, grid, *, sizes, seed, out, progress, configuration, figures) -> dict[str, Any]:
     """``_atlas_here`` in a child Python with ``JAX_ENABLE_X64=1``; the result comes back as JSON."""
-    import subprocess
     import tempfile
 
     job = {"scenario": None if scenario is None else scenario.to_dict(), "policy": None if policy is None else _policy_dict(policy),
@@ -405,11 +404,9 @@ def _atlas_child(scenario, policy, grid, *, sizes, seed, out, progress, configur
         src, dst = os.path.join(tmp, "job.json"), os.path.join(tmp, "result.json")
         with open(src, "w") as fh:
             json.dump(job, fh)
-        env = dict(os.environ, JAX_ENABLE_X64="1")
-        paths = [p for p in sys.path if p and os.path.isdir(p)]
-        env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        code = "import sys; from proofs_check.atlas import _child_main; sys.exit(_child_main(sys.argv[1], sys.argv[2]))"
-        proc = subprocess.run([sys.executable, "-c", code, src, dst], env=env)
+        from .run import run_float64_child
+
+        proc = run_float64_child("proofs_check.atlas", src, dst)
         if not os.path.exists(dst):
             raise RuntimeError(f"tightness atlas: the float64 child process failed (exit status {proc.returncode})")
         with open(dst) as fh:

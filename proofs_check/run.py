@@ -1059,6 +1059,20 @@ def environment(mode: str) -> dict[str, Any]:
 
 
 
+def run_float64_child(module: str, src: str, dst: str):
+    """Run ``module._child_main(src, dst)`` in a child Python with ``JAX_ENABLE_X64=1`` and this
+    process's import path (shared by ``verify`` and the tightness atlas); returns the
+    ``CompletedProcess``."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    code = f"import sys; from {module} import _child_main; sys.exit(_child_main(sys.argv[1], sys.argv[2]))"
+    return subprocess.run([sys.executable, "-c", code, src, dst], env=env)
+
+
 def check_api_inputs(scenario, policy, out, what: str) -> None:
     """The argument checks shared by ``verify`` and the tightness atlas: ``scenario`` a
     ``Scenario`` or ``None``, ``policy`` a ``Gelato`` or ``None`` (``what`` starts the message, e.g.
@@ -1129,8 +1143,6 @@ def _verify_child(scenario, policy, *, quick, seed, names, progress, strict, siz
     """Run ``_verify_here`` in a child Python with ``JAX_ENABLE_X64=1``; its report comes back
     pickled (numpy arrays only)."""
     import pickle
-    import subprocess
-    import sys
     import tempfile
 
     job = {
@@ -1143,11 +1155,7 @@ def _verify_child(scenario, policy, *, quick, seed, names, progress, strict, siz
         src, dst = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "report.pkl")
         with open(src, "wb") as fh:
             pickle.dump(job, fh)
-        env = dict(os.environ, JAX_ENABLE_X64="1")
-        paths = [p for p in sys.path if p and os.path.isdir(p)]
-        env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        code = "import sys; from proofs_check.run import _child_main; sys.exit(_child_main(sys.argv[1], sys.argv[2]))"
-        proc = subprocess.run([sys.executable, "-c", code, src, dst], env=env)
+        proc = run_float64_child("proofs_check.run", src, dst)
         if not os.path.exists(dst):
             raise RuntimeError(f"verify: the float64 child process failed (exit status {proc.returncode}) without a report")
         with open(dst, "rb") as fh:
