@@ -156,23 +156,20 @@ def add_model_args(p: argparse.ArgumentParser, *, policy: bool = True, config_he
         p.add_argument("--policy", help="policy name (default: gelato)")
 
 
-def positive_int(text: str) -> int:
-    """``argparse`` type: an integer ≥ 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def _int_at_least(lo: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {v}")
+        return v
+
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    """``argparse`` type: an integer ≥ 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
+#: ``argparse`` type: an integer ≥ 1
+positive_int = _int_at_least(1, "positive")
+#: ``argparse`` type: an integer ≥ 0
+nonneg_int = _int_at_least(0, "non-negative")
