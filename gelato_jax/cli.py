@@ -177,6 +177,9 @@ _EXTENSIONS = (
     "proofs_check.cli",  # gelato verify
     "theory.cli",  # gelato theory
     "figures.cli",  # gelato figures
+    "gelato_jax.testing.cli",  # gelato check
+    "gelato_jax.optimize",  # gelato optimize
+    "gelato_jax.launch",  # gelato launch
 )
 
 
