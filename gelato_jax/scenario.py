@@ -22,11 +22,14 @@ import numpy as np
 from .rng import DEFAULT_RNG, RNGS
 from ._pytree import check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
 
-__all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS", "ENTROPY_PROCESSES"]
+__all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS", "ENTROPY_PROCESSES", "OBJECTIVES"]
 
 CHANNELS = ("rayleigh", "gauss_markov", "trace")
 ENERGY_ARRIVALS = ("constant", "exponential", "uniform")
 ENTROPY_PROCESSES = ("round", "text")
+# MODEL §3 (the paper's per-round E[N/D] under a per-round energy budget) and §11 (tokens per
+# second ΣN/ΣD under an average-power budget P_bar, the renewal form)
+OBJECTIVES = ("per_round", "time_average")
 
 _S = "Scenario"
 
@@ -86,6 +89,9 @@ _CHECKS = {
     # energy, MODEL §1, §9
     "E_bar": check_real(_S, 0, None, lo_open=True),
     "energy_arrival": check_choice(_S, ENERGY_ARRIVALS),
+    # objective, MODEL §11: "time_average" uses the power budget P_bar (W) instead of E_bar
+    "objective": check_choice(_S, OBJECTIVES),
+    "P_bar": check_real(_S, 0, None, lo_open=True),
     # simulation, not physics: the random-number generator (gelato_jax.rng)
     "rng": check_choice(_S, RNGS),
 }
@@ -141,6 +147,12 @@ class Scenario:
     Energy (§1): per-round budget ``E_bar`` J, delivered as a constant or as random arrivals
     (``exponential`` or ``uniform`` on ``[0, 2 E_bar]``) with mean ``E_bar``.
 
+    Objective (MODEL §11) [ours]: ``objective="per_round"`` (default, the paper's) maximises the
+    mean of per-round ratios ``E[N/D]`` under the per-round energy budget ``E_bar``;
+    ``"time_average"`` maximises tokens per second ``ΣN/ΣD`` under the average-power budget
+    ``P_bar`` (W, ``ΣE/ΣD ≤ P_bar``): the queue becomes ``Z_{t+1} = max(Z_t + E_t − P_bar·D_t, 0)``
+    and ``E_bar``/``energy_arrival`` are not used by it. ``gelato_jax.renewal`` solves that problem.
+
     Simulation: ``rng`` selects the random-number generator of the exogenous draws
     (``gelato_jax.rng``: ``"mix32"``, the fast counter-based default, or ``"threefry"``, JAX's).
     It changes which sample is drawn, never the law.
@@ -181,6 +193,8 @@ class Scenario:
     after_reject_a0_shift: float = leaf_field(0.0)
     E_bar: float = leaf_field(0.06, unit="J/round")
     energy_arrival: str = static_field("constant")
+    objective: str = static_field("per_round")
+    P_bar: float = leaf_field(0.6, unit="W")
     rng: str = static_field(DEFAULT_RNG)
 
     def _validate_cross(self) -> None:
