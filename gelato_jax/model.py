@@ -299,11 +299,16 @@ def round_costs(scenario: Scenario, policy: Policy, obs: RoundObs, sent, passes,
 
 def round_settle(scenario: Scenario, policy: Policy, aux, carry, row: Trajectory):
     """Policy state update and ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` from a round's ``row``
-    (``row.queue`` must be ``Z_t``). Returns ``(RoundCarry(t + 1, Z_{t+1}, policy_state,
+    (``row.queue`` must be ``Z_t``); with ``Scenario.objective == "time_average"`` (MODEL §11, an
+    average-power budget) the round's allowance is ``P̄·D_t`` instead of ``a_t``:
+    ``Z_{t+1} = max(Z_t + E_t − P̄·D_t, 0)``. Returns ``(RoundCarry(t + 1, Z_{t+1}, policy_state,
     A_t < L_t or P_t > L_t), row)``."""
     outcome = RoundOutcome(row.budget, row.sent, row.passes, row.accepted, row.tokens, row.latency, row.energy, row.arrival)
     pstate = policy.update_state(scenario, aux, carry.policy_state, outcome)
-    new_queue = jnp.maximum(carry.queue + row.energy - row.arrival, 0.0)
+    if scenario.objective == "time_average":
+        new_queue = jnp.maximum(carry.queue + row.energy - scenario.P_bar * row.latency, 0.0)
+    else:
+        new_queue = jnp.maximum(carry.queue + row.energy - row.arrival, 0.0)
     rejected = (row.accepted < row.sent) | (row.passes > row.sent)
     return carry._replace(t=carry.t + 1, queue=new_queue, policy_state=pstate, rejected=rejected), row
 
