@@ -91,6 +91,8 @@ class Params:
     after_reject_a0_shift: float = 0.0
     alpha_bar_rej: float | None = None  # ᾱ_r at position 1 after a rejection (None: = alpha_bar)
     b_bar_rej: float | None = None  # b̄_r at position 1 after a rejection (None: = b_bar)
+    objective: str = "per_round"  # MODEL §11: "time_average" settles the queue against P_bar·D
+    P_bar: float = 0.6  # W, average-power budget of objective="time_average"
 
     def _first(self, rej: bool) -> tuple[float, float]:
         a = self.alpha_bar_rej if rej and self.alpha_bar_rej is not None else self.alpha_bar
@@ -165,6 +167,9 @@ def params(scenario, policy) -> Params:
                    gamma=int(policy.gamma))
     else:
         raise ValueError(f"reference: policy must be Gelato or StaticSD, got {kind}")
+    if s["objective"] == "time_average" and kind == "Gelato":
+        raise ValueError("reference: objective='time_average' is supported for StaticSD only (the ratio rule of "
+                         "MODEL §11 is not in the reference)")
     f = lambda n: float(np.asarray(s[n]))
     pl_db = 128.1 + 37.6 * math.log10(f("d") / 1000.0)
     k, th = f("k_H"), f("theta_H")
@@ -187,7 +192,7 @@ def params(scenario, policy) -> Params:
         a0=f("a0"), a1=f("a1"), E_bar=f("E_bar"), energy_arrival=s["energy_arrival"],
         alpha_bar=mean_acceptance(k, th, f("a0"), f("a1")), b_bar=b_bar, after_reject_H_scale=scale1,
         after_reject_a0_shift=shift1, alpha_bar_rej=mean_acceptance(k, th * scale1, f("a0") + shift1, f("a1")),
-        b_bar_rej=b_bar_rej, **pol,
+        b_bar_rej=b_bar_rej, objective=s["objective"], P_bar=f("P_bar"), **pol,
     )
 
 
@@ -286,7 +291,9 @@ class _Round:
         P, L = passes.astype(self.dt), sent.astype(self.dt)
         lat = P * c(p.tau_d) + air + c(p.t_v0) + c(p.t_v1) * L + c(p.delta) + bits_dl / rdl
         en = P * c(p.e_d) + c(p.P_tx) * air
-        Z_next = np.maximum(Z + en - a, c(0))
+        # MODEL §1 step 6; §11: an average-power budget allows P̄·D per round
+        allowance = c(p.P_bar) * lat if p.objective == "time_average" else a
+        Z_next = np.maximum(Z + en - allowance, c(0))
         row = dict(budget=budget, sent=sent, passes=passes, accepted=accepted, tokens=accepted + 1,
                    latency=lat, energy=en, queue=Z, rate=r, arrival=a, uplink_bits=bits_ul,
                    downlink_bits=bits_dl, outage=outage)
@@ -414,7 +421,8 @@ class _PyModel:
         lat = passes * p.tau_d + air + p.t_v0 + p.t_v1 * sent + p.delta + bits_dl / rdl
         en = passes * p.e_d + p.P_tx * air
         row = (budget, sent, passes, accepted, accepted + 1, lat, en, Z, r, a, bits, bits_dl)
-        return row, max(Z + en - a, 0.0), (accepted < sent) or (passes > sent)
+        allowance = p.P_bar * lat if p.objective == "time_average" else a  # MODEL §11
+        return row, max(Z + en - allowance, 0.0), (accepted < sent) or (passes > sent)
 
 
 def python_loop_rollout(scenario, policy, exogenous) -> dict[str, list[list[float]]]:
