@@ -31,7 +31,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["METRICS", "Comparison", "compare", "paired_difference", "ratio_change", "add_parsers"]
+__all__ = ["METRICS", "Comparison", "compare", "paired_difference", "ratio_change", "metrics_from_sweep",
+           "comparison_at", "grid_summary", "scenario_and_policies_from_args", "add_parsers"]
 
 # (key, label, unit)
 METRICS = (
@@ -180,6 +181,52 @@ class Comparison:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f"{n}__{k}": v for n in self.names for k, v in self.metrics[n].items()}
+
+
+def metrics_from_sweep(m: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """This module's ``METRICS`` from ``gelato_jax.sweep``'s per-realization metrics (same
+    definitions as ``_realization``: power ``ΣE/ΣD``, mismatch rate over kept-unverified tokens)."""
+    unv, mis = np.asarray(m["unverified"], np.float64), np.asarray(m["mismatch"], np.float64)
+    f = {k: np.asarray(v, np.float64) for k, v in m.items()}
+    return {
+        "throughput": f["throughput"], "goodput": f["goodput"], "energy": f["energy"],
+        "energy_per_token": f["energy_per_token"], "power": f["energy"] / f["latency"],
+        "queue_mean": f["queue"], "queue_final": f["queue_final"], "budget": f["budget"], "sent": f["sent"],
+        "tokens": f["tokens"], "latency": f["latency"], "outage": f["outage"],
+        "mismatch_rate": np.where(unv > 0, mis / np.maximum(unv, 1e-30), 0.0),
+        "mismatch_per_token": mis / f["tokens"],
+    }
+
+
+def comparison_at(res, index: Sequence[int] = ()) -> Comparison:
+    """The paired ``Comparison`` of a policies sweep (``sweep.sweep_policies``) at one grid point
+    (``index`` over the grid fields, the axes after ``policy``)."""
+    if not res.fields or res.fields[0] != "policy":
+        raise ValueError("comparison_at needs a policies sweep (first axis 'policy')")
+    labels = tuple(str(x) for x in res.coords["policy"])
+    idx = tuple(index)
+    metrics = {lab: metrics_from_sweep({k: v[(i, *idx)] for k, v in res.metrics.items()}) for i, lab in enumerate(labels)}
+    return Comparison(labels, res.config["reference"], metrics, int(res.config["seed"]), res.realizations, res.rounds)
+
+
+def grid_summary(res, confidence: float = 0.95) -> dict[str, Any]:
+    """JSON-ready summary of a policies sweep: one entry per grid point with the grid values,
+    each policy's means (Student-t CI) and the reference's paired differences and changes."""
+    import itertools
+
+    grid_fields = res.fields[1:]
+    points = []
+    for idx in itertools.product(*(range(len(res.coords[f])) for f in grid_fields)):
+        cmp = comparison_at(res, idx)
+        points.append({
+            "grid": {f: float(res.coords[f][i]) for f, i in zip(grid_fields, idx)},
+            "summary": cmp.summary(confidence),
+            "versus": cmp.versus(confidence),
+        })
+    return {"command": "compare", "policies": [str(x) for x in res.coords["policy"]],
+            "reference": res.config["reference"], "fields": list(grid_fields), "confidence": confidence,
+            "realizations": res.realizations, "rounds": res.rounds, "seed": res.config["seed"],
+            "config": res.config, "points": points}
 
 
 def compare(
@@ -373,24 +420,33 @@ def load_comparison(out_dir: str, stem: str = "compare") -> tuple[Comparison, di
     return cmp, record
 
 
-def cmd_compare(args) -> int:
-    import json
+def scenario_and_policies_from_args(args, default_names: Sequence[str] = DEFAULT_POLICIES):
+    """``(Scenario, {label: Policy})`` of ``gelato compare`` and ``gelato sweep --policies``.
 
-    from . import io as gio
-    from .cli import parse_assignments
-    from .scenario import Scenario, read_toml
+    The scenario comes from ``--config`` (a ``[scenario]`` table or top-level keys) and ``--set``
+    (scenario fields only); policies from ``--policies`` and ``--pset LABEL.FIELD=VALUE``. GELATO
+    and Lyapunov-only default to ``V = DEFAULT_V`` unless a ``--pset`` sets their ``V``. A
+    ``[policy]`` table or a policy field in ``--set`` is refused (it names one policy; here
+    ``--pset`` says which), never dropped."""
+    from .cli_inputs import CLIError, parse_assignments, read_model_tables
+    from .scenario import Scenario
 
     scen_kw: dict[str, Any] = {}
-    if args.config:
-        data = read_toml(args.config)
-        tbl = data.get("scenario", {k: v for k, v in data.items() if not isinstance(v, dict)})
-        scen_kw.update(tbl)
-    for k, v in parse_assignments(args.set).items():
+    if getattr(args, "config", None):
+        scen_kw, pol_kw, pname = read_model_tables(args.config)
+        if pol_kw or pname is not None:
+            raise CLIError(f"{args.config}: a [policy] table names one policy; with several policies use "
+                           "--policies and --pset LABEL.FIELD=VALUE")
+    from . import policies as P
+
+    for k, v in parse_assignments(getattr(args, "set", None)).items():
         if k not in Scenario._field_names:
-            raise ValueError(f"--set: unknown scenario field {k!r}; fields: {', '.join(Scenario._field_names)}")
+            owners = sorted(n for n, c in P.REGISTRY.items() if k in c._field_names)
+            hint = f" ({k!r} is a policy field of {', '.join(owners)}: use --pset LABEL.{k}=VALUE)" if owners else ""
+            raise CLIError(f"--set: unknown scenario field {k!r}{hint}; fields: {', '.join(Scenario._field_names)}")
         scen_kw[k] = v
     scenario = Scenario.from_dict(scen_kw)
-    names = args.policies.split(",") if args.policies else list(DEFAULT_POLICIES)
+    names = [n for n in args.policies.split(",") if n.strip()] if args.policies else list(default_names)
     psets = list(args.pset or [])
     for item in names:  # GELATO-family default V for comparisons (see DEFAULT_V)
         label, _, name = item.strip().partition("=")
@@ -398,8 +454,76 @@ def cmd_compare(args) -> int:
             p.split("=", 1)[0].strip() in (f"{label}.V", "*.V") for p in psets
         ):
             psets.insert(0, f"{label}.V={DEFAULT_V}")
-    pols = parse_policy_specs(names, psets, scenario)
+    return scenario, parse_policy_specs(names, psets, scenario)
+
+
+def grid_from_args(args) -> dict[str, list[float]]:
+    """``--grid-file`` then ``--grid FIELD=VALUES`` (later wins); ``policy=a,b`` is an alias of
+    ``--policies a,b`` (it sets ``args.policies``; both at once are refused)."""
+    from .sweep import parse_grid_spec, read_grid_file
+
+    grid: dict[str, list[float]] = {}
+    if getattr(args, "grid_file", None):
+        grid.update(read_grid_file(args.grid_file))
+    for spec in getattr(args, "grid", None) or ():
+        name, _, values = spec.partition("=")
+        if name.strip() == "policy":
+            if getattr(args, "policies", None):
+                raise ValueError("--grid policy=... and --policies both name the policies; give one")
+            args.policies = values
+            continue
+        name, vals = parse_grid_spec(spec)
+        grid[name] = vals
+    return grid
+
+
+def format_grid(summary: Mapping[str, Any]) -> str:
+    """Text table of ``grid_summary``: per grid point, each policy's throughput, goodput and
+    energy, and the reference's paired change against each other policy (95 % CI)."""
+    ref = summary["reference"]
+    lines = []
+    for pt in summary["points"]:
+        head = ", ".join(f"{f}={v:.4g}" for f, v in pt["grid"].items()) or "(single point)"
+        lines.append(head)
+        for lab in summary["policies"]:
+            m = pt["summary"][lab]
+            line = (f"  {lab:<16} throughput {m['throughput']['mean']:9.4g}  goodput {m['goodput']['mean']:9.4g} tok/s"
+                    f"  energy {m['energy']['mean']:9.4g} J/round")
+            if lab != ref:
+                v = pt["versus"][lab]
+                line += (f"   {ref} vs {lab}: goodput {_fmt_ci(v['goodput']['change_pct'], True)}"
+                         f", energy {_fmt_ci(v['energy']['change_pct'], True)}")
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from . import io as gio
+
+    grid = grid_from_args(args)
+    scenario, pols = scenario_and_policies_from_args(args)
+    if args.out:
+        gio.check_output_dir(args.out)
     t0 = time.time()
+    if grid:
+        from .sweep import sweep_policies
+
+        res = sweep_policies(scenario, pols, grid, reference=args.reference, seed=args.seed,
+                             realizations=args.realizations, rounds=args.rounds, chunk=args.chunk, out=args.out,
+                             progress=False if args.quiet else None)
+        wall = time.time() - t0
+        summary = grid_summary(res)
+        if args.json:
+            print(json.dumps(gio._jsonable({**summary, "wall_time_s": wall, "out": args.out}), indent=2))
+        else:
+            print(f"gelato compare: {', '.join(summary['policies'])} over "
+                  f"{' x '.join(f'{f}[{len(res.coords[f])}]' for f in summary['fields'])} on common random numbers\n"
+                  f"{res.realizations} realizations x {res.rounds} rounds, seed {args.seed}, {wall:.1f} s"
+                  f" -> {args.out or '(memory)'}; paired change 100·(ref/other − 1) with 95% CI")
+            print(format_grid(summary))
+        return 0
     cmp = compare(
         scenario,
         pols,
@@ -425,29 +549,39 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def add_parsers(subparsers) -> None:
-    from .cli import _nonneg_int, _positive_int
-
-    p = subparsers.add_parser(
-        "compare",
-        help="run several policies on common random numbers; paired 95%% CIs of the differences",
-        description=(
-            "Simulate policies on the same channel, entropy and acceptance draws and report throughput, "
-            "goodput, energy, energy per token, queue and quality with paired 95% confidence intervals "
-            "of the reference (default gelato) against each policy."
-        ),
-    )
-    p.add_argument("--policies", help=f"comma-separated registry names (or oracle), or label=name (default: {','.join(DEFAULT_POLICIES)})")
+def add_policy_args(p, default: str = f"default: {','.join(DEFAULT_POLICIES)}") -> None:
+    """``--policies``, ``--pset`` and ``--reference`` (``gelato compare``, ``gelato sweep``)."""
+    p.add_argument("--policies", help=f"comma-separated registry names (or oracle), or label=name ({default})")
     p.add_argument("--pset", action="append", metavar="LABEL.FIELD=VALUE",
                    help=f"policy field override; LABEL '*' = every policy that has FIELD (gelato and lyapunov-only default to V={DEFAULT_V} here)")
     p.add_argument("--reference", help="label compared against (default: gelato)")
+
+
+def add_parsers(subparsers) -> None:
+    from .cli_inputs import nonneg_int, positive_int
+
+    p = subparsers.add_parser(
+        "compare",
+        help="run several policies on common random numbers (optionally over a --grid); paired 95%% CIs",
+        description=(
+            "Simulate policies on the same channel, entropy and acceptance draws and report throughput, "
+            "goodput, energy, energy per token, queue and quality with paired 95% confidence intervals "
+            "of the reference (default gelato) against each policy. With --grid, every policy runs at "
+            "every grid point on the same draws (one resumable folder with --out; summary.json holds "
+            "one entry per grid point)."
+        ),
+    )
+    add_policy_args(p)
     p.add_argument("--config", metavar="FILE.toml", help="scenario TOML ([scenario] table or top-level keys)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a scenario field (repeatable)")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
-    p.add_argument("--realizations", type=_positive_int, default=64)
-    p.add_argument("--rounds", type=_positive_int, default=2000)
-    p.add_argument("--chunk", type=_positive_int, default=None)
-    p.add_argument("--out", metavar="DIR", help="save compare.npz + compare.json here (atomic)")
+    p.add_argument("--grid", action="append", metavar="FIELD=VALUES",
+                   help="grid axis: FIELD=logspace:A:B:N | linspace:A:B:N | v1,v2,... (repeatable; policy=a,b = --policies)")
+    p.add_argument("--grid-file", metavar="FILE.toml", help="TOML with a [grid] table")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--realizations", type=positive_int, default=64)
+    p.add_argument("--rounds", type=positive_int, default=2000)
+    p.add_argument("--chunk", type=positive_int, default=None, help="realizations per compiled call (and per saved chunk with --grid)")
+    p.add_argument("--out", metavar="DIR", help="save results here (compare.npz + compare.json; with --grid a resumable sweep folder)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_compare)

@@ -51,9 +51,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["SweepResult", "parse_grid_spec", "read_grid_file", "sweep", "load_sweep", "add_parsers"]
+__all__ = ["SweepResult", "parse_grid_spec", "read_grid_file", "sweep", "sweep_policies", "load_sweep", "open_dataset", "add_parsers"]
 
-_FORMAT = 1
+_FORMAT = 2  # 2: mismatch and unverified added to METRICS (format-1 folders are refused, not mixed)
 METRICS = (
     "throughput",
     "goodput",
@@ -69,6 +69,8 @@ METRICS = (
     "tokens",
     "latency",
     "outage",
+    "mismatch",
+    "unverified",
 )
 
 
@@ -158,6 +160,40 @@ class SweepResult:
 
     def __getitem__(self, metric: str) -> np.ndarray:
         return self.metrics[metric]
+
+    def __repr__(self) -> str:
+        axes = ", ".join(f"{f}[{len(self.coords[f])}]" for f in self.fields)
+        return (f"SweepResult({axes} x realization[{self.realizations}], {self.rounds} rounds, "
+                f"metrics: {', '.join(self.metrics)})")
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: dimensions ``(*fields, "realization")``, one variable per metric,
+        the grid values as coordinates and the configuration (JSON) in ``attrs["config"]``.
+
+        Needs the optional extra ``pip install 'gelato-jax[analysis]'`` (xarray)."""
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ImportError("SweepResult.to_xarray needs xarray: pip install 'gelato-jax[analysis]'") from None
+        dims = (*self.fields, "realization")
+        coords = {f: np.asarray(self.coords[f]) for f in self.fields}
+        coords["realization"] = np.arange(self.realizations)
+        data = {k: (dims, np.asarray(v)) for k, v in self.metrics.items()}
+        attrs = {"rounds": self.rounds, "realizations": self.realizations,
+                 "config": json.dumps(self.config, sort_keys=True, default=str)}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    def to_dataframe(self):
+        """A ``pandas.DataFrame`` in long form: a ``MultiIndex`` over ``(*fields, "realization")``
+        and one column per metric (needs pandas, in the ``analysis`` extra)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("SweepResult.to_dataframe needs pandas: pip install 'gelato-jax[analysis]'") from None
+        index = pd.MultiIndex.from_product(
+            [np.asarray(self.coords[f]) for f in self.fields] + [np.arange(self.realizations)],
+            names=[*self.fields, "realization"])
+        return pd.DataFrame({k: np.asarray(v).ravel() for k, v in self.metrics.items()}, index=index)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -254,7 +290,10 @@ def _stack(objs, fields, dtype):
     leaves, treedef = jax.tree_util.tree_flatten(base)
     new, axes = [], []
     for name, leaf in zip(cls._leaf_fields, leaves):
-        if name in fields:
+        # grid fields, and leaves derived from them (``W_dl = "W"`` ties W_dl to W), vary by point
+        varies = name in fields or any(
+            not np.array_equal(np.asarray(getattr(o, name)), np.asarray(getattr(base, name))) for o in objs[1:])
+        if varies:
             vals = np.asarray([np.asarray(getattr(o, name)) for o in objs])
             dt = dtype if np.issubdtype(vals.dtype, np.floating) or np.issubdtype(jnp.result_type(leaf), np.floating) else vals.dtype
             new.append(jnp.asarray(vals, dt))
@@ -496,6 +535,11 @@ def load_sweep(directory: str) -> SweepResult:
             man = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{directory}: not a sweep folder (cannot read sweep.json: {exc})") from None
+    if man.get("kind") == "policies":
+        return _load_policies(directory, man)
+    if man.get("config", {}).get("format") != _FORMAT:
+        raise ValueError(f"{directory}: sweep format {man.get('config', {}).get('format')} (this version reads "
+                         f"format {_FORMAT}); rerun the sweep into a new folder")
     config, chash, chunk, n_chunks = man["config"], man["config_hash"], man["chunk"], man["n_chunks"]
     R = int(config["realizations"])
     n_points = int(np.prod([len(config["grid"][f]) for f in config["grid_order"]]))
@@ -513,6 +557,164 @@ def load_sweep(directory: str) -> SweepResult:
     return _assemble(config, parts)
 
 
+# ----------------------------------------------------------------------------- policies x grid
+_LABEL_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _policy_dir(out: str, label: str) -> str:
+    return os.path.join(out, f"policy-{label}")
+
+
+def sweep_policies(
+    scenario,
+    policies: Mapping[str, Any],
+    grid: Mapping[str, Sequence[float]],
+    *,
+    reference: str | None = None,
+    seed: int = 0,
+    realizations: int = 1024,
+    rounds: int = 10_000,
+    chunk: int | None = None,
+    out: str | None = None,
+    dtype=None,
+    devices: int | None = None,
+    progress: bool | None = None,
+) -> SweepResult:
+    """Every policy of ``policies`` (``{label: Policy}``) over the same grid and the same draws.
+
+    Common random numbers: each policy runs ``sweep`` with the same ``seed``, so realization ``r``
+    of every policy at every grid point uses ``fold_in(key(seed), r)`` (a round's draws never
+    depend on the policy) and per-realization results are paired across policies.
+
+    Grid fields are Scenario fields, or policy fields that *every* policy has (a field that only
+    some policies have would leave the others constant along that axis: refused). With an empty
+    grid the result has the single axis ``policy``.
+
+    ``out``: one folder; policy ``label`` is a resumable ``sweep`` in ``out/policy-<label>/`` and
+    ``out/sweep.json`` lists the policies (a rerun with another policy set or grid is refused).
+    ``out/summary.json`` holds, per grid point, the grid values, each policy's means with 95 %
+    CIs and the reference's paired differences (``gelato_jax.compare.grid_summary``).
+
+    Returns a ``SweepResult`` whose first axis is ``policy`` (coordinates: the labels).
+    """
+    from . import io as gio
+    from .policies import Oracle, Policy
+
+    if not policies:
+        raise ValueError("policies must name at least one policy")
+    labels = tuple(policies)
+    for label, pol in policies.items():
+        if not isinstance(pol, Policy):
+            raise ValueError(f"policies[{label!r}] must be a gelato_jax Policy, got {type(pol).__name__}")
+        if not label or not set(label) <= _LABEL_OK:
+            raise ValueError(f"policy label {label!r}: use letters, digits, '_', '.', '-' (it names a folder)")
+        if isinstance(pol, Oracle) and grid:
+            raise ValueError("the oracle policy is solved for one scenario; it cannot run over a --grid")
+    if reference is None:
+        reference = "gelato" if "gelato" in policies else labels[0]
+    if reference not in policies:
+        raise ValueError(f"reference must be one of {list(labels)}, got {reference!r}")
+    if "policy" in grid:
+        raise ValueError("grid field 'policy': give the policies as --policies (a policy is not a number)")
+    from .scenario import Scenario
+
+    for name in grid:
+        if name in Scenario._field_names:
+            continue
+        lacking = [lab for lab, pol in policies.items() if name not in type(pol)._field_names]
+        if lacking:
+            raise ValueError(f"grid field {name!r} is not a Scenario field and policies {lacking} have no such field; "
+                             f"sweep it per policy with separate runs, or drop those policies")
+    run_grid = dict(grid) or None  # no grid: one point (``_single_point``)
+    if out is not None:
+        out = os.fspath(out)
+        man_path = os.path.join(out, "sweep.json")
+        manifest = {"kind": "policies", "format": _FORMAT, "policies": list(labels), "reference": reference,
+                    "grid": {f: [float(v) for v in grid[f]] for f in grid}, "grid_order": list(grid),
+                    "seed": int(seed), "realizations": int(realizations), "rounds": int(rounds)}
+        if os.path.exists(man_path):
+            try:
+                with open(man_path) as fh:
+                    old = json.load(fh)
+            except (OSError, json.JSONDecodeError):
+                old = None
+            if old is not None:
+                if old.get("kind") != "policies":
+                    raise ValueError(f"{out} holds a single-policy sweep; use a new --out folder")
+                diffs = _diff({k: old.get(k) for k in manifest}, manifest)
+                if diffs:
+                    raise ValueError(f"{out} holds a policies sweep with a different configuration "
+                                     f"({'; '.join(diffs[:5])}); use a new --out folder or delete the old one")
+        os.makedirs(out, exist_ok=True)
+        import jax
+
+        if jax.process_index() == 0:
+            gio.save_json(man_path, manifest)
+    parts = []
+    for label in labels:
+        kw = dict(seed=seed, realizations=realizations, rounds=rounds, chunk=chunk, dtype=dtype, devices=devices,
+                  progress=progress, out=None if out is None else _policy_dir(out, label))
+        if run_grid is None:
+            parts.append(_single_point(scenario, policies[label], **kw))
+        else:
+            parts.append(sweep(scenario, policies[label], run_grid, **kw))
+    res = _stack_policies(labels, reference, parts, dict(grid))
+    if out is not None:
+        from .compare import grid_summary
+
+        import jax
+
+        if jax.process_index() == 0:
+            gio.save_json(os.path.join(out, "summary.json"), grid_summary(res))
+    return res
+
+
+def _single_point(scenario, policy, **kw) -> SweepResult:
+    """A policy at one scenario as a ``SweepResult`` with no grid axis: a one-value grid over a
+    leaf the policy and scenario already hold (``E_bar``, its own value), then that axis dropped."""
+    res = sweep(scenario, policy, {"E_bar": [float(np.asarray(scenario.E_bar))]}, **kw)
+    return SweepResult((), {}, {k: v[0] for k, v in res.metrics.items()}, res.realizations, res.rounds,
+                       {**res.config, "grid": {}, "grid_order": []})
+
+
+def _stack_policies(labels, reference, parts: Sequence[SweepResult], grid) -> SweepResult:
+    fields = ("policy", *parts[0].fields)
+    coords = {"policy": np.asarray(labels), **{f: np.asarray(parts[0].coords[f]) for f in parts[0].fields}}
+    metrics = {k: np.stack([p.metrics[k] for p in parts]) for k in METRICS}
+    config = {
+        "kind": "policies",
+        "policies": {lab: {"policy": p.config["policy"], "policy_fields": p.config["policy_fields"]}
+                     for lab, p in zip(labels, parts)},
+        "reference": reference,
+        "scenario": parts[0].config["scenario"],
+        "grid": {f: [float(v) for v in grid[f]] for f in grid},
+        "grid_order": list(grid),
+        "seed": parts[0].config["seed"],
+        "realizations": parts[0].realizations,
+        "rounds": parts[0].rounds,
+        "dtype": parts[0].config["dtype"],
+    }
+    return SweepResult(fields, coords, metrics, parts[0].realizations, parts[0].rounds, config)
+
+
+def _load_policies(directory: str, man: Mapping[str, Any]) -> SweepResult:
+    labels = tuple(man["policies"])
+    parts = []
+    for lab in labels:
+        r = load_sweep(_policy_dir(directory, lab))
+        if not man["grid_order"]:
+            r = SweepResult((), {}, {k: v[0] for k, v in r.metrics.items()}, r.realizations, r.rounds,
+                            {**r.config, "grid": {}, "grid_order": []})
+        parts.append(r)
+    return _stack_policies(labels, man["reference"], parts, {f: man["grid"][f] for f in man["grid_order"]})
+
+
+def open_dataset(directory: str):
+    """``load_sweep(directory).to_xarray()``: a saved sweep or compare folder as an
+    ``xarray.Dataset`` in one call (needs the ``analysis`` extra)."""
+    return load_sweep(directory).to_xarray()
+
+
 # ----------------------------------------------------------------------------- CLI
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .cli import scenario_and_policy_from_args
@@ -521,15 +723,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         import jax
 
         jax.distributed.initialize()
-    grid: dict[str, list[float]] = {}
-    if args.grid_file:
-        grid.update(read_grid_file(args.grid_file))
-    for spec in args.grid or ():
-        name, vals = parse_grid_spec(spec)
-        grid[name] = vals
-    scenario, policy, name = scenario_and_policy_from_args(args)
+    from .compare import grid_from_args
+
+    grid = grid_from_args(args)  # ``--grid policy=a,b`` sets args.policies
     if args.dtype not in (None, "float32", "float64"):
         raise ValueError(f"--dtype must be float32 or float64, got {args.dtype!r}")
+    if args.policies:
+        return _cmd_sweep_policies(args, grid)
+    for flag, val in (("--pset", args.pset), ("--reference", args.reference)):
+        if val:
+            raise ValueError(f"{flag} needs --policies (several policies on common random numbers)")
+    scenario, policy, name = scenario_and_policy_from_args(args)
     t0 = time.time()
     res = sweep(scenario, policy, grid, seed=args.seed, realizations=args.realizations, rounds=args.rounds,
                 chunk=args.chunk, out=args.out, dtype=args.dtype, devices=args.devices,
@@ -559,13 +763,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep_policies(args: argparse.Namespace, grid) -> int:
+    """``gelato sweep --policies a,b,...``: ``sweep_policies`` (common random numbers)."""
+    from . import io as gio
+    from .compare import format_grid, grid_summary, scenario_and_policies_from_args
+
+    if args.policy:
+        raise ValueError("--policy and --policies exclude each other (one policy, or several on common draws)")
+    if not grid:
+        raise ValueError("sweep: the grid is empty; give at least one --grid FIELD=VALUES (or use gelato compare)")
+    scenario, pols = scenario_and_policies_from_args(args)
+    t0 = time.time()
+    res = sweep_policies(scenario, pols, grid, reference=args.reference, seed=args.seed,
+                         realizations=args.realizations, rounds=args.rounds, chunk=args.chunk, out=args.out,
+                         dtype=args.dtype, devices=args.devices, progress=False if args.quiet else None)
+    wall = time.time() - t0
+    summary = grid_summary(res)
+    if args.json:
+        print(json.dumps(gio._jsonable({**summary, "wall_time_s": wall, "out": args.out}), indent=2))
+    else:
+        print(f"gelato sweep: policies {','.join(summary['policies'])}, grid "
+              f"{' x '.join(f'{f}[{len(res.coords[f])}]' for f in summary['fields'])} x {res.realizations} "
+              f"realizations x {res.rounds} rounds, {wall:.1f} s -> {args.out or '(memory)'}")
+        print(format_grid(summary))
+    return 0
+
+
 def add_parsers(subparsers) -> None:
     from .cli import _add_model_args, _nonneg_int, _positive_int
+    from .compare import add_policy_args
 
     p = subparsers.add_parser("sweep", help="grid sweep over scenario/policy fields x realizations (sharded, resumable)")
     _add_model_args(p)
+    add_policy_args(p, default="several policies on common random numbers; without it: --policy, one policy")
     p.add_argument("--grid", action="append", metavar="FIELD=VALUES",
-                   help="grid axis: FIELD=logspace:A:B:N | linspace:A:B:N | v1,v2,... (repeatable)")
+                   help="grid axis: FIELD=logspace:A:B:N | linspace:A:B:N | v1,v2,... (repeatable; policy=a,b = --policies)")
     p.add_argument("--grid-file", metavar="FILE.toml", help="TOML with a [grid] table (FIELD = [..] or \"logspace:A:B:N\")")
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--realizations", type=_positive_int, default=256)
