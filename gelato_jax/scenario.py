@@ -12,6 +12,7 @@ checked: they came from a validated object.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from typing import Any, Mapping
@@ -48,10 +49,20 @@ def _check_trace(name: str, value: Any) -> Any:
     return tuple(float(x) for x in arr)
 
 
+_check_bandwidth = check_real(_S, 0, None, lo_open=True)
+
+
+def _check_W_dl(name: str, value: Any) -> Any:
+    """A downlink bandwidth in Hz, or the string ``"W"``: the downlink is tied to the uplink."""
+    if isinstance(value, str) and value.strip() == "W":
+        return "W"
+    return _check_bandwidth(name, value)
+
+
 _CHECKS = {
     # channel, MODEL §2
     "W": check_real(_S, 0, None, lo_open=True),
-    "W_dl": check_real(_S, 0, None, lo_open=True),
+    "W_dl": _check_W_dl,
     "P_tx": check_real(_S, 0, None, lo_open=True),
     "P_edge": check_real(_S, 0, None, lo_open=True),
     "N0_dBm_Hz": check_real(_S, -300, 0),
@@ -103,6 +114,10 @@ class Scenario:
 
     Channel (§2): ``g = g0·h``, ``g0 = 10^{-PL/10}``, ``PL_dB = 128.1 + 37.6 log10(d_km)``;
     uplink rate ``r = W log2(1 + P_tx g / (N0 W))``, downlink the same with ``W_dl``, ``P_edge``.
+    ``W_dl = "W"`` ties the downlink bandwidth to the uplink's: the scenario then holds
+    ``W_dl == W`` (a number) and ``W_dl_tied = True``, ``replace(W=...)`` moves both, and a sweep
+    over ``W`` sweeps the bandwidth of both links ("bandwidth" in the sense of one shared band);
+    a number given for ``W_dl`` unties them.
     ``channel`` selects i.i.d. Rayleigh (``h ~ Exp(1)``), Gauss–Markov fading with correlation
     ``rho`` (``h = |x|², x_{t+1} = rho x_t + sqrt(1-rho²) w_t``, ``w ~ CN(0,1)``, marginal Exp(1)),
     or a replayed ``channel_trace`` of unit-mean gains (cyclic, random start per realization).
@@ -159,7 +174,7 @@ class Scenario:
     """
 
     W: float = leaf_field(1e6, unit="Hz")
-    W_dl: float = leaf_field(1e6, unit="Hz")
+    W_dl: float = leaf_field(1e6, unit="Hz")  # or "W": tied to the uplink (W_dl_tied)
     P_tx: float = leaf_field(0.2, unit="W")
     P_edge: float = leaf_field(1.0, unit="W")
     N0_dBm_Hz: float = leaf_field(-174.0, unit="dBm/Hz")
@@ -196,6 +211,14 @@ class Scenario:
     objective: str = static_field("per_round")
     P_bar: float = leaf_field(0.6, unit="W")
     rng: str = static_field(DEFAULT_RNG)
+    # derived from W_dl (not a constructor argument): True when W_dl was given as "W"
+    W_dl_tied: bool = dataclasses.field(default=False, init=False, metadata={"static": True})
+
+    def __post_init__(self):
+        tied = isinstance(self.W_dl, str)
+        object.__setattr__(self, "W_dl_tied", tied)
+        if tied:
+            object.__setattr__(self, "W_dl", self.W)
 
     def _validate_cross(self) -> None:
         if np.any(np.asarray(self.t_v0, dtype=float) + np.asarray(self.delta, dtype=float) <= 0):
@@ -249,7 +272,7 @@ class Scenario:
     # ----------------------------------------------------------------- construction helpers
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Scenario":
-        unknown = sorted(set(values) - set(cls._field_names))
+        unknown = sorted(set(values) - set(cls._field_names) | ({"W_dl_tied"} & set(values)))
         if unknown:
             raise ValueError(f"Scenario: unknown field(s) {unknown}; known fields: {list(cls._field_names)}")
         return cls(**dict(values))
@@ -267,7 +290,11 @@ class Scenario:
     def to_dict(self) -> dict[str, Any]:
         out = {}
         for name in self._field_names:
+            if name == "W_dl_tied":
+                continue
             v = getattr(self, name)
+            if name == "W_dl" and self.W_dl_tied:
+                v = "W"
             if isinstance(v, tuple):
                 v = list(v)
             elif not isinstance(v, (str, int, float)) and v is not None:
@@ -296,3 +323,19 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {path!r} is not valid TOML: {exc}") from None
 
+
+
+_pytree_replace = Scenario.replace
+
+
+def _replace(self, **changes):
+    """``dataclasses.replace`` with the downlink tie kept: on a tied scenario (``W_dl = "W"``)
+    ``W_dl`` follows ``W`` unless ``changes`` gives ``W_dl`` (a number unties)."""
+    if "W_dl_tied" in changes:
+        raise ValueError('Scenario.W_dl_tied is derived; set W_dl="W" (tied) or a number (untied)')
+    if self.W_dl_tied and "W_dl" not in changes:
+        changes["W_dl"] = "W"
+    return _pytree_replace(self, **changes)
+
+
+Scenario.replace = _replace
