@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 __all__ = ["add_parsers", "cmd_figures", "draw_all"]
@@ -36,19 +37,101 @@ def _names(text):
     return names
 
 
+_FROM_ONLY = ("x", "y", "by", "name", "title")
+_RUN_ONLY = ("only", "run", "draw_only", "quick", "docs", "set", "grid", "config", "seed", "results")
+
+
+def cmd_from(args) -> int:
+    """``gelato figures --from DIR``: one figure of a saved sweep/compare folder."""
+    from .from_dir import draw_from, load_any
+
+    given = [f"--{k.replace('_', '-')}" for k in _RUN_ONLY if getattr(args, k, None)]
+    if given:
+        raise ValueError(f"--from draws a saved folder; {', '.join(given)} apply to the built-in figures only")
+    res = load_any(getattr(args, "from"))
+    y = [t.strip() for t in (args.y or "goodput,energy").split(",") if t.strip()]
+    stem = args.name or f"fig_{os.path.basename(os.path.normpath(getattr(args, 'from'))) or 'from'}"
+    if not stem.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        raise ValueError(f"--name {stem!r}: use letters, digits, '_', '-', '.'")
+    for p in draw_from(res, args.out, x=args.x, y=y, by=args.by, stem=stem, title=args.title or ""):
+        print(p)
+    return 0
+
+
+def _requested(args):
+    """``(base scenario or None, {param: values})`` from ``--config``/``--set``/``--grid``."""
+    from gelato_jax.compare import grid_from_args
+
+    from . import runner
+
+    grid = grid_from_args(args)
+    if "policies" in vars(args) and args.policies:
+        raise ValueError("--grid policy=...: the built-in figures have fixed policy sets; use gelato compare --grid "
+                         "and gelato figures --from")
+    params = {spec["param"] for spec in runner.SWEEPS.values() if spec["param"]}
+    bad = [f for f in grid if f not in params]
+    if bad:
+        raise ValueError(f"--grid {bad[0]}: the built-in sweeps vary {sorted(params)}; for other axes use "
+                         "gelato compare --grid ... --out DIR and gelato figures --from DIR")
+    base = None
+    if args.set or args.config:
+        from gelato_jax.compare import scenario_and_policies_from_args
+
+        ns = argparse.Namespace(config=args.config, set=args.set, policies="gelato", pset=None)
+        base, _ = scenario_and_policies_from_args(ns)
+    return base, grid
+
+
+def _stale(results_dir: str, name: str, base, grid) -> bool:
+    """True when the saved result ``name`` is missing or was made for another base scenario or
+    other sweep values than requested (so ``--set``/``--grid`` never draw old numbers)."""
+    import json
+
+    from gelato_jax import Scenario
+
+    from . import runner
+
+    path = os.path.join(results_dir, f"{name}.json")
+    if not os.path.isfile(path):
+        return True
+    with open(path) as fh:
+        rec = json.load(fh)
+    want = (base or Scenario()).to_dict()
+    if rec.get("scenario") is not None and {k: rec["scenario"].get(k) for k in want} != want:
+        return True
+    spec = runner.SWEEPS.get(name)
+    if spec and spec["param"] in grid and [float(v) for v in rec.get("values", [])] != [float(v) for v in grid[spec["param"]]]:
+        return True
+    return False
+
+
 def cmd_figures(args) -> int:
     import sys
 
     from . import runner
 
+    if getattr(args, "from"):
+        return cmd_from(args)
+    given = [f"--{k}" for k in _FROM_ONLY if getattr(args, k, None)]
+    if given:
+        raise ValueError(f"{', '.join(given)} choose what --from DIR draws; give --from DIR")
     names = _names(args.only)
+    args.results = DEFAULT_RESULTS if args.results is None else args.results
+    args.seed = 0 if args.seed is None else args.seed
     if args.draw_only and args.run:
         raise ValueError("--draw-only and --run exclude each other")
+    base, grid = _requested(args)
+    if grid and not any(runner.SWEEPS.get(n, {}).get("param") in grid for n in names):
+        raise ValueError(f"--grid {next(iter(grid))}: none of the selected figures ({', '.join(names)}) sweeps it")
     log = (lambda *_: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    if args.draw_only and (base is not None or grid):
+        raise ValueError("--draw-only never computes; --set/--config/--grid need a run (drop --draw-only)")
     if not args.draw_only:
-        todo = names if args.run else [n for n in names if not os.path.isfile(os.path.join(args.results, f"{n}.json"))]
+        todo = names if args.run else [n for n in names if _stale(args.results, n, base, grid)]
         if todo:
-            runner.run_all(args.results, quick=args.quick, seed=args.seed, only=todo, log=log)
+            runner.run_all(args.results, quick=args.quick, seed=args.seed, only=todo, log=log, base=base, values=grid)
+    elif args.quick:
+        raise ValueError("--quick sets the sizes of a run; --draw-only never runs")
     paths = draw_all(args.results, args.out, names)
     if args.docs:
         from . import fig_bandwidth, fig_v_tradeoff  # noqa: F401  (small README copies)
@@ -106,14 +189,24 @@ def add_parsers(subparsers) -> None:
     from gelato_jax.cli import _nonneg_int
 
     p = subparsers.add_parser("figures", help="compute (if missing) and draw the paper-style figures (PNG + PDF)")
-    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"saved results folder (default {DEFAULT_RESULTS})")
+    p.add_argument("--results", default=None, help=f"saved results folder (default {DEFAULT_RESULTS})")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"figure folder (default {DEFAULT_OUT})")
     p.add_argument("--only", help="comma-separated subset of bandwidth,delta,energy_budget,v_tradeoff,ablation")
     p.add_argument("--run", action="store_true", help="recompute results even if saved")
     p.add_argument("--draw-only", action="store_true", help="never compute; fail if a result is missing")
     p.add_argument("--quick", action="store_true", help="small sizes (8 realizations x 1000 rounds, fewer points)")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--seed", type=_nonneg_int, default=None, help="seed of the built-in figures' runs (default 0)")
     p.add_argument("--docs", metavar="DIR", help="also write small README PNGs here (e.g. docs)")
+    p.add_argument("--config", metavar="FILE.toml", help="base scenario of the built-in figures' runs")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="base scenario field of the built-in figures' runs (repeatable)")
+    p.add_argument("--grid", action="append", metavar="FIELD=VALUES",
+                   help="values of a built-in sweep (W, delta or E_bar), e.g. --grid W=0.5e6,1e6,5e6")
+    p.add_argument("--from", metavar="DIR", help="draw a saved sweep or compare folder (gelato sweep/compare --out DIR)")
+    p.add_argument("--x", help="with --from: x-axis field (default: the first axis with several values)")
+    p.add_argument("--y", help="with --from: comma-separated metrics, one panel each (default goodput,energy)")
+    p.add_argument("--by", help="with --from: one line per value of this axis (default policy)")
+    p.add_argument("--name", help="with --from: file stem (default fig_<folder name>)")
+    p.add_argument("--title", help="with --from: figure title")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_figures)
 

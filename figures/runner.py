@@ -66,14 +66,16 @@ def load_result(results_dir: str, name: str) -> dict:
         return json.load(fh)
 
 
-def run_sweep(name: str, *, results_dir: str, quick: bool, seed: int, realizations: int, rounds: int, base=None, log=print):
-    """Run sweep ``name`` of ``SWEEPS`` and save it."""
+def run_sweep(name: str, *, results_dir: str, quick: bool, seed: int, realizations: int, rounds: int, base=None, log=print,
+              values=None):
+    """Run sweep ``name`` of ``SWEEPS`` (over ``values`` if given) and save it."""
     from gelato_jax import Scenario
     from gelato_jax.compare import compare
 
     spec = SWEEPS[name]
     base = base or Scenario()
-    values = spec["quick"] if quick else spec["values"]
+    if values is None:
+        values = spec["quick"] if quick else spec["values"]
     cmps = []
     t0 = time.time()
     for v in values:
@@ -133,12 +135,18 @@ def save_v_tradeoff(results_dir: str, Vs, cmp, optimum_summary: dict, scenario: 
     return record
 
 
-def run_all(results_dir: str, *, quick: bool = False, seed: int = 0, only=None, log: Callable = print) -> None:
+def run_all(results_dir: str, *, quick: bool = False, seed: int = 0, only=None, log: Callable = print,
+            base=None, values: dict | None = None) -> None:
+    """Compute and save the results of the built-in figures. ``base``: the scenario every run
+    starts from (default ``Scenario()``); ``values``: ``{param: values}`` replacing the values of
+    the sweeps over that param (``gelato figures --set``/``--grid``)."""
     R, T = (8, 1000) if quick else (32, 3000)
     names = list(only) if only else ["bandwidth", "delta", "energy_budget", "ablation", "v_tradeoff"]
+    values = dict(values or {})
     for name in names:
         log(f"figures: computing {name} ({R} realizations x {T} rounds)")
         if name == "v_tradeoff":
-            run_v_tradeoff(results_dir=results_dir, quick=quick, seed=seed, realizations=R, rounds=T, log=log)
+            run_v_tradeoff(results_dir=results_dir, quick=quick, seed=seed, realizations=R, rounds=T, log=log, base=base)
         else:
-            run_sweep(name, results_dir=results_dir, quick=quick, seed=seed, realizations=R, rounds=T, log=log)
+            run_sweep(name, results_dir=results_dir, quick=quick, seed=seed, realizations=R, rounds=T, log=log,
+                      base=base, values=values.get(SWEEPS[name]["param"]))
