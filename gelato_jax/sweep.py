@@ -20,21 +20,17 @@ commit, wall time). ``sweep.json`` holds the configuration. Rerunning the same c
 every chunk whose sidecar, hash and npz check out, and recomputes missing, truncated or corrupt
 ones; a different configuration in the same folder is refused with the list of differences.
 
-Multi-host (a TPU pod slice or several GPU hosts): start the same command on every host with
-``--distributed`` (calls ``jax.distributed.initialize()``, which reads the coordinator from the
-cluster environment: TPU pods, SLURM, or ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/
-``JAX_PROCESS_ID``), e.g. on 2 GPU hosts::
-
-    # host 0 and host 1 (same shared --out folder)
-    JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=<0|1> \
-        gelato sweep --distributed --grid V=logspace:-4:1:13 --realizations 65536 --out /shared/run
-
-    # TPU pod slice: the same command on all workers
-    gcloud compute tpus tpu-vm ssh NAME --worker=all --command="gelato sweep --distributed ..."
-
-The mesh then spans every device of every host; each process feeds its own shards
-(``jax.make_array_from_callback``), results are gathered with ``process_allgather`` and only
-process 0 writes files.
+Several processes (a TPU pod slice, GPU hosts, or ``gelato launch --processes N -- sweep ...`` on
+one machine; ``gelato_jax.distributed`` and docs/distributed.md): every process runs the same
+command with ``--coordinator HOST:PORT --num-processes N --process-id I`` (or the environment
+variables ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``, or
+``--distributed`` to auto-detect SLURM and TPU pods) and the same ``--out`` folder on a shared
+file system. Process 0 lists the chunks still to do and shares the list; process ``i`` computes
+every ``N``-th of them on its own devices (mesh of ``jax.local_devices()``) and writes them with
+the same atomic chunk files and sidecars; after a barrier every process loads the folder and
+process 0 prints the summary. The folder is the same as a single-process run's, and a killed run
+resumes with any process count. Without ``--chunk`` a new folder gets ``ceil(R / N)``
+realizations per chunk (one chunk per process); a resumed folder keeps its chunk size.
 """
 
 from __future__ import annotations
@@ -353,6 +349,18 @@ def _chunk_paths(out: str, c: int) -> tuple[str, str]:
     return os.path.join(out, f"chunk-{c:05d}.npz"), os.path.join(out, f"chunk-{c:05d}.json")
 
 
+def _saved_chunk(out) -> int | None:
+    """The chunk size recorded in ``out/sweep.json`` (``None`` without a readable one)."""
+    if out is None:
+        return None
+    try:
+        with open(os.path.join(os.fspath(out), "sweep.json")) as fh:
+            c = json.load(fh).get("chunk")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return c if isinstance(c, int) and not isinstance(c, bool) and c >= 1 else None
+
+
 def _sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -420,15 +428,17 @@ def sweep(
     import jax
     from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-    from . import engine
+    from . import distributed, engine
     from . import io as gio
     from .model import entropy_ar
 
     realizations = engine.check_positive_int("realizations", realizations)
     rounds = engine.check_positive_int("rounds", rounds)
     seed = engine.check_positive_int("seed", seed, lo=0)
-    chunk = min(realizations if chunk is None else engine.check_positive_int("chunk", chunk), realizations)
-    all_devices = jax.devices()
+    if chunk is None:  # a resumed folder keeps its chunk size; N processes get one chunk each
+        chunk = _saved_chunk(out) or -(-realizations // jax.process_count())
+    chunk = min(engine.check_positive_int("chunk", chunk), realizations)
+    all_devices = jax.local_devices()  # several processes: each runs its own chunks on its own devices
     n_dev = len(all_devices) if devices is None else engine.check_positive_int("devices", devices)
     if n_dev > len(all_devices):
         raise ValueError(f"devices must be <= {len(all_devices)} (visible devices), got {n_dev}")
@@ -441,6 +451,8 @@ def sweep(
     n_points = len(scens)
     n_chunks = -(-realizations // chunk)
     writer = jax.process_index() == 0
+    if jax.process_count() > 1 and out is None:
+        raise ValueError("a sweep over several processes needs --out (a folder every process can read and write)")
 
     if out is not None:
         out = os.fspath(out)
@@ -477,7 +489,10 @@ def sweep(
     env = gio.environment_info() if out is not None else None
 
     todo = [c for c in range(n_chunks)
-            if out is None or not _chunk_ok(out, c, chash, c * chunk, min((c + 1) * chunk, realizations), n_points)]
+            if out is None or not _chunk_ok(out, c, chash, c * chunk, min((c + 1) * chunk, realizations), n_points)
+            ] if writer else []
+    if jax.process_count() > 1:  # process 0's list, round-robin: each process computes only its own chunks
+        todo = distributed.owned(distributed.share(todo, "sweep-todo"))
     mem: dict[int, dict[str, np.ndarray]] = {}
     timer = [time.time()]
 
@@ -485,24 +500,22 @@ def sweep(
         timer[0] = time.time()
         res = kernel(s_stack, p_stack, root, idx, rounds=rounds, ar=ar, dtype=dt,
                      s_axes=_Static(s_axes), p_axes=_Static(p_axes))
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            res = multihost_utils.process_allgather(res, tiled=True)
         return {k: res[_SRC[k]] for k in METRICS}
 
     def finished(c, start, stop, arrays):
         if out is None:
             mem[c] = arrays
-        elif writer:
+        else:  # every process writes the chunks it computed
             _write_chunk(out, c, arrays, {"config_hash": chash, "chunk": c, "start": start, "stop": stop,
                                           "seed": seed, "wall_time_s": time.time() - timer[0], "devices": n_dev,
-                                          "environment": env})
+                                          "process": jax.process_index(), "environment": env})
+            distributed.chunk_written()
 
     engine.run_chunks(call, realizations, chunk, axis=1, todo=todo, on_chunk=finished, keep=False, desc="sweep",
                       progress=progress, sharding=idx_sharding)
     if out is None:
         return _assemble(config, [mem[c] for c in range(n_chunks)])
+    distributed.barrier("sweep")  # several processes: every chunk is written before anyone loads
     return load_sweep(out)
 
 
@@ -719,11 +732,10 @@ def open_dataset(directory: str):
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .cli import scenario_and_policy_from_args
 
-    if args.distributed:
-        import jax
-
-        jax.distributed.initialize()
+    from . import distributed
     from .compare import grid_from_args
+
+    distributed.initialize_from_args(args)  # several processes: --coordinator/--num-processes/--process-id
 
     grid = grid_from_args(args)  # ``--grid policy=a,b`` sets args.policies
     if args.dtype not in (None, "float32", "float64"):
@@ -739,6 +751,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 chunk=args.chunk, out=args.out, dtype=args.dtype, devices=args.devices,
                 progress=False if args.quiet else None)
     wall = time.time() - t0
+    if distributed.process_index() != 0:  # process 0 prints the summary
+        return 0
     summary = {
         "out": args.out,
         "policy": name,
@@ -765,6 +779,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_sweep_policies(args: argparse.Namespace, grid) -> int:
     """``gelato sweep --policies a,b,...``: ``sweep_policies`` (common random numbers)."""
+    import jax
+
     from . import io as gio
     from .compare import format_grid, grid_summary, scenario_and_policies_from_args
 
@@ -778,6 +794,8 @@ def _cmd_sweep_policies(args: argparse.Namespace, grid) -> int:
                          realizations=args.realizations, rounds=args.rounds, chunk=args.chunk, out=args.out,
                          dtype=args.dtype, devices=args.devices, progress=False if args.quiet else None)
     wall = time.time() - t0
+    if jax.process_index() != 0:  # process 0 prints the summary
+        return 0
     summary = grid_summary(res)
     if args.json:
         print(json.dumps(gio._jsonable({**summary, "wall_time_s": wall, "out": args.out}), indent=2))
@@ -806,7 +824,11 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", help="results folder (resumable); omit to keep results in memory")
     p.add_argument("--dtype", default=None, help="float32 or float64")
     p.add_argument("--devices", type=_positive_int, default=None, help="devices in the mesh (default: all)")
-    p.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize() first")
+    p.add_argument("--distributed", action="store_true",
+                   help="several processes, layout auto-detected (SLURM, TPU pod, Open MPI): see docs/distributed.md")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .distributed import add_args as add_distributed_args
+
+    add_distributed_args(p)  # --coordinator, --num-processes, --process-id, --connect-timeout
     p.set_defaults(func=cmd_sweep)
