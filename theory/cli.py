@@ -5,6 +5,10 @@ Scenario and policy input as for every ``gelato`` command (``gelato_jax.cli_inpu
 ``--config FILE.toml`` (``[scenario]`` and ``[policy]`` tables) and repeatable
 ``--set field=value``; the policy is ``Gelato``. ``--V``, ``--proxy``, ``--exit``, ``--payload``
 are shortcuts that override the file and ``--set`` (``V`` defaults to 10 when given nowhere).
+With ``--set objective=time_average`` (and ``--set P_bar=…``, W) it prints the time-average problem
+of MODEL §11 instead (``theory.renewal.constants``): ``T_star`` (tokens/s) by the Charnes–Cooper LP
+and ``T_star_dinkelbach`` by Dinkelbach's iteration, ``lambda_star``, ``theta_star``, ``B``,
+``D_min`` and the renewal bounds.
 """
 
 from __future__ import annotations
@@ -53,7 +57,12 @@ def run(args) -> int:
     from . import bounds
 
     scenario, policy = scenario_and_policy(args)
-    out = bounds.constants(scenario, policy, quantiles=args.quantiles)
+    if scenario.objective == "time_average":  # MODEL §11: tokens/s under the power budget P_bar
+        from . import renewal
+
+        out = renewal.constants(scenario, policy, quantiles=args.quantiles)
+    else:
+        out = bounds.constants(scenario, policy, quantiles=args.quantiles)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
