@@ -1,0 +1,163 @@
+"""Sweeps as several processes on ``jax.distributed`` (gelato_jax.distributed, gelato launch).
+
+Real multi-process runs on this machine: ``gelato launch --processes 2 -- sweep ...`` gives the same
+``load_sweep`` arrays as one process (the issue's "done when" command); a process killed mid-run
+leaves only whole chunks and one process resumes to bit-identical results; a process that cannot
+reach the coordinator, or a coordinator whose peers never come, fails within the connect
+timeout with one line and exit status 2.
+
+Cost: each child process imports JAX and compiles the sweep program. The children share a
+persistent XLA compilation cache (a temporary folder), which JAX keys by device assignment and
+writes from process 0 only: a single-process run and process 0 of a launch reuse one program,
+while process 1 (devices numbered from 2048) always compiles its own — so the comparisons
+below do cover independently compiled code.
+"""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gelato_jax import distributed
+from gelato_jax.cli import main
+from gelato_jax.launch import free_port
+
+sw = importlib.import_module("gelato_jax.sweep")  # the package exports a function of the same name
+
+SWEEP = ["sweep", "--grid", "V=0.05,0.5", "--rounds", "500", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("xla-cache")
+    return dict(os.environ, JAX_ENABLE_X64="1", JAX_COMPILATION_CACHE_DIR=str(cache),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
+
+def gelato(*args, env, timeout=400):
+    return subprocess.run([sys.executable, "-m", "gelato_jax", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def reference(env, tmp_path_factory):
+    """Single-process runs with 64 and 128 realizations in chunks of 32 (what two processes
+    choose by default for 64: ceil(64 / 2))."""
+    root = tmp_path_factory.mktemp("one-process")
+    out = {}
+    for R in (64, 128):
+        d = root / f"R{R}"
+        r = gelato(*SWEEP, "--realizations", R, "--chunk", 32, "--out", d, env=env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        out[R] = sw.load_sweep(str(d))
+    return out
+
+
+def _assert_same(a, b):
+    assert a.fields == b.fields and a.realizations == b.realizations
+    for k in sw.METRICS:
+        np.testing.assert_array_equal(a.metrics[k], b.metrics[k], err_msg=k)
+
+
+def test_two_processes_bit_identical_to_one_process(env, reference, tmp_path):
+    out = tmp_path / "two"
+    # the issue's command: gelato launch --processes 2 -- sweep --grid V=0.05,0.5 --realizations 64 --rounds 500 --out D
+    r = gelato("launch", "--processes", 2, "--", *SWEEP, "--realizations", 64, "--out", out, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("gelato sweep:") == 1  # process 0 alone prints the summary
+    _assert_same(sw.load_sweep(str(out)), reference[64])
+    # each process wrote the chunk it owns; one manifest, same configuration as one process's
+    side = [json.loads((out / f"chunk-0000{c}.json").read_text()) for c in (0, 1)]
+    assert [s["process"] for s in side] == [0, 1] and sorted(p.name for p in out.glob("chunk-*.npz")) == [
+        "chunk-00000.npz", "chunk-00001.npz"]
+    man = json.loads((out / "sweep.json").read_text())
+    assert man["chunk"] == 32 and man["config"] == reference[64].config
+
+
+def test_killed_process_leaves_whole_chunks_and_any_process_count_resumes(env, reference, tmp_path):
+    out = tmp_path / "killed"
+    # 4 chunks of 32: process 0 owns chunks 0 and 2, process 1 owns 1 and 3; process 1 is SIGKILLed
+    # right after writing chunk 1, and launch stops process 0
+    fault = dict(env, **{distributed.ENV_FAULT: "1:1"})
+    r = gelato("launch", "--processes", 2, "--", *SWEEP, "--realizations", 128, "--chunk", 32, "--out", out, env=fault)
+    assert r.returncode == 128 + 9, (r.returncode, r.stderr[-3000:])
+    assert "exited with status 137" in r.stderr
+    done = sorted(int(p.name[6:11]) for p in out.glob("chunk-*.json"))
+    assert 1 in done and 3 not in done, done
+    man = json.loads((out / "sweep.json").read_text())
+    for c in done:  # every chunk that has a sidecar is whole: checksum and shapes check out
+        assert sw._chunk_ok(str(out), c, man["config_hash"], 32 * c, 32 * (c + 1), 2), c
+    with pytest.raises(ValueError, match="missing or damaged"):
+        sw.load_sweep(str(out))
+    # resume with another process count (one process, no launch) and without --chunk: the folder's
+    # chunk size is kept; only the missing chunks are computed
+    stamp = os.stat(out / "chunk-00001.npz").st_mtime_ns
+    r = gelato(*SWEEP, "--realizations", 128, "--out", out, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert os.stat(out / "chunk-00001.npz").st_mtime_ns == stamp
+    _assert_same(sw.load_sweep(str(out)), reference[128])
+
+
+def test_unreachable_coordinator_fails_within_the_timeout(tmp_path):
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    port = free_port()  # nothing listens there
+    common = [*SWEEP, "--realizations", 8, "--out", tmp_path / "x", "--coordinator", f"127.0.0.1:{port}",
+              "--num-processes", 2, "--connect-timeout", 2]
+    for pid, message in ((1, f"cannot reach the coordinator at 127.0.0.1:{port} within 2 s"),
+                         (0, "not all 2 processes joined the coordinator")):
+        t0 = time.monotonic()
+        r = gelato(*common, "--process-id", pid, env=env, timeout=120)
+        wall = time.monotonic() - t0
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], (r.returncode, r.stderr[-2000:])
+        # the 2 s timeout plus the interpreter start (a few s; generous under load), far below
+        # JAX's own 300 s default and its abort with a gRPC trace
+        assert wall < 90, wall
+    assert not (tmp_path / "x").exists()
+
+
+def test_layout_from_flags_and_environment(monkeypatch):
+    import argparse
+
+    def ns(**kw):
+        base = dict(coordinator=None, num_processes=None, process_id=None, connect_timeout=None, distributed=False)
+        return argparse.Namespace(**{**base, **kw})
+
+    for var in (distributed.ENV_ADDRESS, distributed.ENV_COUNT, distributed.ENV_ID):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", "TPU_WORKER_ID"):
+        monkeypatch.delenv(var, raising=False)
+    assert distributed.layout_from_args(ns()) is None  # a plain single-process run
+    lay = distributed.layout_from_args(ns(coordinator="h:1234", num_processes=4, process_id=3, connect_timeout=7))
+    assert (lay.coordinator, lay.num_processes, lay.process_id, lay.connect_timeout) == ("h:1234", 4, 3, 7)
+    monkeypatch.setenv(distributed.ENV_ADDRESS, "10.0.0.1:99")
+    monkeypatch.setenv(distributed.ENV_COUNT, "2")
+    monkeypatch.setenv(distributed.ENV_ID, "1")
+    lay = distributed.layout_from_args(ns())
+    assert (lay.coordinator, lay.num_processes, lay.process_id, lay.source) == ("10.0.0.1:99", 2, 1, "environment")
+    assert distributed.layout_from_args(ns(process_id=0)).process_id == 0  # a flag beats the environment
+    for kw, match in ((dict(process_id=2), "process-id must be in 0..1"),
+                      (dict(coordinator="nohost"), "HOST:PORT"),
+                      (dict(coordinator="h:0"), "port")):
+        with pytest.raises(ValueError, match=match):
+            distributed.layout_from_args(ns(**kw))
+    monkeypatch.delenv(distributed.ENV_ADDRESS)
+    with pytest.raises(ValueError, match="missing: --coordinator"):
+        distributed.layout_from_args(ns())
+    monkeypatch.setenv(distributed.ENV_COUNT, "two")
+    with pytest.raises(ValueError, match="JAX_NUM_PROCESSES"):
+        distributed.layout_from_args(ns())
+
+
+def test_launch_refuses_commands_that_do_not_split_their_work(capsys):
+    for argv, match in ((["launch", "--processes", "2", "--", "simulate"], "does not split its work"),
+                        (["launch", "--processes", "2"], "give the command"),
+                        (["launch", "--processes", "2", "--", "sweep", "--process-id", "1"], "set by launch")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and match in err, err
