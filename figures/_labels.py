@@ -122,3 +122,12 @@ def axis_label(field: str, scenario: Mapping[str, Any] | None = None) -> tuple[s
 def metric_label(metric: str) -> tuple[str, float]:
     label, unit, f = METRICS.get(metric, (metric, "", 1.0))
     return (f"{label} ({unit})" if unit else label), f
+
+
+def operating_point(scenario: Mapping[str, Any], exclude: Iterable[str] = ()) -> str:
+    """The headline fields ``W, δ, Ē`` (always named, unless swept) and every other fixed field
+    that differs from the defaults, as one comma-separated string."""
+    skip = set(exclude)
+    head = [fmt_value(k, scenario[k]) for k in ("W", "delta", "E_bar") if k in scenario and k not in skip]
+    rest = scenario_differences(scenario, exclude=skip | {"W", "delta", "E_bar"})
+    return ", ".join(head + rest)

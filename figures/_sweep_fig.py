@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _plot
+from . import _labels, _plot
 from .runner import load_result
 
 
@@ -12,6 +12,7 @@ def draw_sweep(results_dir: str, out_dir: str, name: str, *, logx: bool = False,
     rec = load_result(results_dir, name)
     plt = _plot.pyplot()
     x = np.asarray(rec["values"], dtype=float) * rec["scale"]
+    xlabel = _labels.axis_label(rec["param"], rec["scenario"])[0] if rec["param"] == "W" else rec["label"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     panels = [("goodput", "goodput ΣN/ΣD (tok/s)", 1.0), ("energy", "device energy per round (J)", 1.0),
               ("energy_per_token", "energy per token (mJ)", 1e3)]
@@ -22,7 +23,7 @@ def draw_sweep(results_dir: str, out_dir: str, name: str, *, logx: bool = False,
         if metric == "energy":
             ebar = np.array([rec["scenario"]["E_bar"]] * len(x)) if rec["param"] != "E_bar" else x
             ax.plot(x, ebar, "k--", lw=0.8, label="budget Ē")
-        ax.set_xlabel(rec["label"])
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if logx:
             ax.set_xscale("log")
@@ -30,7 +31,9 @@ def draw_sweep(results_dir: str, out_dir: str, name: str, *, logx: bool = False,
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{title} — {rec['realizations']} realizations × {rec['rounds']} rounds, 95% CIs, GELATO V={rec['gelato_V']}", fontsize=9)
+    fixed = _labels.operating_point(rec["scenario"], exclude=[rec["param"]])
+    fig.suptitle(f"{title} — {rec['realizations']} realizations × {rec['rounds']} rounds, 95% CIs, GELATO V={rec['gelato_V']}\n"
+                 f"fixed: {fixed}", fontsize=9)
     fig.tight_layout()
     paths = _plot.save(fig, out_dir, f"fig_{name}")
     plt.close(fig)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _plot
+from . import _labels, _plot
 from .runner import load_result
 
 
@@ -31,7 +31,7 @@ def draw(results_dir: str, out_dir: str) -> list[str]:
             finite = m[np.isfinite(m)]
             ax.set_ylim(0, 1.15 * max(finite.max(), 1e-9))
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"Ablation at the defaults (W = 1 MHz, δ = 20 ms, Ē = 0.06 J) — {rec['realizations']} × {rec['rounds']}, 95% CIs", fontsize=9)
+    fig.suptitle(f"Ablation at {_labels.operating_point(rec['scenario'])} — {rec['realizations']} × {rec['rounds']}, 95% CIs", fontsize=9)
     fig.tight_layout()
     paths = _plot.save(fig, out_dir, "fig_ablation")
     plt.close(fig)

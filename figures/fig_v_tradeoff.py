@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _plot
+from . import _labels, _plot
 from .runner import load_result
 
 
@@ -41,7 +41,7 @@ def draw(results_dir: str, out_dir: str) -> list[str]:
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7)
     fig.suptitle(
-        f"V trade-off at the defaults — {rec['realizations']} × {rec['rounds']} rounds; T* for the mean proxy without exit "
+        f"V trade-off at {_labels.operating_point(rec['scenario'])} — {rec['realizations']} × {rec['rounds']} rounds; T* for the mean proxy without exit "
         "(GELATO's exit changes the realised costs); large V overdraws energy within a finite horizon", fontsize=8)
     fig.tight_layout()
     paths = _plot.save(fig, out_dir, "fig_v_tradeoff")

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _labels, _plot
 
-__all__ = ["load_any", "draw_from"]
+__all__ = ["load_any", "figure_from", "draw_from"]
 
 
 def load_any(directory: str):
@@ -100,7 +100,16 @@ def plan(res, x: str | None, by: str | None) -> tuple[str, str | None, list[str]
 
 def draw_from(res, out_dir: str, *, x: str | None = None, y: Sequence[str] = ("goodput", "energy"),
               by: str | None = None, stem: str = "fig_from", title: str = "") -> list[str]:
-    """Draw ``res`` (a ``SweepResult``); returns the PNG and PDF paths."""
+    """Draw ``res`` (a ``SweepResult``) to ``out_dir/stem.png`` and ``.pdf``; returns the paths."""
+    fig = figure_from(res, x=x, y=y, by=by, title=title)
+    paths = _plot.save(fig, out_dir, stem)
+    _plot.pyplot().close(fig)
+    return paths
+
+
+def figure_from(res, *, x: str | None = None, y: Sequence[str] = ("goodput", "energy"),
+                by: str | None = None, title: str = ""):
+    """The matplotlib figure of ``draw_from`` (not saved)."""
     metrics = _metrics(res)
     bad = [m for m in y if m not in metrics]
     if bad or not y:
@@ -176,6 +185,4 @@ def draw_from(res, out_dir: str, *, x: str | None = None, y: Sequence[str] = ("g
         sub += "; fixed: " + ", ".join(fixed)
     fig.suptitle(f"{head}\n{sub}", fontsize=8)
     fig.tight_layout()
-    paths = _plot.save(fig, out_dir, stem)
-    plt.close(fig)
-    return paths
+    return fig

@@ -420,14 +420,15 @@ def load_comparison(out_dir: str, stem: str = "compare") -> tuple[Comparison, di
     return cmp, record
 
 
-def scenario_and_policies_from_args(args, default_names: Sequence[str] = DEFAULT_POLICIES):
+def scenario_and_policies_from_args(args, default_names: Sequence[str] = DEFAULT_POLICIES, *, grid: bool = False):
     """``(Scenario, {label: Policy})`` of ``gelato compare`` and ``gelato sweep --policies``.
 
     The scenario comes from ``--config`` (a ``[scenario]`` table or top-level keys) and ``--set``
     (scenario fields only); policies from ``--policies`` and ``--pset LABEL.FIELD=VALUE``. GELATO
     and Lyapunov-only default to ``V = DEFAULT_V`` unless a ``--pset`` sets their ``V``. A
     ``[policy]`` table or a policy field in ``--set`` is refused (it names one policy; here
-    ``--pset`` says which), never dropped."""
+    ``--pset`` says which), never dropped. ``grid``: the policies will run over a grid, where the
+    oracle (solved for one scenario) is refused before it is solved."""
     from .cli_inputs import CLIError, parse_assignments, read_model_tables
     from .scenario import Scenario
 
@@ -447,6 +448,9 @@ def scenario_and_policies_from_args(args, default_names: Sequence[str] = DEFAULT
         scen_kw[k] = v
     scenario = Scenario.from_dict(scen_kw)
     names = [n for n in args.policies.split(",") if n.strip()] if args.policies else list(default_names)
+    if grid and any((n.partition("=")[2] or n).strip() == "oracle" for n in names):
+        raise CLIError("the oracle policy is solved for one scenario; it cannot run over a --grid "
+                       "(drop it, or compare it without --grid)")
     psets = list(args.pset or [])
     for item in names:  # GELATO-family default V for comparisons (see DEFAULT_V)
         label, _, name = item.strip().partition("=")
@@ -503,7 +507,7 @@ def cmd_compare(args) -> int:
     from . import io as gio
 
     grid = grid_from_args(args)
-    scenario, pols = scenario_and_policies_from_args(args)
+    scenario, pols = scenario_and_policies_from_args(args, grid=bool(grid))
     if args.out:
         gio.check_output_dir(args.out)
     t0 = time.time()

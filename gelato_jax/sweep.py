@@ -788,7 +788,7 @@ def _cmd_sweep_policies(args: argparse.Namespace, grid) -> int:
         raise ValueError("--policy and --policies exclude each other (one policy, or several on common draws)")
     if not grid:
         raise ValueError("sweep: the grid is empty; give at least one --grid FIELD=VALUES (or use gelato compare)")
-    scenario, pols = scenario_and_policies_from_args(args)
+    scenario, pols = scenario_and_policies_from_args(args, grid=True)
     t0 = time.time()
     res = sweep_policies(scenario, pols, grid, reference=args.reference, seed=args.seed,
                          realizations=args.realizations, rounds=args.rounds, chunk=args.chunk, out=args.out,

@@ -214,3 +214,140 @@ def test_sweep_killed_with_sigkill_then_resumed_is_identical(tmp_path):
     for k in sw.METRICS:
         np.testing.assert_array_equal(a.metrics[k], b.metrics[k], err_msg=k)
     assert not list(killed.glob(".tmp-*"))  # no temporary leftovers after the resumed run
+
+
+# ----------------------------------------------------------------------------- policies x grid
+# Two policies of one class with different (non-grid) leaves: the kernel compiled for ``swept``
+# is reused (same grid fields, rounds and chunk shape), so these tests add no compilation; RP = 4
+# realizations are the first 4 of ``swept``'s 5 (realization r's draws depend on r only).
+POLS = {"gelato": POL, "h25": Gelato(H_th=2.5)}
+RP = 4
+
+
+@pytest.fixture(scope="module")
+def pswept(swept, tmp_path_factory):
+    out = tmp_path_factory.mktemp("policies") / "run"
+    res = sw.sweep_policies(Scenario(), POLS, GRID, seed=3, realizations=RP, rounds=T, chunk=2, out=str(out), progress=False)
+    return out, res
+
+
+def test_policies_sweep_common_random_numbers_and_paired_summary(swept, pswept):
+    from gelato_jax.compare import paired_difference, ratio_change
+
+    _, single = swept
+    out, res = pswept
+    assert res.fields == ("policy", "V", "E_bar") and list(res.coords["policy"]) == ["gelato", "h25"]
+    assert res.metrics["throughput"].shape == (2, 2, 2, RP)
+    # policy "gelato" is exactly the single-policy sweep with the same seed: same draws at every point
+    for k in sw.METRICS:
+        np.testing.assert_array_equal(res.metrics[k][0], single.metrics[k][..., :RP], err_msg=k)
+    assert not np.array_equal(res.metrics["throughput"][0], res.metrics["throughput"][1])  # H_th matters
+    summ = json.loads((out / "summary.json").read_text())
+    assert [p["grid"] for p in summ["points"]] == [{"V": v, "E_bar": e} for v in GRID["V"] for e in GRID["E_bar"]]
+    p = summ["points"][3]  # V = 3, E_bar = 0.09
+    x, y = res.metrics["goodput"][0, 1, 1], res.metrics["goodput"][1, 1, 1]
+    assert p["summary"]["gelato"]["goodput"]["mean"] == pytest.approx(float(np.mean(x)), rel=1e-12)
+    assert p["versus"]["h25"]["goodput"]["diff"] == pytest.approx(paired_difference(x, y), rel=1e-12)
+    assert p["versus"]["h25"]["goodput"]["change_pct"] == pytest.approx(ratio_change(x, y), rel=1e-12)
+    assert "gelato" not in p["versus"]  # the reference is not compared with itself
+    again = sw.load_sweep(str(out))
+    assert again.fields == res.fields
+    for k in sw.METRICS:
+        np.testing.assert_array_equal(again.metrics[k], res.metrics[k], err_msg=k)
+
+
+def test_policies_sweep_resumes_and_refuses_another_configuration(pswept):
+    out, res = pswept
+    npz = out / "policy-h25" / "chunk-00001.npz"
+    stamp = os.stat(npz).st_mtime_ns
+    again = sw.sweep_policies(Scenario(), POLS, GRID, seed=3, realizations=RP, rounds=T, chunk=2, out=str(out), progress=False)
+    assert os.stat(npz).st_mtime_ns == stamp  # every chunk was reused
+    np.testing.assert_array_equal(again.metrics["energy"], res.metrics["energy"])
+    with pytest.raises(ValueError, match="different configuration.*policies"):
+        sw.sweep_policies(Scenario(), {"gelato": POL}, GRID, seed=3, realizations=RP, rounds=T, chunk=2, out=str(out))
+    with pytest.raises(ValueError, match="different configuration.*seed"):
+        sw.sweep_policies(Scenario(), POLS, GRID, seed=4, realizations=RP, rounds=T, chunk=2, out=str(out))
+
+
+@pytest.mark.parametrize("pols,grid,match", [
+    ({"gelato": Gelato(), "static": None}, {"V": [0.1]}, "no such field"),
+    ({"gelato": Gelato()}, {"policy": [1.0]}, "--policies"),
+    ({"a b": Gelato()}, {"V": [0.1]}, "label"),
+])
+def test_policies_sweep_refusals(pols, grid, match):
+    from gelato_jax.policies import StaticSD
+
+    pols = {k: (StaticSD() if v is None else v) for k, v in pols.items()}
+    with pytest.raises(ValueError, match=match):
+        sw.sweep_policies(Scenario(), pols, grid, realizations=2, rounds=2)
+
+
+def test_to_xarray_to_dataframe_and_short_repr(pswept):
+    out, res = pswept
+    ds = sw.open_dataset(str(out))
+    assert dict(ds.sizes) == {"policy": 2, "V": 2, "E_bar": 2, "realization": RP}
+    np.testing.assert_array_equal(ds["goodput"].sel(policy="h25", V=3.0, E_bar=0.03).values, res.metrics["goodput"][1, 1, 0])
+    assert json.loads(ds.attrs["config"])["reference"] == "gelato" and ds.attrs["rounds"] == T
+    df = res.to_dataframe()
+    assert list(df.index.names) == ["policy", "V", "E_bar", "realization"] and len(df) == 2 * 2 * 2 * RP
+    assert df.loc[("gelato", 0.1, 0.09, 3), "energy"] == res.metrics["energy"][0, 0, 1, 3]
+    text = repr(res)
+    assert text.startswith("SweepResult(policy[2], V[2], E_bar[2] x realization[4]") and len(text) < 400
+    assert "[" + str(float(res.metrics["throughput"].ravel()[0]))[:6] not in text  # no array values printed
+
+
+def test_cli_sweep_and_compare_over_policies_and_grid(pswept, tmp_path, capsys):
+    """The CLI builds the API's configuration: run into the API's folder, every chunk is reused
+    (a different configuration would be refused) and the summary is the API's."""
+    out, res = pswept
+    want = json.loads((out / "summary.json").read_text())
+    stamp = os.stat(out / "policy-h25" / "chunk-00000.npz").st_mtime_ns
+    common = ["--grid", "V=0.1,3.0", "--grid", "E_bar=0.03,0.09", "--seed", "3", "--realizations", str(RP),
+              "--rounds", str(T), "--chunk", "2", "--quiet", "--json", "--out", str(out)]
+    rc = main(["sweep", "--policies", "gelato,h25=gelato", "--pset", "h25.H_th=2.5", *common])
+    assert rc == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["points"] == want["points"] and js["policies"] == ["gelato", "h25"]
+    # compare --grid is the same computation; --grid policy=... is an alias of --policies
+    rc = main(["compare", "--grid", "policy=gelato,h25=gelato", "--pset", "h25.H_th=2.5", *common])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["points"] == want["points"]
+    assert os.stat(out / "policy-h25" / "chunk-00000.npz").st_mtime_ns == stamp
+    # the saved folder draws with one command
+    rc = main(["figures", "--from", str(out), "--x", "V", "--y", "goodput,energy", "--by", "policy",
+               "--out", str(tmp_path / "fig")])
+    assert rc == 0 and (tmp_path / "fig" / "fig_run.png").read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["sweep", "--policies", "gelato", "--policy", "gelato"], "exclude"),
+    (["sweep", "--pset", "gelato.V=1"], "--pset needs --policies"),
+    (["sweep", "--reference", "gelato"], "--reference needs --policies"),
+    (["sweep", "--policies", "gelato,static"], "static"),  # V is no StaticSD field
+    (["sweep", "--policies", "gelato", "--set", "H_th=2"], "use --pset"),
+    (["compare", "--grid", "policy=gelato", "--policies", "gelato"], "give one"),
+    (["compare", "--policies", "gelato,oracle"], "oracle"),
+])
+def test_cli_policies_grid_refusals_one_line(argv, needle, tmp_path, capsys):
+    rc = main([*argv, "--grid", "V=0.1,3.0", "--realizations", "2", "--rounds", "5", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_tied_downlink_moves_with_the_swept_bandwidth():
+    """``W_dl = "W"``: every grid point's scenario has ``W_dl == W`` and the stacked kernel input
+    carries the per-point ``W_dl`` (a leaf that is not a grid field but varies with one)."""
+    base = Scenario(W_dl="W")
+    assert base.W_dl == base.W == 1e6 and base.W_dl_tied and base.to_dict()["W_dl"] == "W"
+    assert Scenario.from_dict(base.to_dict()) == base
+    assert base.replace(W=5e6).W_dl == 5e6 and base.replace(W_dl=2e6).W_dl_tied is False
+    assert Scenario().replace(W=5e6).W_dl == 1e6  # untied by default: only the uplink moves
+    fields, coords, scens, pols = sw._build_points(base, POL, {"W": [0.5e6, 5e6]})
+    stacked, axes = sw._stack(scens, fields, np.float64)
+    np.testing.assert_array_equal(np.asarray(stacked.W_dl), [0.5e6, 5e6])
+    assert axes.W_dl == 0 and axes.W == 0
+    untied, _ = sw._stack(sw._build_points(Scenario(), POL, {"W": [0.5e6, 5e6]})[2], fields, np.float64)
+    assert np.ndim(untied.W_dl) == 0 and float(untied.W_dl) == 1e6
+    with pytest.raises(ValueError, match="W_dl"):
+        Scenario(W_dl="w")
