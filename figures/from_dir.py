@@ -83,7 +83,7 @@ def plan(res, x: str | None, by: str | None) -> tuple[str, str | None, list[str]
     fields = list(res.fields)
     if not fields:
         raise ValueError("the saved result has no axis to draw")
-    if by is None and "policy" in fields and x != "policy":
+    if by is None and "policy" in fields and x != "policy" and len(fields) > 1:
         by = "policy"
     if by is not None and by not in fields:
         raise ValueError(f"--by {by!r} is not an axis of the saved result; axes: {fields}")
@@ -157,8 +157,10 @@ def figure_from(res, *, x: str | None = None, y: Sequence[str] = ("goodput", "en
                     st = dict(marker="o")
                 if categorical:
                     pos = np.arange(len(xs)) + (0 if g is None else (g - (len(groups) - 1) / 2) * 0.8 / len(groups))
-                    ax.bar(pos, m * yf, width=0.8 / len(groups), yerr=h * yf, capsize=2,
-                           **{k: v for k, v in st.items() if k in ("color", "label")})
+                    bar_kw = {k: v for k, v in st.items() if k in ("color", "label")}
+                    if x == "policy" and by is None:
+                        bar_kw["color"] = [_plot.STYLE.get(str(v), {}).get("color", "C9") for v in xs]
+                    ax.bar(pos, m * yf, width=0.8 / len(groups), yerr=h * yf, capsize=2, **bar_kw)
                 else:
                     ax.errorbar(xs * xf, m * yf, yerr=h * yf, capsize=2, ms=4, lw=1.2, **st)
             if metric == "energy" and "E_bar" in scen and x != "E_bar" and "E_bar" not in facets and by != "E_bar":

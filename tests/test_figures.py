@@ -82,3 +82,95 @@ def test_headline_markdown_from_saved_comparisons(tmp_path):
         assert needle in text
     # one row per baseline in each "GELATO vs" table, with a paired CI
     assert text.count("| DSSD (γ=4, scalar uplink) | ") == 4 and "[" in text
+
+
+# ----------------------------------------------------------------------------- gelato figures --from
+def _fake_policies_sweep(rng, **scen_kw):
+    """A synthetic policies x W x delta result in ``SweepResult`` form (no simulation)."""
+    from gelato_jax.sweep import METRICS as SWEEP_METRICS, SweepResult
+
+    coords = {"policy": np.array(["gelato", "static"]), "W": np.array([0.5e6, 1e6, 5e6, 10e6]),
+              "delta": np.array([0.02, 0.14])}
+    metrics = {k: rng.uniform(0.5, 2.0, (2, 4, 2, 3)) for k in SWEEP_METRICS}
+    config = {"kind": "policies", "reference": "gelato", "scenario": Scenario(**scen_kw).to_dict(), "seed": 0,
+              "policies": {"gelato": {"policy": "gelato", "policy_fields": {"V": 0.1}},
+                           "static": {"policy": "static", "policy_fields": {"gamma": 4, "payload": "topp"}}},
+              "grid": {"W": coords["W"].tolist(), "delta": coords["delta"].tolist()}, "grid_order": ["W", "delta"]}
+    return SweepResult(("policy", "W", "delta"), coords, metrics, 3, 10, config)
+
+
+def test_figure_from_a_policies_sweep_draws_the_means_and_names_what_is_fixed():
+    from figures.from_dir import figure_from
+
+    res = _fake_policies_sweep(np.random.default_rng(2), E_bar=0.03, W_dl="W")
+    fig = figure_from(res, x="W", y=["goodput", "energy"], by="policy")
+    axes = fig.axes
+    assert len(axes) == 4  # rows: delta = 20, 140 ms; columns: goodput, energy
+    assert [a.get_title() for a in axes] == ["δ = 20 ms", "δ = 20 ms", "δ = 140 ms", "δ = 140 ms"]
+    title = fig._suptitle.get_text()
+    assert "Ē = 0.03 J/round" in title and "W_dl = W (tied)" in title
+    assert axes[0].get_xlabel() == "bandwidth W = W_dl (MHz; both links)"
+    # the plotted points are the realization means (static SD, δ = 140 ms, goodput panel)
+    line = axes[2].containers[1].lines[0]
+    np.testing.assert_allclose(line.get_xdata(), res.coords["W"] * 1e-6)
+    np.testing.assert_allclose(line.get_ydata(), res.metrics["goodput"][1, :, 1, :].mean(axis=-1))
+    labels = axes[0].get_legend_handles_labels()[1]
+    assert "Static SD (payload=topp)" in labels and "GELATO" in labels  # V = 0.1 is GELATO's default
+    # the energy panel shows the budget at the fixed Ē
+    assert any(np.allclose(l.get_ydata(), 0.03) for l in axes[1].lines if len(l.get_ydata()) == 2)
+
+    untied = figure_from(_fake_policies_sweep(np.random.default_rng(2)), x="W", y=["goodput"], by="policy")
+    assert untied.axes[0].get_xlabel() == "uplink bandwidth W (MHz; downlink fixed at 1 MHz)"
+    # delta as the x axis, W as the facet: a single-value axis would be named in the title instead
+    flipped = figure_from(res, x="delta", y=["throughput"], by="policy")
+    assert flipped.axes[0].get_xlabel() == "fixed latency δ (ms)" and len(flipped.axes) == 4
+    with pytest.raises(ValueError, match="--x 'V'"):
+        figure_from(res, x="V")
+    with pytest.raises(ValueError, match="unknown metric"):
+        figure_from(res, x="W", y=["nope"])
+
+
+def test_built_in_figure_words_name_the_operating_point():
+    from figures import _labels
+
+    assert _labels.operating_point(Scenario(delta=0.14).to_dict(), exclude=["W"]) == "δ = 140 ms, Ē = 0.06 J/round"
+    assert _labels.operating_point(Scenario(W_dl="W", d=500.0).to_dict()) == \
+        "W = 1 MHz, δ = 20 ms, Ē = 0.06 J/round, W_dl = W (tied), d = 500 m"
+
+
+def test_cli_figures_from_a_compare_folder_and_refused_flags(tmp_path, capsys, saved):
+    from figures import cli as fcli
+    from gelato_jax import Scenario as S
+    from gelato_jax.cli import main
+    from gelato_jax.compare import save_comparison
+
+    cmp = _fake(["gelato", "static", "dssd"], np.random.default_rng(3))
+    rec = {"names": list(cmp.names), "reference": "gelato", "seed": 0, "realizations": cmp.realizations,
+           "rounds": cmp.rounds, "scenario": S(delta=0.14).to_dict(),
+           "policies": {n: {"class": n, "fields": {}} for n in cmp.names}}
+    save_comparison(str(tmp_path / "cmp"), cmp, rec)
+    assert main(["figures", "--from", str(tmp_path / "cmp"), "--y", "throughput,energy", "--out", str(tmp_path / "f")]) == 0
+    assert (tmp_path / "f" / "fig_cmp.pdf").read_bytes().startswith(b"%PDF")
+    capsys.readouterr()
+    for argv, needle in [
+        (["--x", "W"], "give --from DIR"),
+        (["--from", str(tmp_path / "cmp"), "--only", "bandwidth"], "--only"),
+        (["--from", str(tmp_path / "cmp"), "--seed", "3"], "--seed"),
+        (["--from", str(tmp_path / "cmp"), "--set", "delta=0.14"], "--set"),
+        (["--from", str(tmp_path / "nothing")], "no sweep.json or compare.json"),
+        (["--from", str(tmp_path / "cmp"), "--x", "W"], "not an axis"),
+        (["--from", str(tmp_path / "cmp"), "--y", "nope"], "unknown metric"),
+        (["--grid", "V=1,2"], "built-in sweeps vary"),
+        (["--only", "delta", "--grid", "W=1e6,2e6"], "none of the selected figures"),
+        (["--draw-only", "--set", "delta=0.14", "--results", str(saved)], "--draw-only never computes"),
+        (["--draw-only", "--quick", "--results", str(saved)], "--quick"),
+        (["--set", "nope=1", "--draw-only"], "nope"),
+    ]:
+        rc = main(["figures", "--out", str(tmp_path / "g"), *argv])
+        err = capsys.readouterr().err
+        assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, (argv, err)
+    # --set/--grid never draw results saved for another scenario or other values: they are recomputed
+    assert not fcli._stale(str(saved), "delta", None, {})
+    assert fcli._stale(str(saved), "delta", S(delta=0.14), {})
+    assert fcli._stale(str(saved), "bandwidth", None, {"W": [1e6, 2e6]})
+    assert not fcli._stale(str(saved), "bandwidth", None, {"delta": [0.1]})
