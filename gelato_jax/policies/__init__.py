@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._pytree import leaf_field, pytree_dataclass, static_field  # for users' own policies (gelato check)
 from .ablations import ExitOnly, GreedyThroughput, LyapunovOnly
 from .adaedl import AdaEDL
 from .base import Policy, RoundObs, RoundOutcome, ScenarioStats, scenario_stats
@@ -74,4 +75,7 @@ __all__ = [
     "REGISTRY",
     "SOLVED",
     "make",
+    "pytree_dataclass",
+    "leaf_field",
+    "static_field",
 ]

@@ -1,0 +1,209 @@
+"""``gelato_jax.testing.check_policy`` and ``gelato check`` on a user-style policy (issue 20).
+
+The correct policy is the README's example, ``docs/examples/my_policy.py``; the deliberately
+broken ones below each break one invariant, and each must FAIL on that invariant with a shrunk
+counterexample that shows the breaking condition. All checks are deterministic (derandomized
+hypothesis, no statistics): a failure here is a bug, never chance. The default suite draws
+``gamma_max = 4`` only (one compilation per kernel and policy class); the slow test runs the
+whole command as a user would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import sys
+
+import jax.numpy as jnp
+import pytest
+
+from gelato_jax.cli import main
+from gelato_jax.policies import pytree_dataclass, static_field
+from gelato_jax.testing import INVARIANTS, check_policy
+from gelato_jax.testing.cli import load_policy_class
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "docs", "examples", "my_policy.py")
+MyPolicy = load_policy_class(f"{EXAMPLE}:MyPolicy")
+FAST = dict(examples=4, statics={"gamma_max": (4,)})
+
+
+# ----------------------------------------------------------------------------- broken policies
+@pytree_dataclass
+class TooLargeAtEmptyQueue(MyPolicy):
+    """Off by one at an empty queue: returns γ_max + 1 (the round would silently clip it)."""
+
+    declared_properties = ()
+
+    def choose_budget(self, scenario, aux, state, obs):
+        b = super().choose_budget(scenario, aux, state, obs)
+        return jnp.where(obs.queue == 0, scenario.gamma_max + 1, b)
+
+
+@pytree_dataclass
+class NaNAtLargeQueue(MyPolicy):
+    """``γ_max·sqrt(1 − Z/Z_cap)``: believes the queue stays below 1e6 J; NaN above it."""
+
+    declared_properties = ()
+
+    def choose_budget(self, scenario, aux, state, obs):
+        return jnp.floor(scenario.gamma_max * jnp.sqrt(1.0 - obs.queue / 1e6))
+
+
+_CALLS = [0]
+
+
+@pytree_dataclass
+class GlobalCounter(MyPolicy):
+    """Hidden state in a Python global: counts its own calls (under ``jit``: its traces)."""
+
+    declared_properties = ()
+
+    def choose_budget(self, scenario, aux, state, obs):
+        _CALLS[0] += 1
+        return (super().choose_budget(scenario, aux, state, obs) + _CALLS[0]) % (scenario.gamma_max + 1)
+
+
+@pytree_dataclass
+class RisesWithQueue(MyPolicy):
+    """Declares monotonicity in the queue, but drafts more the fuller the queue is."""
+
+    declared_properties = ("monotone_in_queue",)
+
+    def choose_budget(self, scenario, aux, state, obs):
+        return jnp.minimum(jnp.floor(jnp.log10(1.0 + obs.queue)), scenario.gamma_max).astype(jnp.int32)
+
+
+@pytree_dataclass
+class StaticV(MyPolicy):
+    """``V`` declared static: every new value of ``V`` compiles a new program."""
+
+    V: float = static_field(0.1)
+    declared_properties = ()
+
+
+# ----------------------------------------------------------------------------- tests
+def test_correct_user_policy_passes_every_invariant():
+    """The README's example passes every invariant and its three declared properties
+    (``chunking`` runs in the slow CLI test: it compiles two ``simulate`` programs)."""
+    only = [n for n in INVARIANTS if n != "chunking"]
+    rep = check_policy(MyPolicy(), only=only, **FAST)
+    assert [r.name for r in rep.results] == only
+    assert rep.ok and all(r.status == "pass" for r in rep.results), rep.format()
+    assert rep.format().splitlines()[-1].startswith(f"{len(only)} of {len(only)} invariants hold")
+    assert rep.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "cls,invariant,pattern",
+    [
+        (TooLargeAtEmptyQueue, "budget_range", r"returned 5, not an integer in \[0, gamma_max=4\]"),
+        (NaNAtLargeQueue, "finite", r"choose_budget returned nan"),
+        (GlobalCounter, "purity", r"choose_budget returned .* then .* on the same arguments"),
+        (RisesWithQueue, "monotone_in_queue", r"budget rose from \d+ at Z=.* to \d+ at Z="),
+        (StaticV, "no_retrace", r"changing StaticV\.V from 0\.1 to .* recompiles \(a static field\)"),
+    ],
+    ids=lambda x: getattr(x, "__name__", str(x))[:20],
+)
+def test_broken_policy_fails_its_invariant_with_a_shrunk_example(cls, invariant, pattern):
+    rep = check_policy(cls(), only=[invariant], **FAST)
+    res = rep[invariant]
+    assert res.status == "FAIL", rep.format()
+    assert re.search(pattern, res.message), res.message
+    assert res.counterexample.startswith("Scenario("), res.counterexample
+    assert not rep.ok and rep.exit_code == 1
+    text = res.counterexample
+    if cls is TooLargeAtEmptyQueue:  # shrunk to the triggering round: an empty queue
+        assert "Z=0 J" in text or "Z_t=0 J" in text, text
+    if cls is NaNAtLargeQueue:  # the round that breaks it has Z > 1e6 J
+        z = float(re.search(r"Z_t=([0-9.e+\-]+) J", text).group(1))
+        assert z > 1e6, text
+    if cls is RisesWithQueue:  # the queues and budgets that show the rise
+        assert "-> budgets" in text, text
+
+
+def test_declared_properties_skip_when_not_declared_and_need_their_interface():
+    rep = check_policy(TooLargeAtEmptyQueue(), only=["monotone_in_queue", "greedy_limit"], **FAST)
+    assert [r.status for r in rep.results] == ["skip", "skip"] and rep.ok
+    with pytest.raises(ValueError, match="unknown declared"):
+        check_policy(MyPolicy(), declared=["convex"])
+    with pytest.raises(ValueError, match="unknown invariants"):
+        check_policy(MyPolicy(), only=["nope"])
+
+
+def test_a_policy_that_is_not_a_pytree_is_reported():
+    class Plain(MyPolicy):  # a subclass without @pytree_dataclass is not registered with JAX
+        pass
+
+    with pytest.raises(ValueError, match="not a registered pytree: decorate it with gelato_jax.policies.pytree_dataclass"):
+        check_policy(Plain(), only=["budget_range"], **FAST)
+
+
+def _cli(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_check_prints_one_line_per_invariant(tmp_path):
+    code, out, _ = _cli(["check", f"{EXAMPLE}:MyPolicy", "--only", "budget_range,no_retrace", "--examples", "3",
+                         "--set", "gamma_max=4", "--set", "V=0.5"])
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert lines[1].startswith("pass  budget_range") and lines[2].startswith("pass  no_retrace"), out
+    broken = tmp_path / "her_policy.py"
+    broken.write_text(
+        "import jax.numpy as jnp\n"
+        "from gelato_jax.policies import Policy, pytree_dataclass, leaf_field\n\n"
+        "@pytree_dataclass\n"
+        "class MyPolicy(Policy):\n"
+        "    V: float = leaf_field(0.1)\n\n"
+        "    def choose_budget(self, scenario, aux, state, obs):\n"
+        "        return jnp.asarray(scenario.gamma_max + 1)\n"
+    )
+    code, out, _ = _cli(["check", f"{broken}:MyPolicy", "--only", "budget_range", "--examples", "2", "--set", "gamma_max=4"])
+    assert code == 1, out
+    assert re.search(r"^FAIL  budget_range", out, re.M) and "counterexample: Scenario(gamma_max=4" in out, out
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["check", "nocolon"], "MODULE:CLASS"),
+        (["check", "missing_file.py:MyPolicy"], "does not exist"),
+        (["check", "no_such_module_xyz:MyPolicy"], "cannot import"),
+        (["check", f"{EXAMPLE}:Nope"], "no attribute"),
+        (["check", f"{EXAMPLE}:Policy"], None),  # the base class itself is a Policy: accepted by the loader
+        (["check", "gelato_jax.scenario:Scenario"], "not a subclass"),
+        (["check", f"{EXAMPLE}:MyPolicy", "--only", "bogus"], "--only"),
+        (["check", f"{EXAMPLE}:MyPolicy", "--declare", "convex"], "--declare"),
+        (["check", f"{EXAMPLE}:MyPolicy", "--set", "zzz=1"], "unknown field"),
+        (["check", f"{EXAMPLE}:MyPolicy", "--set", "W=-1"], "Scenario.W"),
+        (["check", f"{EXAMPLE}:MyPolicy", "--examples", "0"], "--examples"),
+    ],
+)
+def test_cli_check_bad_input_is_one_line_exit_2(argv, needle):
+    if needle is None:
+        return
+    code, out, err = _cli(argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, (code, err)
+
+
+def test_missing_extra_gives_one_line_error(monkeypatch):
+    for name in [m for m in sys.modules if m.startswith("gelato_jax.testing")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "hypothesis", None)
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'gelato-jax\[testing\]'"):
+        import gelato_jax.testing  # noqa: F401
+
+
+@pytest.mark.slow
+def test_cli_check_full_run_on_the_example():
+    """What a user runs: every invariant, 25 examples, both static shapes (measured for the
+    issue's two-minute target; see docs/testing.md)."""
+    code, out, _ = _cli(["check", f"{EXAMPLE}:MyPolicy"])
+    assert code == 0, out
+    assert len(re.findall(r"^pass ", out, re.M)) == len(INVARIANTS), out
