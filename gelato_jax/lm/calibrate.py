@@ -80,6 +80,10 @@ __all__ = [
     "calibration_toml",
     "run_calibration",
     "validate_calibration",
+    "validate_csv_calibration",
+    "write_structured_csv",
+    "STRUCTURED_COLUMNS",
+    "SMALL_SAMPLE",
 ]
 
 
@@ -97,6 +101,7 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
     from tqdm.auto import tqdm
 
     from .rounds import acceptance_pairs, corpus_contexts, lm_round
+    from .simulate import uses_kv_cache
 
     for name, v in (("rounds", rounds), ("sequences", sequences), ("gamma_max", gamma_max)):
         if not isinstance(v, int) or v < 1:
@@ -104,11 +109,26 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
     root = jax.random.key(seed)
     ctx = corpus_contexts(jax.random.fold_in(root, 0), sequences, pair.context_len)
     budget = np.full((sequences,), gamma_max, np.int32)
+    cached = uses_kv_cache(pair)
+    if cached:  # LM mode's own rounds: KV-cached, sliding window over the whole text
+        import jax.numpy as jnp
+
+        from .cached import lm_round_cached, prefill
+
+        state = jax.jit(jax.vmap(lambda c: prefill(pair, c, gamma_max)))(ctx)
+        step = jax.jit(jax.vmap(lambda st, k: lm_round_cached(pair, st, jnp.int32(gamma_max), k, exit_on=False,
+                                                              top_p=top_p, gamma_max=gamma_max)))
     ent, acc, sup, first_rej, round_rej, all_e, all_m, a_counts = [], [], [], [], [], [], [], []
     prev_rej = np.zeros((sequences,), bool)  # the corpus context is not a correction
     for t in tqdm(range(rounds), desc="calibrate", disable=True if quiet else None):
-        out = lm_round(pair, ctx, budget, jax.random.fold_in(root, t + 1), exit=False, top_p=top_p,
-                       gamma_max=gamma_max)
+        if cached:
+            kt = jax.random.fold_in(root, t + 1)
+            out = step(state, jax.vmap(lambda r: jax.random.fold_in(kt, r))(jnp.arange(sequences)))
+            state = out.state
+        else:
+            out = lm_round(pair, ctx, budget, jax.random.fold_in(root, t + 1), exit=False, top_p=top_p,
+                           gamma_max=gamma_max)
+            ctx = out.context
         e, a, m, i, row = acceptance_pairs(out, with_position=True)
         ent.append(e), acc.append(a), sup.append(m), first_rej.append((i == 1) & prev_rej[row])
         round_rej.append(prev_rej.copy())
@@ -116,7 +136,6 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
         all_e.append(np.asarray(out.entropy).reshape(-1, gamma_max))
         all_m.append(np.asarray(out.support).ravel())
         a_counts.append(np.asarray(out.accepted))
-        ctx = out.context
     return {
         "entropy": np.concatenate(ent).astype(np.float64),
         "accepted": np.concatenate(acc).astype(bool),
@@ -127,14 +146,137 @@ def collect_pairs(pair, *, rounds: int = 40, sequences: int = 64, gamma_max: int
         "entropy_rounds": np.concatenate(all_e).astype(np.float64),
         "all_support": np.concatenate(all_m).astype(np.int64),
         "accepted_count": np.stack(a_counts),
+        "round_sequence": np.tile(np.arange(sequences), rounds),
+        "round_index": np.repeat(np.arange(rounds), sequences),
+        "support_rounds": np.concatenate(all_m).reshape(-1, gamma_max).astype(np.float64),
     }
 
 
+STRUCTURED_COLUMNS = ("sequence", "round", "position", "entropy", "accepted")
+
+
+def write_structured_csv(path, data: dict[str, np.ndarray]) -> int:
+    r"""Write LM-mode pairs (:func:`collect_pairs`) in the structured log schema (``docs/lm_logs.md``):
+    one row per *drafted* position, columns ``sequence, round, position, entropy, accepted, support,
+    after_reject``; ``accepted`` is 1/0 on verified positions and empty on the positions after the
+    first rejection (drafted and sent, not verified).  Entropies are written with 9 significant
+    digits (float32 values round-trip exactly).  Returns the number of rows."""
+    e = np.asarray(data["entropy_rounds"], np.float64)
+    m = np.asarray(data["support_rounds"], np.float64) if "support_rounds" in data else np.full(e.shape, np.nan)
+    acount = np.asarray(data["accepted_count"]).T.ravel() if np.ndim(data["accepted_count"]) == 2 \
+        else np.asarray(data["accepted_count"])  # (rounds, R) → round-row order (t, r)
+    seq, rnd, rej = data["round_sequence"], data["round_index"], data["rounds_after_reject"]
+    lines = ["sequence,round,position,entropy,accepted,support,after_reject"]
+    n = 0
+    for k in range(e.shape[0]):
+        a = int(acount[k])
+        for i in range(e.shape[1]):
+            if not math.isfinite(e[k, i]):
+                continue
+            accepted = "1" if i < a else ("0" if i == a else "")
+            sup = f"{int(m[k, i])}" if math.isfinite(m[k, i]) else ""
+            lines.append(f"{int(seq[k])},{int(rnd[k])},{i + 1},{e[k, i]:.9g},{accepted},{sup},"
+                         f"{int(bool(rej[k]) and i == 0)}")
+            n += 1
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    return n
+
+
+def _read_structured(path, rows, cols) -> dict[str, np.ndarray]:
+    """The structured schema → the same arrays as :func:`collect_pairs` (docs/lm_logs.md)."""
+    def num(name, r, allow_blank=False):
+        v = r[name].strip() if r[name] is not None else ""
+        if v == "" and allow_blank:
+            return math.nan
+        return float(v)
+
+    try:
+        seq = np.array([num("sequence", r) for r in rows])
+        rnd = np.array([num("round", r) for r in rows])
+        pos = np.array([num("position", r) for r in rows])
+        ent = np.array([num("entropy", r) for r in rows])
+        acc = np.array([num("accepted", r, True) for r in rows])
+        sup = np.array([num("support", r, True) for r in rows]) if "support" in cols else None
+        rej_col = np.array([num("after_reject", r, True) for r in rows]) if "after_reject" in cols else None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: non-numeric value ({e})") from None
+    for name, v in (("sequence", seq), ("round", rnd), ("position", pos)):
+        if not np.all((v == np.round(v)) & (v >= (1 if name == "position" else 0))):
+            raise ValueError(f"{path}: {name} must hold integers >= {1 if name == 'position' else 0}")
+    if not np.all(np.isfinite(ent) & (ent >= 0)):
+        raise ValueError(f"{path}: entropy must be finite and >= 0 (nats)")
+    if not np.all(np.isnan(acc) | (acc == 0) | (acc == 1)):
+        raise ValueError(f"{path}: accepted must be 0, 1 or empty (drafted, not verified)")
+    if sup is not None and not np.all(np.isnan(sup) | (sup >= 1)):
+        raise ValueError(f"{path}: support must be >= 1 (or empty)")
+    order = np.lexsort((pos, seq, rnd))  # rounds in time order, then sequence, then position
+    seq, rnd, pos, ent, acc = seq[order].astype(np.int64), rnd[order].astype(np.int64), pos[order].astype(np.int64), \
+        ent[order], acc[order]
+    sup = sup[order] if sup is not None else None
+    rej_col = rej_col[order] if rej_col is not None else None
+    key = np.stack([rnd, seq], 1)
+    starts = np.flatnonzero(np.r_[True, np.any(key[1:] != key[:-1], axis=1)])
+    ends = np.r_[starts[1:], len(seq)]
+    gmax = int(np.max(ends - starts))
+    n_r = len(starts)
+    e_rounds = np.full((n_r, gmax), np.nan)
+    m_rounds = np.full((n_r, gmax), np.nan)
+    a_count = np.zeros(n_r, np.int64)
+    rejected = np.zeros(n_r, bool)
+    for k, (a, b) in enumerate(zip(starts, ends)):
+        if not np.array_equal(pos[a:b], np.arange(1, b - a + 1)):
+            raise ValueError(f"{path}: sequence {seq[a]} round {rnd[a]}: positions must be 1, 2, ... without gaps "
+                             f"or repeats, got {pos[a:b].tolist()}")
+        y = acc[a:b]
+        ver = ~np.isnan(y)
+        nv = int(ver.sum())
+        # verification stops at the first rejection: 1 … 1 [0] then empty
+        if not (np.all(ver[:nv]) and np.all(y[:nv][:-1] == 1) and (nv == b - a or (nv >= 1 and y[nv - 1] == 0))):
+            raise ValueError(f"{path}: sequence {seq[a]} round {rnd[a]}: accepted must read 1,…,1 then one 0 and "
+                             f"empty cells after it (verification stops at the first rejection), got "
+                             f"{['' if np.isnan(v) else int(v) for v in y]}")
+        e_rounds[k, :b - a] = ent[a:b]
+        if sup is not None:
+            m_rounds[k, :b - a] = sup[a:b]
+        a_count[k] = int(np.nansum(y))
+        rejected[k] = nv >= 1 and y[nv - 1] == 0
+    # a round follows a rejection iff the same sequence's previous logged round is round − 1 and had one
+    rseq, rr = seq[starts], rnd[starts]
+    after = np.zeros(n_r, bool)
+    last: dict[int, tuple[int, bool]] = {}
+    for k in range(n_r):
+        prev = last.get(int(rseq[k]))
+        after[k] = prev is not None and prev[0] == rr[k] - 1 and prev[1]
+        last[int(rseq[k])] = (int(rr[k]), bool(rejected[k]))
+    if rej_col is not None:  # an explicit after_reject column wins (position-1 rows carry the flag)
+        after = np.asarray([bool(rej_col[a] == 1) for a in starts])
+    verified = ~np.isnan(acc)
+    row_round = np.repeat(np.arange(n_r), ends - starts)
+    first = (pos == 1) & after[row_round]
+    out = {
+        "entropy": ent[verified], "accepted": acc[verified].astype(bool), "after_reject": first[verified],
+        "rounds_after_reject": after, "all_entropy": ent, "entropy_rounds": e_rounds,
+        "accepted_count": a_count, "round_sequence": rseq, "round_index": rr, "structured": np.asarray(True),
+    }
+    if sup is not None and np.all(np.isfinite(sup)):
+        out["support"] = sup[verified].astype(np.int64)
+        out["all_support"] = sup.astype(np.int64)
+        out["support_rounds"] = m_rounds
+    return out
+
+
 def read_pairs_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``entropy,accepted[,support][,after_reject]`` columns (header required).
+    """Read a CSV of logged pairs (header required), in one of two schemas (``docs/lm_logs.md``):
+
+    * **structured**: ``sequence, round, position, entropy, accepted`` (optional ``support``,
+      ``after_reject``), one row per drafted position, ``accepted`` empty after the first
+      rejection: gives the same arrays as :func:`collect_pairs` (round structure included), so the
+      text process, the after-rejection law and ``c_p`` are fitted as in LM mode;
+    * **flat**: ``entropy, accepted`` (optional ``support``, ``after_reject``), verified pairs only.
 
     Raises:
-      ValueError: missing columns, non-numeric values, negative entropy, accepted not 0/1.
+      ValueError: missing columns, non-numeric values, negative entropy, accepted not 0/1,
+        positions with gaps, or an ``accepted`` pattern verification cannot produce.
     """
     path = Path(path)
     if not path.is_file():
@@ -145,10 +287,16 @@ def read_pairs_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
         reader.fieldnames = cols
         for need in ("entropy", "accepted"):
             if need not in cols:
-                raise ValueError(f"{path}: column {need!r} missing (columns: {cols}; need entropy,accepted)")
+                raise ValueError(f"{path}: column {need!r} missing (columns: {cols}; need entropy,accepted, or the "
+                                 f"structured schema {','.join(STRUCTURED_COLUMNS)})")
         rows = list(reader)
     if not rows:
         raise ValueError(f"{path}: no data rows")
+    partial = [c for c in ("sequence", "round", "position") if c in cols]
+    if partial and len(partial) < 3:
+        raise ValueError(f"{path}: the structured schema needs all of sequence, round, position; got only {partial}")
+    if partial:
+        return _read_structured(path, rows, cols)
     try:
         ent = np.array([float(r["entropy"]) for r in rows])
         acc = np.array([float(r["accepted"]) for r in rows])
@@ -258,9 +406,16 @@ def binned_acceptance(entropy, accepted, n_bins: int = 10, confidence: float = 0
 
 def fit_entropy_law(entropy) -> dict[str, float]:
     """``Gamma(k_H, θ_H)`` by maximum likelihood with location fixed at 0 (values clamped ≥ 1e-6)."""
-    h = np.maximum(np.asarray(entropy, np.float64), 1e-6)
+    h = np.asarray(entropy, np.float64).ravel()
+    h = np.maximum(h[np.isfinite(h)], 1e-6)  # NaN: padding of rounds shorter than γ (structured CSV)
     k, _, theta = stats.gamma.fit(h, floc=0)
-    return {"k_H": float(k), "theta_H": float(theta), "mean_H": float(h.mean()), "std_H": float(h.std())}
+    # standard errors from the inverse Fisher information n [[ψ'(k), 1/θ], [1/θ, k/θ²]]
+    from scipy import special
+
+    info = h.size * np.array([[special.polygamma(1, k), 1 / theta], [1 / theta, k / theta ** 2]])
+    se = np.sqrt(np.diag(np.linalg.inv(info)))
+    return {"k_H": float(k), "theta_H": float(theta), "k_H_se": float(se[0]), "theta_H_se": float(se[1]),
+            "mean_H": float(h.mean()), "std_H": float(h.std()), "n_entropies": int(h.size)}
 
 
 def fit_entropy_correlation(entropy_rounds) -> dict[str, float]:
@@ -279,9 +434,9 @@ def fit_entropy_correlation(entropy_rounds) -> dict[str, float]:
     e = np.asarray(entropy_rounds, np.float64)
     if e.ndim != 2 or e.shape[1] < 2 or e.shape[0] < 1:
         raise ValueError(f"entropy_rounds must be a (rounds, gamma>=2) array, got shape {e.shape}")
-    r = float(np.corrcoef(e[:, :-1].ravel(), e[:, 1:].ravel())[0, 1])
-    r2 = float(np.corrcoef(e[:, :-2].ravel(), e[:, 2:].ravel())[0, 1]) if e.shape[1] > 2 else float("nan")
-    n = e[:, :-1].size
+    r = _lag_corr(e, 1)
+    r2 = _lag_corr(e, 2) if e.shape[1] > 2 else float("nan")
+    n = int(np.sum(np.isfinite(e[:, :-1]) & np.isfinite(e[:, 1:])))
     return {"rho_H": float(np.clip(r, 0.0, 1.0 - 1e-6)) if math.isfinite(r) else 0.0, "rho_H_raw": r,
             "rho_H_se": float((1 - r * r) / math.sqrt(n)), "rho2_H": r2, "n_lag_pairs": int(n)}
 
@@ -309,7 +464,36 @@ def fit_first_position_scale(entropy_rounds, k_H: float, theta_H: float, after_r
             "n_first": int(h1.size)}
 
 
-def fit_text_correlation(entropy_rounds, k_H: float, theta_H: float) -> dict[str, float]:
+def _lag_pairs(x, k):
+    a, b = x[:, :-k].ravel(), x[:, k:].ravel()
+    ok = np.isfinite(a) & np.isfinite(b)  # NaN pads rounds shorter than γ (structured CSV)
+    return a[ok], b[ok]
+
+
+def _lag_corr(x, k) -> float:
+    a, b = _lag_pairs(x, k)
+    return float(np.corrcoef(a, b)[0, 1]) if a.size >= 2 else float("nan")
+
+
+def _jackknife_lag1(x, groups, n_blocks: int = 32) -> float:
+    r"""Delete-one-block jackknife standard error of the lag-one Pearson correlation of the rows of
+    ``x``, rows grouped by ``groups`` (e.g. the sequence of each round: rounds of one sequence are
+    dependent through the text, different sequences are independent), groups merged into at most
+    ``n_blocks`` blocks."""
+    groups = np.asarray(groups)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    nb = min(n_blocks, uniq.size)
+    if nb < 2:
+        return float("nan")
+    block = inv % nb
+    est = []
+    for b in range(nb):
+        est.append(_lag_corr(x[block != b], 1))
+    est = np.asarray(est)
+    return float(math.sqrt((nb - 1) / nb * np.sum((est - est.mean()) ** 2)))
+
+
+def fit_text_correlation(entropy_rounds, k_H: float, theta_H: float, groups=None) -> dict[str, float]:
     r"""``rho_H`` of the ``entropy_process="text"`` surrogate: the pooled lag-one Pearson correlation
     of the normal scores ``z = Φ^{-1}(F(H; k_H, θ_H))`` of consecutive drafted positions of every
     round (``(n_rounds, γ ≥ 2)`` array), clipped to ``[0, 1 − 1e-6]``; also lags 2 and 3 (an AR(1)
@@ -318,11 +502,14 @@ def fit_text_correlation(entropy_rounds, k_H: float, theta_H: float) -> dict[str
     if e.ndim != 2 or e.shape[1] < 2 or e.shape[0] < 1:
         raise ValueError(f"entropy_rounds must be a (rounds, gamma>=2) array, got shape {e.shape}")
     u = stats.gamma.cdf(np.maximum(e, 1e-300), k_H, scale=theta_H)
-    z = stats.norm.ppf(np.clip(u, 1e-15, 1 - 1e-15))
-    lag = lambda k: float(np.corrcoef(z[:, :-k].ravel(), z[:, k:].ravel())[0, 1]) if e.shape[1] > k else float("nan")
+    z = np.where(np.isfinite(e), stats.norm.ppf(np.clip(u, 1e-15, 1 - 1e-15)), np.nan)
+    lag = lambda k: _lag_corr(z, k) if e.shape[1] > k else float("nan")
     r = lag(1)
-    return {"rho_text": float(np.clip(r, 0.0, 1.0 - 1e-6)) if math.isfinite(r) else 0.0, "rho_text_raw": r,
-            "rho_text_lag2": lag(2), "rho_text_lag3": lag(3)}
+    out = {"rho_text": float(np.clip(r, 0.0, 1.0 - 1e-6)) if math.isfinite(r) else 0.0, "rho_text_raw": r,
+           "rho_text_lag2": lag(2), "rho_text_lag3": lag(3), "n_lag_pairs": int(_lag_pairs(z, 1)[0].size)}
+    if groups is not None:
+        out["rho_text_se"] = _jackknife_lag1(z, groups)
+    return out
 
 
 def fit_payload_constant(entropy, support) -> dict[str, float]:
@@ -330,7 +517,9 @@ def fit_payload_constant(entropy, support) -> dict[str, float]:
     h = np.asarray(entropy, np.float64)
     m = np.asarray(support, np.float64)
     logc = np.log(m) - h
-    return {"c_p": float(np.exp(logc.mean())), "corr_logm_H": float(np.corrcoef(np.log(m), h)[0, 1])
+    c = float(np.exp(logc.mean()))
+    return {"c_p": c, "c_p_se": c * float(logc.std(ddof=1)) / math.sqrt(logc.size) if logc.size > 1 else float("nan"),
+            "corr_logm_H": float(np.corrcoef(np.log(m), h)[0, 1])
             if h.std() > 0 and m.std() > 0 else float("nan"), "mean_support": float(m.mean())}
 
 
@@ -384,12 +573,19 @@ def _plot(path, bins, fit, entropy_all, default=(4.8, 1.8)):
 def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "runs/calibration", rounds: int = 100,
                     sequences: int = 64, gamma_max: int = 10, top_p: float = 0.95, seed: int = 0,
                     weights_dir: str | None = None, quiet: bool = False, n_bins: int = 10,
-                    write_rho: bool = False, positional: bool = True, entropy_process: str = "text") -> dict[str, Any]:
+                    write_rho: bool = False, positional: bool = True, entropy_process: str = "text",
+                    export_csv: str | os.PathLike | None = None) -> dict[str, Any]:
     """Collect or read pairs, fit, and write ``calibration.toml``, ``reliability.png``,
     ``calibration.json`` (and ``pairs.csv`` in LM mode) into ``out_dir``.  ``rho_H`` goes into the
     TOML only with ``write_rho`` and ``entropy_process="round"``; with ``"text"`` (LM mode) the
     text-process correlation is written as ``rho_H`` (module docstring).  ``positional`` fits the first-drafted-position
-    law where the data allow it (LM mode; a CSV with a ``position`` column)."""
+    law where the data allow it (LM mode; a structured CSV).  ``export_csv``: also write LM mode's
+    (or the structured CSV's) pairs in the structured schema (:func:`write_structured_csv`).
+
+    The result lists under ``not_estimated`` every calibrated field the data cannot determine, with
+    the reason and the value the scenario keeps (the ``Scenario`` default), and under
+    ``warnings`` a small-sample warning (fewer than :data:`SMALL_SAMPLE` verified pairs) that
+    quotes the standard errors."""
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
     if entropy_process not in ("text", "round"):
@@ -409,6 +605,7 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
                              seed=seed, quiet=quiet)
         source = f"LM mode: {rounds} rounds x {sequences} sequences, gamma_max={gamma_max}, top_p={top_p}, seed={seed}"
     h, y = data["entropy"], data["accepted"]
+    requested_positional = bool(positional)
     positional = bool(positional) and "after_reject" in data
     first = data["after_reject"] if positional else None
     if positional and (first.all() or not first.any()):
@@ -427,6 +624,10 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
         fit.update(fit_entropy_correlation(data["entropy_rounds"]))
     if "support" in data:
         fit.update(fit_payload_constant(data["all_entropy"], data["all_support"]))
+    if "round_sequence" in data and export_csv is not None:
+        res_export = write_structured_csv(export_csv, data)
+    else:
+        res_export = None
     # surrogate check (§4/§5): ᾱ = E[σ(a0 − a1 H)] under the fitted Gamma law, by quadrature
     from scipy import integrate, special
 
@@ -463,7 +664,8 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
         fit["surrogate_first_acceptance"] = float(integrate.quad(
             lambda x: stats.gamma.pdf(x, fit["k_H"], scale=th1) * special.expit(a0_1 - fit["a1"] * x), 0, np.inf)[0])
     if "accepted_count" in data:
-        res["mean_accepted_per_round"] = float(data["accepted_count"].mean())
+        res["mean_accepted_per_round"] = float(np.mean(data["accepted_count"]))
+    if csv is None:
         write_pairs_csv(out_dir / "pairs.csv", h, y, data.get("support"), data.get("after_reject"))
     res["toml"] = str(out_dir / "calibration.toml")
     res["plot"] = str(out_dir / "reliability.png")
@@ -478,7 +680,8 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
                   "later (verified pairs)" if "after_reject" in res else ""))
     text = entropy_process == "text" and "entropy_rounds" in data
     if text:
-        fit.update(fit_text_correlation(data["entropy_rounds"], fit["k_H"], fit["theta_H"]))
+        fit.update(fit_text_correlation(data["entropy_rounds"], fit["k_H"], fit["theta_H"],
+                                        data.get("round_sequence")))
         toml_fit = dict({k: v for k, v in fit.items() if k != "rho_H"}, rho_H=fit["rho_text"])
         comment += (f"\nentropy_process = text: rho_H = lag-one corr of the normal scores {fit['rho_text_raw']:.4f} "
                     f"(lags 2, 3: {fit['rho_text_lag2']:.3f}, {fit['rho_text_lag3']:.3f})")
@@ -487,10 +690,62 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
         if "rho_H_raw" in fit and not write_rho:
             comment += "\nrho_H not written (use --write-rho; see gelato_jax/lm/calibrate.py)"
     res["entropy_process"] = "text" if text else "round"
+    res["not_estimated"] = _not_estimated(data, fit, positional, requested_positional, text, write_rho)
+    res["warnings"] = _small_sample_warnings(res["n_pairs"], fit, text)
+    if res_export is not None:
+        res["export_csv"] = {"path": str(export_csv), "rows": res_export}
+    for name, v in res["not_estimated"].items():
+        comment += f"\n{name} not estimated ({v['reason']}); the scenario keeps {name} = {v['kept']!r}"
+    for w in res["warnings"]:
+        comment += f"\nwarning: {w}"
     atomic_write_bytes(res["toml"], calibration_toml(toml_fit, comment, "text" if text else None).encode())
     _plot(res["plot"], bins, fit, data["all_entropy"])
     atomic_write_json(out_dir / "calibration.json", res)
     return res
+
+
+SMALL_SAMPLE = 1000  # verified pairs below which a fit is flagged as a small sample
+
+
+def _not_estimated(data, fit, positional, requested, text, write_rho) -> dict[str, dict[str, Any]]:
+    """Calibrated fields the data could not determine: reason and the value kept (Scenario default)."""
+    from ..scenario import Scenario
+
+    d = Scenario()
+    out: dict[str, dict[str, Any]] = {}
+    structured = "entropy_rounds" in data
+    if "support" not in data:
+        out["c_p"] = {"reason": "no support column (top-p set sizes)", "kept": d.c_p}
+    if not structured:
+        out["rho_H"] = {"reason": "no round structure (flat CSV; the structured schema sequence, round, position "
+                                  "gives it)", "kept": d.rho_H}
+        out["entropy_process"] = {"reason": "no round structure", "kept": d.entropy_process}
+    elif not text and not write_rho:
+        out["rho_H"] = {"reason": "entropy_process='round' without --write-rho", "kept": d.rho_H}
+    if not positional:
+        why = ("--pooled (one acceptance map for all positions)" if not requested
+               else "no after_reject column and no round structure to derive it" if "after_reject" not in data
+               else "every pair has the same after-rejection flag (nothing to contrast)")
+        out["after_reject_a0_shift"] = {"reason": why, "kept": d.after_reject_a0_shift}
+    if "after_reject_H_scale" not in fit:
+        out["after_reject_H_scale"] = {"reason": "needs every drafted entropy of each round (LM mode or the structured "
+                                                 "schema) and the after-rejection contrast", "kept": d.after_reject_H_scale}
+    return out
+
+
+def _small_sample_warnings(n_pairs: int, fit, text) -> list[str]:
+    if n_pairs >= SMALL_SAMPLE:
+        return []
+    ses = [f"a0 = {fit['a0']:.4g} ± {fit['a0_se']:.2g}", f"a1 = {fit['a1']:.4g} ± {fit['a1_se']:.2g}",
+           f"k_H = {fit['k_H']:.4g} ± {fit['k_H_se']:.2g}", f"theta_H = {fit['theta_H']:.4g} ± {fit['theta_H_se']:.2g}"]
+    if "c_p" in fit:
+        ses.append(f"c_p = {fit['c_p']:.4g} ± {fit['c_p_se']:.2g}")
+    if "after_reject_a0_shift" in fit:
+        ses.append(f"after_reject_a0_shift = {fit['after_reject_a0_shift']:.4g} ± {fit['after_reject_a0_shift_se']:.2g}")
+    if text and "rho_text_se" in fit:
+        ses.append(f"rho_H = {fit['rho_text']:.4g} ± {fit['rho_text_se']:.2g}")
+    return [f"small sample: {n_pairs} verified pairs (< {SMALL_SAMPLE}); the fit is uncertain — standard errors: "
+            + ", ".join(ses)]
 
 
 def validate_calibration(toml_path, *, seed: int = 0, lm_realizations: int = 32, lm_rounds: int = 100,
@@ -545,5 +800,115 @@ def validate_calibration(toml_path, *, seed: int = 0, lm_realizations: int = 32,
         for r in rows:
             lines.append(f"| {r['policy']} | {r['metric']} | {r['lm']:.4g} ± {r['lm_se']:.2g} | "
                          f"{r['surrogate']:.4g} ± {r['surrogate_se']:.2g} | {r['z']:+.2f} | {'yes' if r['within'] else 'NO'} |")
+        atomic_write_bytes(out_dir / "validation.md", ("\n".join(lines) + "\n").encode())
+    return rows
+
+
+def _acceptance_probs(fit, h, first):
+    from scipy import special
+
+    shift = fit.get("after_reject_a0_shift", 0.0) * np.asarray(first, np.float64)
+    return special.expit(fit["a0"] + shift - fit["a1"] * np.asarray(h, np.float64))
+
+
+def validate_csv_calibration(csv_path, *, out_dir: str | os.PathLike | None = None, n_bins: int = 10,
+                             positional: bool = True) -> list[dict[str, Any]]:
+    r"""Validate a calibration against the CSV's *own* pairs, out of sample (``gelato calibrate --csv F
+    --validate``; LM mode is not involved).
+
+    The log is split in two halves — by sequence (alternate sequence ids) in the structured
+    schema, by alternate rows in the flat one; the acceptance map is fitted on the first half
+    (:func:`fit_acceptance`, with the after-rejection shift where the data allow it) and checked on
+    the second:
+
+    * **mean acceptance**: logged accepted drafts vs ``Σ α(H_i)`` over the held-out verified pairs,
+      ``z = (obs − pred)/√Σ α(1 − α)``;
+    * **reliability**: ``n_bins`` equal-count bins of ``H``; per bin ``z`` as above and the
+      Hosmer–Lemeshow statistic ``Σ (O − E)²/(E(1 − E/n))`` against ``χ²(n_bins)`` (out of sample,
+      so no degrees of freedom are spent on the fit); agreement at ``p > 1e-3``;
+    * structured schema only, **accepted drafts per round**: the logged ``A`` of each held-out
+      round vs its law under the fitted map given the round's logged entropies,
+      ``P(A ≥ i) = Π_{l ≤ i} α(H_l)``, ``E[A] = Σ_i P(A ≥ i)``, ``Var[A] = Σ_i (2i − 1) P(A ≥ i) − E[A]²``.
+
+    Rows ``within`` ``|z| ≤ 3.29`` (false-failure rate 1e-3 each if the map is right).  Writes
+    ``validation.json`` / ``validation.md`` into ``out_dir`` when given.
+    """
+    data = read_pairs_csv(csv_path)
+    h, y = data["entropy"], data["accepted"]
+    first = data.get("after_reject", np.zeros(h.shape, bool))
+    structured = "entropy_rounds" in data
+    if structured:
+        seq_ids = np.unique(data["round_sequence"])
+        held_seq = set(seq_ids[1::2].tolist())
+        if not held_seq:
+            raise ValueError(f"{csv_path}: the held-out check needs at least 2 sequences")
+        round_held = np.asarray([int(q) in held_seq for q in data["round_sequence"]])
+        # verified pairs in round order: map each to its round row
+        e_r = data["entropy_rounds"]
+        a_r = np.asarray(data["accepted_count"])
+        L_r = np.sum(np.isfinite(e_r), axis=1)
+        nver = np.minimum(a_r + 1, L_r)
+        held = np.repeat(round_held, nver)
+    else:
+        held = (np.arange(h.size) % 2) == 1
+    if held.all() or not held.any() or held.sum() < 2 or (~held).sum() < 2:
+        raise ValueError(f"{csv_path}: too few pairs to split into a fitting and a held-out half")
+    use_first = positional and first[~held].any() and not first[~held].all()
+    fit = fit_acceptance(h[~held], y[~held], first[~held] if use_first else None)
+    ph = _acceptance_probs(fit, h[held], first[held] if use_first else np.zeros(int(held.sum()), bool))
+    yh = y[held].astype(np.float64)
+    rows: list[dict[str, Any]] = []
+
+    def zrow(check, obs, pred, var, n):
+        z = (obs - pred) / math.sqrt(var) if var > 0 else 0.0
+        rows.append({"check": check, "n": int(n), "observed": float(obs), "predicted": float(pred),
+                     "z": float(z), "within": bool(abs(z) <= 3.29)})
+
+    zrow("mean acceptance (held-out verified pairs)", yh.mean(), ph.mean(),
+         float(np.sum(ph * (1 - ph))) / yh.size ** 2, yh.size)
+    order = np.argsort(h[held], kind="stable")
+    hl = 0.0
+    for k, idx in enumerate(np.array_split(order, n_bins)):
+        if idx.size == 0:
+            continue
+        o, e = yh[idx].sum(), ph[idx].sum()
+        v = float(np.sum(ph[idx] * (1 - ph[idx])))
+        hl += (o - e) ** 2 / v if v > 0 else 0.0
+        hb = h[held][idx]
+        zrow(f"reliability bin {k + 1}: H in [{hb.min():.3g}, {hb.max():.3g}]", o / idx.size, e / idx.size,
+             v / idx.size ** 2, idx.size)
+    p_hl = float(stats.chi2.sf(hl, n_bins))
+    rows.append({"check": f"Hosmer-Lemeshow over {n_bins} bins (chi2({n_bins}))", "n": int(yh.size),
+                 "observed": float(hl), "predicted": float(n_bins), "z": float("nan"), "p": p_hl,
+                 "within": bool(p_hl > 1e-3)})
+    if structured:
+        idx_r = np.flatnonzero(round_held)
+        ea, va, oa = 0.0, 0.0, 0.0
+        for k in idx_r:
+            L = int(L_r[k])
+            f1 = np.zeros(L, bool)
+            f1[0] = bool(data["rounds_after_reject"][k]) and use_first
+            alpha = _acceptance_probs(fit, e_r[k, :L], f1)
+            surv = np.cumprod(alpha)  # P(A ≥ i), i = 1..L
+            m1 = surv.sum()
+            ea += m1
+            va += float(np.sum((2 * np.arange(1, L + 1) - 1) * surv) - m1 ** 2)
+            oa += a_r[k]
+        n = idx_r.size
+        zrow("accepted drafts per round (held-out rounds, given their logged entropies)", oa / n, ea / n,
+             va / n ** 2, n)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        atomic_write_json(out_dir / "validation.json", {"csv": str(csv_path), "fit_on_first_half": fit,
+                                                         "split": "by sequence" if structured else "alternate rows",
+                                                         "rows": rows})
+        lines = [f"# Calibration vs the CSV's own held-out pairs ({csv_path})", "",
+                 f"Acceptance map fitted on half of the log ({'alternate sequences' if structured else 'alternate rows'}),"
+                 " checked on the other half; |z| ≤ 3.29 (and Hosmer–Lemeshow p > 1e-3) is agreement at false-failure "
+                 "rate 1e-3 per row.", "", "| check | n | observed | predicted | z | agree |", "|---|---|---|---|---|---|"]
+        for r in rows:
+            zs = f"p = {r['p']:.3g}" if "p" in r else f"{r['z']:+.2f}"
+            lines.append(f"| {r['check']} | {r['n']} | {r['observed']:.4g} | {r['predicted']:.4g} | {zs} | "
+                         f"{'yes' if r['within'] else 'NO'} |")
         atomic_write_bytes(out_dir / "validation.md", ("\n".join(lines) + "\n").encode())
     return rows

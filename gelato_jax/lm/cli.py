@@ -48,16 +48,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         csv=args.csv, out_dir=args.out, rounds=args.rounds, sequences=args.sequences,
         gamma_max=args.gamma_max, top_p=args.top_p, seed=args.seed, weights_dir=args.weights,
         quiet=args.quiet, write_rho=args.write_rho, positional=not args.pooled,
-        entropy_process=args.entropy_process,
+        entropy_process=args.entropy_process, export_csv=getattr(args, "export_csv", None),
     )
+    for w in res.get("warnings", []):
+        print(f"gelato calibrate: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
         f = res["fit"]
         print(f"pairs: {res['n_pairs']}  mean acceptance: {res['mean_acceptance']:.4f}  "
               f"corr(H, accepted): {res['corr_entropy_accepted']:.4f}")
-        print(f"a0 = {f['a0']:.4f}  a1 = {f['a1']:.4f}  k_H = {f['k_H']:.4f}  "
-              f"theta_H = {f['theta_H']:.4f}  c_p = {f.get('c_p', float('nan')):.4f}")
+        print(f"a0 = {f['a0']:.4f}  a1 = {f['a1']:.4f}  k_H = {f['k_H']:.4f}  theta_H = {f['theta_H']:.4f}"
+              + (f"  c_p = {f['c_p']:.4f}" if "c_p" in f else "")
+              + (f"  rho_H = {f['rho_text']:.4f} ± {f['rho_text_se']:.4f}" if res.get("entropy_process") == "text"
+                 and "rho_text_se" in f else ""))
+        for name, v in res.get("not_estimated", {}).items():
+            print(f"{name}: not estimated ({v['reason']}); the scenario keeps {name} = {v['kept']!r}")
+        if "export_csv" in res:
+            print(f"wrote {res['export_csv']['rows']} rows to {res['export_csv']['path']} (structured schema, "
+                  "docs/lm_logs.md)")
         if "after_reject" in res:
             fp = res["after_reject"]
             print(f"first draft after a rejection: after_reject_a0_shift = {f['after_reject_a0_shift']:.4f} ± {f['after_reject_a0_shift_se']:.4f}"
@@ -65,7 +74,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                   + f"; acceptance there {fp['acceptance']:.4f} ± {fp['se']:.4f} (pooled map predicts "
                   f"{fp['pooled_map_prediction']:.4f}, positional map {fp['positional_map_prediction']:.4f})")
         print(f"wrote {res['toml']} and {res['plot']}")
-    if args.validate:
+    if args.validate and args.csv is not None:
+        from .calibrate import validate_csv_calibration
+
+        rows = validate_csv_calibration(args.csv, out_dir=args.out, positional=not args.pooled)
+        if not args.json:
+            print("calibration vs the CSV's own held-out pairs (|z| ≤ 3.29, Hosmer-Lemeshow p > 1e-3 agree at 1e-3):")
+            for r in rows:
+                stat = f"p {r['p']:.3g}" if "p" in r else f"z {r['z']:+6.2f}"
+                print(f"  {r['check'][:64]:64s} n {r['n']:6d}  obs {r['observed']:8.4f}  pred {r['predicted']:8.4f}  "
+                      f"{stat}{'' if r['within'] else '  DISAGREES'}")
+            print(f"wrote {args.out}/validation.md")
+    elif args.validate:
         from .calibrate import validate_calibration
 
         rows = validate_calibration(res["toml"], seed=args.seed, weights_dir=args.weights, out_dir=args.out,
@@ -86,7 +106,32 @@ def add_simulate_lm_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="LM mode: weights directory (default: the committed pair)")
     parser.add_argument("--calibration", default=None, metavar="FILE.toml",
                         help="LM mode: calibration the scenario starts from (default: the committed one; "
-                             "'none' = the plain defaults)")
+                             "'none' = the plain defaults); refused without --tokens lm")
+    inner = parser.get_default("func")
+    if inner is not None:  # refuse the LM-only flags on the surrogate path (no silently ignored input)
+        def func(args, _inner=inner):
+            _refuse_lm_flags_for_surrogate(args)
+            return _inner(args)
+
+        func.__wrapped__ = inner
+        parser.set_defaults(func=func)
+
+
+_LM_ONLY_FLAGS = (("calibration", "--calibration"), ("top_p", "--top-p"), ("weights", "--weights"))
+
+
+def _refuse_lm_flags_for_surrogate(args: argparse.Namespace) -> None:
+    """``gelato simulate`` without ``--tokens lm``: LM-only flags have no effect, so refuse them
+    (exit status 2) instead of ignoring them silently."""
+    if getattr(args, "tokens", "lm") == "lm":
+        return
+    given = [flag for attr, flag in _LM_ONLY_FLAGS if getattr(args, attr, None) is not None]
+    if not given:
+        return
+    hint = (" (to run the surrogate on a calibration, pass it as --config FILE.toml, plus --set V_vocab=256 for the "
+            "byte-level LM's vocabulary as LM mode does)" if "--calibration" in given else "")
+    raise ValueError(f"{', '.join(given)} only apply to LM mode (--tokens lm); the surrogate would ignore "
+                     f"{'them' if len(given) > 1 else 'it'}{hint}")
 
 
 def lm_scenario_and_policy_from_args(args: argparse.Namespace):
@@ -149,7 +194,9 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=cmd_train_lm)
 
     c = subparsers.add_parser("calibrate", help="fit α(H), the entropy law and c_p from LM mode or a CSV")
-    c.add_argument("--csv", default=None, help="CSV with columns entropy,accepted (optional: support, after_reject)")
+    c.add_argument("--csv", default=None,
+                   help="CSV of logged pairs: structured sequence,round,position,entropy,accepted (optional support, "
+                        "after_reject; fits everything LM mode fits) or flat entropy,accepted (docs/lm_logs.md)")
     c.add_argument("--out", default="runs/calibration")
     c.add_argument("--rounds", type=int, default=100)
     c.add_argument("--sequences", type=int, default=64)
@@ -165,8 +212,13 @@ def add_parsers(subparsers) -> None:
                    help="with --entropy-process round: also write the within-round AR(1) correlation rho_H "
                         "(always reported in calibration.json); it makes the surrogate agree worse with LM mode")
     c.add_argument("--validate", action="store_true",
-                   help="then run LM mode and the calibrated surrogate side by side (Gelato no exit / bucket exit, "
-                        "StaticSD(4); 32x100 vs 256x2000 rounds, ~1 min) and report z statistics (validation.md)")
+                   help="then validate: in LM mode, run LM mode and the calibrated surrogate side by side (Gelato no "
+                        "exit / bucket exit, StaticSD(4)) and report z statistics; with --csv, fit on half of the "
+                        "log and check the other half (mean acceptance, reliability bins, accepted drafts per round); "
+                        "writes validation.md")
+    c.add_argument("--export-csv", default=None, metavar="FILE",
+                   help="also write the pairs in the structured log schema (sequence, round, position, entropy, "
+                        "accepted, support, after_reject; docs/lm_logs.md)")
     c.add_argument("--pooled", action="store_true",
                    help="fit one entropy law and acceptance map for all positions (MODEL §4 as written); by "
                         "default the first draft of a round after a rejection gets its own scale and intercept "

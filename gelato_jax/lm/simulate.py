@@ -72,6 +72,7 @@ from ..simulator import (
     round_decision,
     round_settle,
 )
+from .cached import check_cached_pair, draft_phase_cached, prefill, verify_phase_cached
 from .rounds import DraftOut, LMPair, draft_phase, validate_round_args, verify_phase
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "rollout_lm",
     "simulate_lm",
     "summarize",
+    "uses_kv_cache",
 ]
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.toml")
@@ -237,6 +239,38 @@ def _lm_verify(pair, ctx, d, sent, passes, b_id, b_prob, *, gamma_max):
     return jax.vmap(one)(ctx, d, sent, passes)
 
 
+@functools.partial(jax.jit, static_argnames=("gamma_max",))
+def _prefill(pair, ctx, *, gamma_max):
+    """KV-cached path: every realization's :class:`~.cached.SeqState` after its starting context."""
+    return jax.vmap(lambda c: prefill(pair, c, gamma_max))(ctx)
+
+
+@functools.partial(jax.jit, static_argnames=("gamma_max",))
+def _lm_draft_cached(pair, root, indices, state, budget, t, top_p, *, gamma_max):
+    """KV-cached drafting phase (all budgeted positions, no exit), same round keys as
+    :func:`_lm_draft`."""
+    zero = jnp.zeros((), jnp.float32)
+
+    def one(index, st, budget_r):
+        k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, index), _TAG), t)
+        return draft_phase_cached(pair, st, budget_r, k, zero, zero, jnp.asarray(False), top_p, gamma_max)
+
+    return jax.vmap(one)(indices, state, budget)
+
+
+@functools.partial(jax.jit, static_argnames=("gamma_max",))
+def _lm_verify_cached(pair, d, sent, passes, b_id, b_prob, *, gamma_max):
+    return jax.vmap(lambda d_r, s_r, p_r: verify_phase_cached(pair, d_r, s_r, p_r, b_id, b_prob, gamma_max))(
+        d, sent, passes)
+
+
+def uses_kv_cache(pair: LMPair) -> bool:
+    """Whether LM mode runs ``pair`` with KV-cached rounds (:mod:`.cached`: both models rotary with
+    a sliding window) rather than the windowed rounds of :mod:`.rounds` (learned positions)."""
+    return pair.draft_graph is not None and all(
+        m.cfg.pos == "rope" for m in (pair.draft(), pair.target()))
+
+
 @functools.partial(jax.jit, static_argnames=("dtype", "gamma_max"))
 def _after(scenario, policy, aux, carry, obs, budget, arrival, sent, passes, accepted, bits_topp, *, dtype, gamma_max):
     """Payload bits, costs (``round_costs``), policy update and queue (``round_settle``)."""
@@ -266,7 +300,7 @@ def _indices(realizations, indices):
 
 
 def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dtype, progress, indices=None,
-         record_entropy=False):
+         record_entropy=False, kv_cache=None, record_pairs=False):
     all_idx = _indices(realizations, indices)
     rounds = _check_positive_int("rounds", rounds)
     seed = _check_positive_int("seed", seed, lo=0)
@@ -282,6 +316,9 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
     if top_p is None:
         top_p = DEFAULT_TOP_P if policy.payload == "topp" else 1.0
     g = scenario.gamma_max
+    cached = uses_kv_cache(pair) if kv_cache is None else bool(kv_cache)
+    if cached:
+        check_cached_pair(pair, g)
     validate_round_args(pair, np.zeros((1, pair.context_len), np.int32), np.zeros((1,), np.int32),
                         H_th=0.0, Theta_th=0.0, top_p=top_p, gamma_max=g)
     f32 = jnp.float32
@@ -291,7 +328,7 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
     from tqdm.auto import tqdm
 
     n_chunks = -(-n // chunk)
-    rows, q_final, ents = [], [], []
+    rows, q_final, ents, pair_log = [], [], [], []
     bar = tqdm(total=n_chunks * rounds, desc="simulate (LM)", unit="round",
                disable=(not progress) if progress is not None else None)
     try:
@@ -302,28 +339,44 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
             idx = jnp.asarray(part.astype(np.uint32))
             aux, (key_r, fading, carry) = _init(scenario, policy, root, idx, dtype=dtype)
             ctx = _initial_contexts(root, idx, pair.context_len)
-            chunk_rows, chunk_ents = [], []
+            if cached:
+                state = _prefill(pair, ctx, gamma_max=g)
+            chunk_rows, chunk_ents, chunk_pairs = [], [], []
             for t in range(rounds):
                 tt = jnp.asarray(t, jnp.int32)
                 fading, arrival, obs, budget = _before(scenario, policy, aux, key_r, fading, carry, tt, dtype=dtype)
-                d = _lm_draft(pair, root, idx, ctx, budget, tt, top_p_arr, gamma_max=g)
+                if cached:
+                    d = _lm_draft_cached(pair, root, idx, state, budget, tt, top_p_arr, gamma_max=g)
+                else:
+                    d = _lm_draft(pair, root, idx, ctx, budget, tt, top_p_arr, gamma_max=g)
                 sent, passes = _decide(scenario, policy, aux, carry, obs, budget, d.entropy, dtype=dtype)
-                out = _lm_verify(pair, ctx, d, sent, passes, b_id, b_prob, gamma_max=g)
+                if cached:
+                    out = _lm_verify_cached(pair, d, sent, passes, b_id, b_prob, gamma_max=g)
+                    state = out.state
+                else:
+                    out = _lm_verify(pair, ctx, d, sent, passes, b_id, b_prob, gamma_max=g)
+                    ctx = out.context
                 carry, row = _after(scenario, policy, aux, carry, obs, budget, arrival, out.sent, out.passes,
                                     out.accepted, out.bits, dtype=dtype, gamma_max=g)
-                ctx = out.context
                 chunk_rows.append(row)
                 if record_entropy:
                     chunk_ents.append(np.asarray(out.entropy))
+                if record_pairs:
+                    chunk_pairs.append((np.asarray(out.entropy), np.asarray(out.support), np.asarray(out.sent),
+                                        np.asarray(out.accepted)))
                 bar.update(1)
             rows.append(jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs], axis=1)[:n_valid], *chunk_rows))
             q_final.append(np.asarray(carry[1])[:n_valid])
             if record_entropy:
                 ents.append(np.stack(chunk_ents, axis=1)[:n_valid])
+            if record_pairs:
+                pair_log.append(tuple(np.stack(a, axis=1)[:n_valid] for a in zip(*chunk_pairs)))
     finally:
         bar.close()
     traj = Trajectory(*(np.concatenate([getattr(r, f) for r in rows]) for f in Trajectory._fields))
     entropy = np.concatenate(ents) if record_entropy else None
+    if record_pairs:
+        return traj, np.concatenate(q_final), scenario, entropy, tuple(np.concatenate(a) for a in zip(*pair_log))
     return traj, np.concatenate(q_final), scenario, entropy
 
 
@@ -341,6 +394,7 @@ def rollout_lm(
     progress: bool | None = False,
     indices=None,
     record_entropy: bool = False,
+    kv_cache: bool | None = None,
 ):
     """Per-round ``(R, T)`` numpy arrays of LM mode (fields as ``gelato_jax.rollout``;
     ``queue[:, t]`` is ``Z_t``; ``unverified``/``mismatch`` are 0: every round is verified).
@@ -363,10 +417,15 @@ def rollout_lm(
       indices: realization indices to run (default ``range(realizations)``, which is then
         ignored); realization ``r`` gives the same result whichever others run with it.
       record_entropy: also return the per-round entropies (see above).
+      kv_cache: ``None`` (default): KV-cached rounds (:mod:`.cached`) when both models are rotary
+        with a sliding window (the committed pair), else the windowed rounds of :mod:`.rounds`
+        (each round re-reads the last ``context_len`` bytes); ``True`` requires the cache,
+        ``False`` forces the windowed rounds.  The two condition on different texts (sliding
+        window over the whole text vs a fixed re-read window), so their results differ.
     """
     traj, _, _, ent = _run(scenario, policy, seed=seed, realizations=realizations, rounds=rounds, pair=pair,
                            top_p=top_p, chunk=chunk, dtype=dtype, progress=progress, indices=indices,
-                           record_entropy=record_entropy)
+                           record_entropy=record_entropy, kv_cache=kv_cache)
     return (traj, ent) if record_entropy else traj
 
 
@@ -410,10 +469,12 @@ def simulate_lm(
     dtype=None,
     progress: bool | None = False,
     indices=None,
+    kv_cache: bool | None = None,
 ) -> SimResult:
     """LM-mode counterpart of ``gelato_jax.simulate``: same ``SimResult`` fields and meaning,
     with entropies, sent/passes, acceptances and ``topp`` payload bits from the models.
     Arguments as :func:`rollout_lm`."""
     traj, q_final, scen, _ = _run(scenario, policy, seed=seed, realizations=realizations, rounds=rounds, pair=pair,
-                               top_p=top_p, chunk=chunk, dtype=dtype, progress=progress, indices=indices)
+                               top_p=top_p, chunk=chunk, dtype=dtype, progress=progress, indices=indices,
+                               kv_cache=kv_cache)
     return summarize(scen, traj, q_final)
