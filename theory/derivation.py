@@ -170,6 +170,9 @@ def render() -> str:
         "hence $E[Z_T]/T \\le \\sqrt{2(B + C + V(T_{\\max} - T^*))/T}$.",
         "",
     ]
+    from . import renewal  # MODEL §11: the time-average (renewal) form
+
+    lines += renewal.derivation_lines()
     return "\n".join(lines)
 
 

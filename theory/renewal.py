@@ -61,13 +61,13 @@ Pbar = sp.Symbol("Pbar", positive=True)
 D_t = sp.Symbol("D_t", positive=True)
 Dmin = sp.Symbol("D_min", positive=True)
 Nmax = sp.Symbol("N_max", positive=True)
-ED0 = sp.Symbol("E[D_0]", positive=True)
-L0 = sp.Symbol("L(Z_0)", nonnegative=True)
-SumD = sp.Symbol("E\\Sigma D", positive=True)
+ED0 = sp.Symbol("Dbar_0", positive=True)  # E[D_0], the mean round of the always-γ=0 rule
+L0 = sp.Symbol("L_0", nonnegative=True)  # L(Z_0) = ½Z_0²
+SumD = sp.Symbol("S_D", positive=True)  # E ΣD over the horizon
 Tn = tb.Tn
 sigma2 = sp.Symbol("sigma^2", positive=True)
 kappa_s = sp.Symbol("kappa", positive=True)
-ED = sp.Symbol("E[D]", positive=True)
+ED = sp.Symbol("Dbar", positive=True)  # E[D] under the optimal policy
 
 # ----------------------------------------------------------------------------- drift
 #: y = E − P̄D: the round's energy minus what the power budget allows over its duration.
@@ -78,7 +78,7 @@ drift_bound = y_expr**2 / 2 + Z * y_expr
 assert sp.simplify(drift_identity - drift_bound) == 0
 
 # ratio step: with num_ω = Z E[y_ω] − V E[N_ω] and E[y*] ≤ 0, E[N*] = T* E[D*]:
-_Ey, _EN, _EDs = sp.symbols("Ey EN ED_star", real=True)
+_Ey, _EDs = sp.Symbol("ybar^*", real=True), sp.Symbol("Dbar^*", positive=True)  # E[y*], E[D*]
 #: (Z·E[y*] − V·E[N*]) / E[D*] with E[N*] = T*·E[D*]; ≤ −V T* because Z ≥ 0 and E[y*] ≤ 0.
 ratio_step = sp.simplify((Z * _Ey - V * Tstar * _EDs) / _EDs)
 assert sp.simplify(ratio_step - (Z * _Ey / _EDs - V * Tstar)) == 0
@@ -283,9 +283,9 @@ def derivation_lines() -> list[str]:
         "",
         d(f"\\frac{{E[Z y - V N \\mid Z]}}{{E[D \\mid Z]}} \\le {L(ratio_step)} \\le -V T^*"),
         "",
-        "so $E[\\Delta - V N \\mid Z] \\le B - V T^* E[D \\mid Z]$ with $B = \\tfrac12 \\sup E[(E - \\bar P D)^2]$. Summing over "
+        "($\\bar y^* = E[y^*]$, $\\bar D^* = E[D^*]$), so $E[\\Delta - V N \\mid Z] \\le B - V T^* E[D \\mid Z]$ with $B = \\tfrac12 \\sup E[(E - \\bar P D)^2]$. Summing over "
         "$T$ rounds and dividing by $V\\,E\\Sigma D \\ge V T D_{\\min}$ (plus $C/V$ for a rule within $C/V$ of the "
-        "ratio minimum):",
+        "ratio minimum; $L_0 = \\tfrac12 Z_0^2$, $S_D = E\\Sigma D$):",
         "",
         d(f"T^* - \\frac{{E\\Sigma N}}{{E\\Sigma D}} \\le {L(gap_expr)}"),
         "",
@@ -295,14 +295,15 @@ def derivation_lines() -> list[str]:
         "",
         "**Queue.** Comparing instead with the always-$\\gamma=0$ rule ($E[y_0] = -\\bar P E[D_0]$, $N_0 = 1$) and "
         "bounding $E[N \\mid Z] \\le N_{\\max} = \\gamma_{\\max} + 1$, $E[D \\mid Z] \\ge D_{\\min}$: "
-        "$E[\\Delta \\mid Z] \\le B + V(N_{\\max} - D_{\\min}/E[D_0]) - \\bar P D_{\\min} Z$, hence",
+        "$E[\\Delta \\mid Z] \\le B + V(N_{\\max} - D_{\\min}/\\bar D_0) - \\bar P D_{\\min} Z$ ($\\bar D_0 = E[D_0]$), hence",
         "",
         d(f"\\frac1T\\sum_{{t<T}} E[Z_t] \\le {L(queue_expr)}"),
         "",
         "**Second order** (as §8.8 of MODEL.md, an asymptotic approximation): the queue is an AR(1) around "
         "$V\\lambda^*$ with coefficient $1 - \\kappa/V$ and innovation variance $\\sigma^2 = \\mathrm{Var}(E - \\bar P D)$, so "
         f"$\\mathrm{{Var}}\\,Z \\approx {L(var_Z_expr)}$; the Lagrangian gap per second "
-        "$G_L = T^* - \\Sigma N/\\Sigma D + \\lambda^*(\\Sigma E/\\Sigma D - \\bar P)$ is "
+        "$G_L = T^* - \\Sigma N/\\Sigma D + \\lambda^*(\\Sigma E/\\Sigma D - \\bar P)$ is $(\\kappa/2)\\mathrm{Var}(Z/V)$ per round over "
+        "$\\bar D = E[D]$ seconds, "
         f"$G_L \\approx {L(GL_expr)}$, and the curvature cancels:",
         "",
         d(f"V G_L \\to {L(V_GL_expr)}"),
