@@ -27,7 +27,7 @@ from gelato_jax.cli_inputs import add_model_args, nonneg_int
 
 __all__ = ["add_parsers", "cmd_verify", "cmd_tightness", "CONFIG_NAMES"]
 
-CONFIG_NAMES = ("a-exact-dpp", "b-gelato-exact", "c-gelato-paper", "d-random-arrivals", "e-gauss-markov")
+CONFIG_NAMES = ("a-exact-dpp", "b-gelato-exact", "c-gelato-paper", "d-random-arrivals", "e-gauss-markov", "f-time-average")
 
 
 def add_parsers(subparsers) -> None:

@@ -17,6 +17,10 @@ Configurations (``CONFIGS``):
 * ``e-gauss-markov`` — configuration (b) (or (c) when the exact proxy is unavailable) under
   Gauss–Markov fading (``ρ = 0.9``): outside the i.i.d. assumption, the expectation claims are
   reported as observations, not pass/fail (the sample-path claims still must hold).
+* ``f-time-average`` — tokens per second under an average-power budget (MODEL §11): the user's
+  scenario with ``objective="time_average"``, the ratio rule θ(Z), ``exit="none"``, mean proxy
+  (exact in the renewal form, ``C = 0``); every check above in its renewal form
+  (``proofs_check.time_average``). The other configurations always use the per-round objective.
 """
 
 from __future__ import annotations
@@ -141,7 +145,7 @@ class Config:
         return self.name.split("-", 1)[0]
 
 
-CONFIG_NAMES = ("a-exact-dpp", "b-gelato-exact", "c-gelato-paper", "d-random-arrivals", "e-gauss-markov")
+CONFIG_NAMES = ("a-exact-dpp", "b-gelato-exact", "c-gelato-paper", "d-random-arrivals", "e-gauss-markov", "f-time-average")
 _EXACT_DPP_SCENARIO = dict(V_vocab=64.0)
 _EXACT_DPP_POLICY = dict(exit="none", payload="full", proxy="mean")
 
@@ -198,6 +202,9 @@ def derive_configs(scenario=None, policy=None) -> tuple[Config, ...]:
         Config("e-gauss-markov", "(e) GELATO under Gauss-Markov fading rho=0.9 (observation)", dict(channel="gauss_markov", rho=0.9),
                dict(proxy="exact"), theorem=False, fallback_policy=dict(proxy="mean"), **common),
     ]
+    from .time_average import config_entry
+
+    cfgs.append(config_entry(base_s, base_p, common, fading_note, iid_fading, marginal_iid, na_all))
     if na_all is not None:
         cfgs = [dataclasses.replace(c, not_applicable=na_all) for c in cfgs]
     return tuple(cfgs)
@@ -217,7 +224,7 @@ def resolve_only(only) -> tuple[str, ...] | None:
                 continue
             match = [n for n in CONFIG_NAMES if tok == n or tok == n.split("-", 1)[0]]
             if not match:
-                raise ValueError(f"--only: unknown configuration {tok!r}; choose from {', '.join(CONFIG_NAMES)} (or their letters a-e)")
+                raise ValueError(f"--only: unknown configuration {tok!r}; choose from {', '.join(CONFIG_NAMES)} (or their letters a-f)")
             if match[0] not in names:
                 names.append(match[0])
     if not names:
@@ -306,6 +313,10 @@ def _policy_for(cfg: Config, notes: list[str]):
     base_s = Scenario() if cfg.base_scenario is None else cfg.base_scenario
     base_p = Gelato() if cfg.base_policy is None else cfg.base_policy
     scenario = base_s.replace(**cfg.scenario) if cfg.scenario else base_s
+    if scenario.objective != "per_round" and cfg.name != "f-time-average":
+        # (a)-(e) check MODEL §8, the per-round objective; (f) checks the time-average one
+        notes.append("objective='per_round' for this configuration (MODEL §8); configuration (f) checks the scenario's time average")
+        scenario = scenario.replace(objective="per_round")
     try:
         policy = base_p.replace(**cfg.policy)
         policy.validate(scenario)
@@ -326,6 +337,10 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
 
     from .sweep import sweep_cache_size, v_sweep
 
+    if cfg.name == "f-time-average":
+        from .time_average import run_time_average_config
+
+        return run_time_average_config(cfg, sizes, seed=seed, progress=progress)
     notes: list[str] = []
     verdicts: list[Verdict] = []
     if cfg.not_applicable:
