@@ -150,6 +150,9 @@ def layout_from_args(args: argparse.Namespace) -> Layout | None:
         lay = Layout(os.environ.get(ENV_ADDRESS) or None, None, None, timeout, "auto-detect")
     else:
         return None
+    if lay.source == "auto-detect" and lay.coordinator is None and detect_cluster() is None:
+        raise ValueError("--distributed: no cluster detected (SLURM, Cloud TPU, Open MPI); give --coordinator, "
+                         "--num-processes and --process-id, or use gelato launch on one machine")
     if lay.source != "auto-detect":
         missing = [flag for flag, v in (("--coordinator", lay.coordinator), ("--num-processes", lay.num_processes),
                                         ("--process-id", lay.process_id)) if v is None]

@@ -81,14 +81,15 @@ def test_two_processes_bit_identical_to_one_process(env, reference, tmp_path):
 
 def test_killed_process_leaves_whole_chunks_and_any_process_count_resumes(env, reference, tmp_path):
     out = tmp_path / "killed"
-    # 4 chunks of 32: process 0 owns chunks 0 and 2, process 1 owns 1 and 3; process 1 is SIGKILLed
-    # right after writing chunk 1, and launch stops process 0
-    fault = dict(env, **{distributed.ENV_FAULT: "1:1"})
+    # 4 chunks of 32: process 0 owns chunks 0 and 2, process 1 owns 1 and 3. Process 0 (which also
+    # runs the coordinator) is SIGKILLed right after writing chunk 0; launch then stops process 1
+    # (usually still compiling: it cannot reuse process 0's cached program)
+    fault = dict(env, **{distributed.ENV_FAULT: "0:1"})
     r = gelato("launch", "--processes", 2, "--", *SWEEP, "--realizations", 128, "--chunk", 32, "--out", out, env=fault)
     assert r.returncode == 128 + 9, (r.returncode, r.stderr[-3000:])
     assert "exited with status 137" in r.stderr
     done = sorted(int(p.name[6:11]) for p in out.glob("chunk-*.json"))
-    assert 1 in done and 3 not in done, done
+    assert 0 in done and 2 not in done, done
     man = json.loads((out / "sweep.json").read_text())
     for c in done:  # every chunk that has a sidecar is whole: checksum and shapes check out
         assert sw._chunk_ok(str(out), c, man["config_hash"], 32 * c, 32 * (c + 1), 2), c
@@ -96,10 +97,10 @@ def test_killed_process_leaves_whole_chunks_and_any_process_count_resumes(env, r
         sw.load_sweep(str(out))
     # resume with another process count (one process, no launch) and without --chunk: the folder's
     # chunk size is kept; only the missing chunks are computed
-    stamp = os.stat(out / "chunk-00001.npz").st_mtime_ns
+    stamp = os.stat(out / "chunk-00000.npz").st_mtime_ns
     r = gelato(*SWEEP, "--realizations", 128, "--out", out, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert os.stat(out / "chunk-00001.npz").st_mtime_ns == stamp
+    assert os.stat(out / "chunk-00000.npz").st_mtime_ns == stamp
     _assert_same(sw.load_sweep(str(out)), reference[128])
 
 
@@ -152,6 +153,17 @@ def test_layout_from_flags_and_environment(monkeypatch):
     monkeypatch.setenv(distributed.ENV_COUNT, "two")
     with pytest.raises(ValueError, match="JAX_NUM_PROCESSES"):
         distributed.layout_from_args(ns())
+    monkeypatch.delenv(distributed.ENV_COUNT)
+    monkeypatch.delenv(distributed.ENV_ID)
+    with pytest.raises(ValueError, match="no cluster detected"):
+        distributed.layout_from_args(ns(distributed=True))
+    # SLURM's variables: --distributed leaves the layout to JAX's SLURM detection
+    for k, v in dict(SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="node[01-02]", SLURM_NTASKS="8", SLURM_PROCID="3",
+                     SLURM_LOCALID="1").items():
+        monkeypatch.setenv(k, v)
+    assert distributed.detect_cluster() == "slurm"
+    lay = distributed.layout_from_args(ns(distributed=True))
+    assert (lay.coordinator, lay.num_processes, lay.process_id, lay.source) == (None, None, None, "auto-detect")
 
 
 def test_launch_refuses_commands_that_do_not_split_their_work(capsys):
