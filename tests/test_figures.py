@@ -151,6 +151,18 @@ def test_cli_figures_from_a_compare_folder_and_refused_flags(tmp_path, capsys, s
     save_comparison(str(tmp_path / "cmp"), cmp, rec)
     assert main(["figures", "--from", str(tmp_path / "cmp"), "--y", "throughput,energy", "--out", str(tmp_path / "f")]) == 0
     assert (tmp_path / "f" / "fig_cmp.pdf").read_bytes().startswith(b"%PDF")
+    from figures import from_dir
+
+    seen = []
+    real = from_dir.figure_from
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(from_dir, "figure_from", lambda *a, **k: seen.append(k) or real(*a, **k))
+    try:
+        assert main(["figures", "--from", str(tmp_path / "cmp"), "--name", "mine", "--title", "My title",
+                     "--out", str(tmp_path / "f")]) == 0
+    finally:
+        monkey.undo()
+    assert (tmp_path / "f" / "mine.png").exists() and seen[0]["title"] == "My title"
     capsys.readouterr()
     for argv, needle in [
         (["--x", "W"], "give --from DIR"),
@@ -165,10 +177,25 @@ def test_cli_figures_from_a_compare_folder_and_refused_flags(tmp_path, capsys, s
         (["--draw-only", "--set", "delta=0.14", "--results", str(saved)], "--draw-only never computes"),
         (["--draw-only", "--quick", "--results", str(saved)], "--quick"),
         (["--set", "nope=1", "--draw-only"], "nope"),
+        (["--from", str(tmp_path / "cmp"), "--run"], "--run"),
+        (["--from", str(tmp_path / "cmp"), "--docs", str(tmp_path / "d")], "--docs"),
+        (["--run", "--draw-only"], "exclude each other"),
+        (["--name", "x"], "give --from DIR"),
+        (["--from", str(tmp_path / "cmp"), "--name", "a/b"], "--name"),
     ]:
         rc = main(["figures", "--out", str(tmp_path / "g"), *argv])
         err = capsys.readouterr().err
         assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, (argv, err)
+    # --config/--set give the built-in runs' base scenario, --grid a built-in sweep's values
+    from gelato_jax.cli import build_parser
+
+    (tmp_path / "c.toml").write_text("[scenario]\ndelta = 0.05\n")
+    ns = build_parser().parse_args(["figures", "--config", str(tmp_path / "c.toml"), "--set", "E_bar=0.05",
+                                    "--grid", "W=1e6,2e6"])
+    base, grid = fcli._requested(ns)
+    assert (base.delta, base.E_bar) == (0.05, 0.05) and grid == {"W": [1e6, 2e6]}
+    rc = main(["figures", "--config", str(tmp_path / "c.toml"), "--draw-only", "--results", str(saved)])
+    assert rc == 2 and "--draw-only never computes" in capsys.readouterr().err
     # --set/--grid never draw results saved for another scenario or other values: they are recomputed
     assert not fcli._stale(str(saved), "delta", None, {})
     assert fcli._stale(str(saved), "delta", S(delta=0.14), {})

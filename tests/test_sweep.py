@@ -351,3 +351,181 @@ def test_tied_downlink_moves_with_the_swept_bandwidth():
     assert np.ndim(untied.W_dl) == 0 and float(untied.W_dl) == 1e6
     with pytest.raises(ValueError, match="W_dl"):
         Scenario(W_dl="w")
+
+
+# ----------------------------------------------------------------------------- every option acts
+# Each option either changes the configuration a run is made of or is refused. Running into a
+# finished folder with one option changed shows it without computing anything: the folder
+# refuses the new configuration and names the difference (before any simulation starts).
+_SWEEP_ARGS = ["sweep", "--grid", "V=0.1,3.0", "--grid", "E_bar=0.03,0.09", "--seed", "3", "--realizations", str(R),
+               "--rounds", str(T), "--chunk", "2", "--quiet"]
+_CMP_ARGS = ["compare", "--policies", "gelato,h25=gelato", "--pset", "h25.H_th=2.5", "--grid", "V=0.1,3.0",
+             "--grid", "E_bar=0.03,0.09", "--seed", "3", "--realizations", str(RP), "--rounds", str(T), "--chunk", "2",
+             "--quiet"]
+
+
+def _with(args, flag, value):
+    """``args`` with ``flag``'s value replaced (or the flag added)."""
+    args = list(args)
+    if flag in args:
+        args[args.index(flag) + 1] = value
+    else:
+        args += [flag, value]
+    return args
+
+
+@pytest.mark.parametrize("change,needle", [
+    (("--set", "delta=0.14"), "scenario.delta: 0.02 -> 0.14"),
+    (("--config", "CFG"), "scenario.delta: 0.02 -> 0.05"),
+    (("--policy", "lyapunov-only"), "policy: 'gelato' -> 'lyapunov-only'"),
+    (("--set", "H_th=2.5"), "policy_fields.H_th: 1.5 -> 2.5"),
+    (("--dtype", "float32"), "dtype: 'float64' -> 'float32'"),
+    (("--seed", "4"), "seed: 3 -> 4"),
+    (("--realizations", "6"), "realizations: 5 -> 6"),
+    (("--rounds", "61"), "rounds: 60 -> 61"),
+    (("--chunk", "3"), "--chunk 2"),
+    (("--grid-file", "GRID"), "grid.V"),
+    (("--devices", "64"), "devices must be <="),
+    (("--dtype", "float16"), "--dtype must be float32 or float64"),
+])
+def test_cli_sweep_every_option_reaches_the_configuration(swept, change, needle, tmp_path, capsys):
+    out, _ = swept
+    (tmp_path / "c.toml").write_text("[scenario]\ndelta = 0.05\n")
+    (tmp_path / "g.toml").write_text('[grid]\nV = [0.2, 3.0]\nE_bar = [0.03, 0.09]\n')
+    flag, value = change[0], {"CFG": str(tmp_path / "c.toml"), "GRID": str(tmp_path / "g.toml")}.get(change[1], change[1])
+    args = _with(_SWEEP_ARGS, flag, value) + ["--out", str(out)]
+    if flag == "--grid-file":
+        args = [a for i, a in enumerate(args) if a != "--grid" and (i == 0 or args[i - 1] != "--grid")]
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("change,needle", [
+    (("--set", "delta=0.14"), "scenario.delta: 0.02 -> 0.14"),
+    (("--config", "CFG"), "scenario.delta: 0.02 -> 0.05"),
+    (("--pset", "h25.H_th=3"), "policy_fields.H_th: 2.5 -> 3"),
+    (("--policies", "gelato,h25=gelato,h3=gelato"), "policies: ["),
+    (("--reference", "h25"), "reference: 'gelato' -> 'h25'"),
+    (("--seed", "4"), "seed: 3 -> 4"),
+    (("--realizations", "6"), "realizations: 4 -> 6"),
+    (("--rounds", "61"), "rounds: 60 -> 61"),
+    (("--chunk", "3"), "--chunk 2"),
+    (("--grid", "V=0.2,3.0"), "grid.V"),
+    (("--grid-file", "GRID"), "grid.V"),
+])
+def test_cli_compare_every_option_reaches_the_configuration(pswept, change, needle, tmp_path, capsys):
+    out, _ = pswept
+    (tmp_path / "c.toml").write_text("[scenario]\ndelta = 0.05\n")
+    (tmp_path / "g.toml").write_text('[grid]\nV = [0.2, 3.0]\nE_bar = [0.03, 0.09]\n')
+    flag, value = change[0], {"CFG": str(tmp_path / "c.toml"), "GRID": str(tmp_path / "g.toml")}.get(change[1], change[1])
+    args = _with(_CMP_ARGS, flag, value) if flag not in ("--pset", "--grid") else _CMP_ARGS + [flag, value]
+    if flag == "--grid-file":  # the file alone gives the grid (a --grid would override its fields)
+        args = [a for i, a in enumerate(args) if a != "--grid" and (i == 0 or args[i - 1] != "--grid")]
+    rc = main(args + ["--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_quiet_turns_the_progress_bar_off(pswept, monkeypatch, capsys):
+    """``--quiet`` passes ``progress=False``; without it the bar is on where stderr is a terminal
+    (``progress=None``: tqdm's own terminal test)."""
+    out, _ = pswept
+    seen = []
+    real = sw.sweep_policies
+    monkeypatch.setattr(sw, "sweep_policies", lambda *a, **k: seen.append(k["progress"]) or real(*a, **k))
+    for quiet in (True, False):
+        args = [a for a in _CMP_ARGS if quiet or a != "--quiet"]
+        assert main([*args, "--out", str(out), "--json"]) == 0
+    assert seen == [False, None]
+    capsys.readouterr()
+
+
+# option -> where its effect (or refusal) is tested; a new option must be added here with a test
+COVERAGE = {
+    "compare": {
+        "--policies": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--pset": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--reference": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--config": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--set": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--grid": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--grid-file": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--seed": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--realizations": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--rounds": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--chunk": "test_sweep.py::test_cli_compare_every_option_reaches_the_configuration",
+        "--out": "test_compare.py::test_cli_compare_json_and_atomic_output",
+        "--json": "test_compare.py::test_cli_compare_json_and_atomic_output",
+        "--quiet": "test_sweep.py::test_quiet_turns_the_progress_bar_off",
+    },
+    "sweep": {
+        "--config": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--set": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--policy": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--policies": "test_sweep.py::test_cli_sweep_and_compare_over_policies_and_grid",
+        "--pset": "test_sweep.py::test_cli_sweep_and_compare_over_policies_and_grid",
+        "--reference": "test_sweep.py::test_cli_policies_grid_refusals_one_line",
+        "--grid": "test_sweep.py::test_cli_sweep_equals_api_and_bad_input",
+        "--grid-file": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--seed": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--realizations": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--rounds": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--chunk": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--out": "test_sweep.py::test_cli_sweep_equals_api_and_bad_input",
+        "--dtype": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--devices": "test_sweep.py::test_cli_sweep_every_option_reaches_the_configuration",
+        "--json": "test_sweep.py::test_cli_sweep_equals_api_and_bad_input",
+        "--quiet": "test_sweep.py::test_quiet_turns_the_progress_bar_off",
+        "--distributed": "test_distributed.py::test_layout_from_flags_and_environment",
+        "--coordinator": "test_distributed.py::test_layout_from_flags_and_environment",
+        "--num-processes": "test_distributed.py::test_layout_from_flags_and_environment",
+        "--process-id": "test_distributed.py::test_layout_from_flags_and_environment",
+        "--connect-timeout": "test_distributed.py::test_layout_from_flags_and_environment",
+    },
+    "figures": {
+        "--from": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--x": "test_sweep.py::test_cli_sweep_and_compare_over_policies_and_grid",
+        "--y": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--by": "test_sweep.py::test_cli_sweep_and_compare_over_policies_and_grid",
+        "--name": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--title": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--results": "test_figures.py::test_cli_figures_draw_only_and_missing_results",
+        "--out": "test_figures.py::test_cli_figures_draw_only_and_missing_results",
+        "--only": "test_figures.py::test_cli_figures_draw_only_and_missing_results",
+        "--run": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--draw-only": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--quick": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--seed": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--docs": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--config": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--set": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--grid": "test_figures.py::test_cli_figures_from_a_compare_folder_and_refused_flags",
+        "--quiet": "test_figures.py::test_cli_figures_draw_only_and_missing_results",
+    },
+}
+
+
+def test_every_option_of_compare_sweep_figures_has_a_test():
+    import pathlib
+    import re
+
+    from gelato_jax.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    here = pathlib.Path(__file__).parent
+    for command, table in COVERAGE.items():
+        options = {o for a in sub.choices[command]._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+        assert options == set(table), (command, sorted(options ^ set(table)))
+        for opt, where in table.items():
+            path, _, name = where.partition("::")
+            text = (here / path).read_text()
+            if name:  # the option is used inside the named test function or its parametrize table
+                m = re.search(rf"^def {name}\(", text, re.M)
+                assert m, (command, opt, where)
+                start, end = text.rfind("\n\n\n", 0, m.start()), text.find("\n\n\n", m.start())
+                text = text[start:end if end > 0 else None]
+            # the option itself, or its argparse name as a keyword (``connect_timeout=7``)
+            dest = opt.lstrip("-").replace("-", "_")
+            assert f'"{opt}"' in text or f"{opt} " in text or f"{dest}=" in text, (command, opt, where)
