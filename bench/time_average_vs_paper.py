@@ -1,5 +1,5 @@
 r"""Tokens per second at equal measured power: the paper's GELATO (per-round objective ``E[N/D]``
-under a per-round energy budget ``Ē``) against the time-average GELATO (MODEL §11: ``ΣN/ΣD`` under
+under a per-round energy budget ``Ē``) against the time-average GELATO (docs/model.md §11: ``ΣN/ΣD`` under
 an average-power budget ``P̄``, ratio rule with θ(Z) of the known fading law).
 
 For every bandwidth ``W`` (uplink) and fixed latency ``δ``:

@@ -101,7 +101,7 @@ def discussion(results: dict) -> str:
 
 * **Which baseline.** The abstract compares against "state-of-the-art distributed SD" without
   naming it; we show every baseline. Our Static SD uploads the *full* 151,936-entry draft
-  distribution with every token (MODEL.md §3), ≈2.4 Mbit per token, so at 1 MHz it is crippled by
+  distribution with every token (docs/model.md §3), ≈2.4 Mbit per token, so at 1 MHz it is crippled by
   airtime and GELATO's gain over it ({ch('1mhz', 'static', 'throughput'):+.0f} %) is far larger than the paper's
   +65 %. DSSD (scalar uplink, a full target distribution on the downlink after each rejection) is
   the closest match to a "distributed SD" baseline: against it we measure
@@ -120,7 +120,7 @@ def discussion(results: dict) -> str:
   GELATO's at {mean('140ms', 'adaedl', 'energy') / g140:.1f}× its energy. Comparisons at equal energy are the V trade-off
   and energy-budget figures.
 * **Constants are reconstructions.** Draft cost, bit widths, top-p support `m(H)`, the channel
-  and the entropy→acceptance map are our assumptions (MODEL.md §9), not the paper's; the
+  and the entropy→acceptance map are our assumptions (docs/model.md §9), not the paper's; the
   percentages move with them (see `fig_bandwidth`, `fig_delta`).
 * **Throughput definitions.** We report the controller's objective `E[N/D]` and goodput
   `ΣN/ΣD`. They differ most for U-HLM, whose skipped rounds are one cheap draft pass each: its

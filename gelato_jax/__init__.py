@@ -1,7 +1,7 @@
 """gelato-jax: JAX reference implementation of GELATO (arXiv 2605.10124).
 
 Device–edge speculative decoding with a drift-plus-penalty drafting budget and an entropy
-early exit. Public interface (MODEL.md §10): ``Scenario``, ``policies``, ``Exogenous``,
+early exit. Public interface (docs/model.md §10): ``Scenario``, ``policies``, ``Exogenous``,
 ``rollout``, ``simulate``.
 """
 

@@ -1,6 +1,6 @@
 """Benchmark of the simulator: JAX ``simulate`` vs the numpy reference vs a pure-Python loop.
 
-All three run the same model (MODEL.md §1–§6, GELATO with mean proxy and leaky bucket on the
+All three run the same model (docs/model.md §1–§6, GELATO with mean proxy and leaky bucket on the
 default scenario) with their own random number generation included:
 
 * ``jax``: the compiled chunk of ``gelato_jax.simulate`` (threefry, tabulated Gamma inverse CDF,

@@ -1,4 +1,4 @@
-r"""Fading uplink/downlink (MODEL.md §2).
+r"""Fading uplink/downlink (docs/model.md §2).
 
 ``g = g0 h``; uplink rate ``r = W log2(1 + P_tx g0 h / (N0 W))``, downlink
 ``r_dl = W_dl log2(1 + P_edge g0 h / (N0 W_dl))`` (reciprocal channel, same ``h``).

@@ -1,4 +1,4 @@
-r"""Outer loop: drift-plus-penalty choice of the reference drafting budget (MODEL.md §5).
+r"""Outer loop: drift-plus-penalty choice of the reference drafting budget (docs/model.md §5).
 
 ``γ̃_t = argmax_{γ ∈ Γ_t} U_t(γ)``, ``U_t(γ) = V T̂(γ, r_t) − Z_t Ê(γ, r_t)``, by exhaustive
 search over ``Γ_t = {0..γ_max}`` (``{0}`` in outage). Ties go to the smallest ``γ``

@@ -1,4 +1,4 @@
-r"""Payload, latency and energy of one round (MODEL.md §3) and their mean-proxy forms (§5).
+r"""Payload, latency and energy of one round (docs/model.md §3) and their mean-proxy forms (§5).
 
 Round latency ``D = P τ_d + B/r + (t_v0 + t_v1 L) + δ + B_dl/r_dl`` and device energy
 ``E = P e_d + P_tx B/r`` for ``P`` draft passes, ``L`` sent tokens, ``B`` uplink bits and
@@ -79,7 +79,7 @@ def _airtime(bits, rate):
 
 
 def latency(scenario: Scenario, passes, sent, bits_ul, bits_dl, rate, rate_dl):
-    """Round latency ``D`` (s), MODEL §3."""
+    """Round latency ``D`` (s), docs/model.md §3."""
     return (
         passes * scenario.tau_d
         + _airtime(bits_ul, rate)
@@ -91,7 +91,7 @@ def latency(scenario: Scenario, passes, sent, bits_ul, bits_dl, rate, rate_dl):
 
 
 def energy(scenario: Scenario, passes, bits_ul, rate):
-    """Device energy ``E`` (J) of a round, MODEL §3 (the edge is grid-powered)."""
+    """Device energy ``E`` (J) of a round, docs/model.md §3 (the edge is grid-powered)."""
     return passes * scenario.e_d + scenario.P_tx * _airtime(bits_ul, rate)
 
 

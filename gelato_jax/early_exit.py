@@ -1,4 +1,4 @@
-r"""Inner loop: entropy-driven early exit (MODEL.md §6).
+r"""Inner loop: entropy-driven early exit (docs/model.md §6).
 
 Common convention: at position ``i = 1..γ̃`` the draft pass is run and paid (``P = i``) and
 ``H_i`` is observed; the rule then decides whether token ``i`` is sent. Hence ``L = i − 1, P = i``

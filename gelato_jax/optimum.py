@@ -1,4 +1,4 @@
-r"""``T*``: the best long-term throughput of any stationary randomized policy (MODEL.md §8.3).
+r"""``T*``: the best long-term throughput of any stationary randomized policy (docs/model.md §8.3).
 
 A stationary randomized policy picks the budget ``γ`` with probability ``p(γ | h)`` from the
 current fading state only. For a policy whose proxy gives per-round expected throughput
@@ -341,7 +341,7 @@ def optimum(scenario: Scenario, policy: Policy, *, method: str | None = None, qu
     E_bar = E_bar_f
     if np.ndim(scenario.E_bar) != 0:
         raise ValueError("optimum needs a single scenario (scalar leaves), not a stacked batch")
-    scenario.check_iid_rounds("optimum() (T* over stationary randomized policies of i.i.d. rounds, MODEL §8)")
+    scenario.check_iid_rounds("optimum() (T* over stationary randomized policies of i.i.d. rounds, docs/model.md §8)")
     policy.validate(scenario)
     proxy = getattr(policy, "proxy", "mean")
     proxy = "mean" if proxy == "ewma" else proxy

@@ -1,4 +1,4 @@
-r"""A plain numpy implementation of the same model, written from MODEL.md §1–§6 only.
+r"""A plain numpy implementation of the same model, written from docs/model.md §1–§6 only.
 
 It is the project's independent check of the JAX core and its speed reference:
 
@@ -49,7 +49,7 @@ _LOG2 = math.log(2.0)
 
 @dataclass(frozen=True)
 class Params:
-    """Plain floats of one scenario + policy (MODEL §2–§6, §9)."""
+    """Plain floats of one scenario + policy (docs/model.md §2–§6, §9)."""
 
     G: int  # gamma_max
     W: float
@@ -91,7 +91,7 @@ class Params:
     after_reject_a0_shift: float = 0.0
     alpha_bar_rej: float | None = None  # ᾱ_r at position 1 after a rejection (None: = alpha_bar)
     b_bar_rej: float | None = None  # b̄_r at position 1 after a rejection (None: = b_bar)
-    objective: str = "per_round"  # MODEL §11: "time_average" settles the queue against P_bar·D
+    objective: str = "per_round"  # docs/model.md §11: "time_average" settles the queue against P_bar·D
     P_bar: float = 0.6  # W, average-power budget of objective="time_average"
 
     def _first(self, rej: bool) -> tuple[float, float]:
@@ -169,7 +169,7 @@ def params(scenario, policy) -> Params:
         raise ValueError(f"reference: policy must be Gelato or StaticSD, got {kind}")
     if s["objective"] == "time_average" and kind == "Gelato":
         raise ValueError("reference: objective='time_average' is supported for StaticSD only (the ratio rule of "
-                         "MODEL §11 is not in the reference)")
+                         "docs/model.md §11 is not in the reference)")
     f = lambda n: float(np.asarray(s[n]))
     pl_db = 128.1 + 37.6 * math.log10(f("d") / 1000.0)
     k, th = f("k_H"), f("theta_H")
@@ -207,7 +207,7 @@ class _Round:
         g = np.arange(p.G + 1, dtype=self.dt)
         self.g = g
         self.pos = np.arange(p.G)
-        # mean proxy pieces that do not depend on the rate (MODEL §5)
+        # mean proxy pieces that do not depend on the rate (docs/model.md §5)
         # row 0: after an accepted/bonus round, row 1: after a rejection
         self.n_hat = np.array([[p.n_hat(n, rej) for n in range(p.G + 1)] for rej in (False, True)], dtype=self.dt)
         self.bits_hat = np.array([[p.bits_hat(n, rej) for n in range(p.G + 1)] for rej in (False, True)], dtype=self.dt)
@@ -246,7 +246,7 @@ class _Round:
         return np.where(outage, 0, b)
 
     def draft(self, H, budget):
-        """Leaky bucket (MODEL §6): returns ``(sent, passes)``."""
+        """Leaky bucket (docs/model.md §6): returns ``(sent, passes)``."""
         p, c = self.p, self.c
         if p.exit == "none" or p.kind == "static":
             return budget, budget
@@ -291,7 +291,7 @@ class _Round:
         P, L = passes.astype(self.dt), sent.astype(self.dt)
         lat = P * c(p.tau_d) + air + c(p.t_v0) + c(p.t_v1) * L + c(p.delta) + bits_dl / rdl
         en = P * c(p.e_d) + c(p.P_tx) * air
-        # MODEL §1 step 6; §11: an average-power budget allows P̄·D per round
+        # docs/model.md §1 step 6; §11: an average-power budget allows P̄·D per round
         allowance = c(p.P_bar) * lat if p.objective == "time_average" else a
         Z_next = np.maximum(Z + en - allowance, c(0))
         row = dict(budget=budget, sent=sent, passes=passes, accepted=accepted, tokens=accepted + 1,
@@ -323,7 +323,7 @@ def rollout(scenario, policy, exogenous, *, dtype=np.float64) -> dict[str, np.nd
 
 
 def _draws(rng: np.random.Generator, p: Params, R: int, dt):
-    """One round of exogenous draws for ``R`` realizations (MODEL §2, §1, §4)."""
+    """One round of exogenous draws for ``R`` realizations (docs/model.md §2, §1, §4)."""
     h = rng.standard_exponential(R, dtype=dt)
     if p.energy_arrival == "constant":
         a = np.full(R, p.E_bar, dt)
@@ -421,7 +421,7 @@ class _PyModel:
         lat = passes * p.tau_d + air + p.t_v0 + p.t_v1 * sent + p.delta + bits_dl / rdl
         en = passes * p.e_d + p.P_tx * air
         row = (budget, sent, passes, accepted, accepted + 1, lat, en, Z, r, a, bits, bits_dl)
-        allowance = p.P_bar * lat if p.objective == "time_average" else a  # MODEL §11
+        allowance = p.P_bar * lat if p.objective == "time_average" else a  # docs/model.md §11
         return row, max(Z + en - allowance, 0.0), (accepted < sent) or (passes > sent)
 
 

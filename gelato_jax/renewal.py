@@ -1,4 +1,4 @@
-r"""Tokens per second under an average-power budget: the time-average (renewal) problem, MODEL.md §11.
+r"""Tokens per second under an average-power budget: the time-average (renewal) problem, docs/model.md §11.
 
 The paper's controller (§5) maximises the mean of per-round ratios ``E[N_t/D_t]`` under an energy
 budget per round. What a user experiences is tokens per second ``ΣN/ΣD``, and a battery budget is
@@ -109,7 +109,7 @@ def build_table(scenario: Scenario, *, payload: str, exit: str, H_th, Theta_th, 
 
 def _table_costs(scenario: Scenario, payload: str, table: RenewalTable, rate, rate_dl) -> costs.ProxyCosts:
     """``(E[N], E[D], E[E])`` per budget at one round's rates: ``D`` and ``E`` are linear in
-    ``P``, ``L``, ``B`` and the downlink bits (MODEL §3), so their means are exact."""
+    ``P``, ``L``, ``B`` and the downlink bits (docs/model.md §3), so their means are exact."""
     bits_dl = scenario.b_dl + jnp.zeros_like(table.p_reject)
     if payload == "scalar":
         bits_dl = bits_dl + table.p_reject * scenario.V_vocab * scenario.b_prob
@@ -383,7 +383,7 @@ def dinkelbach(tab: RenewalTables, P_bar: float, *, rtol: float = 1e-13, max_ite
 
 @dataclasses.dataclass(frozen=True)
 class RenewalOptimum:
-    r"""The time-average optimum (MODEL §11) and the constants of its bound.
+    r"""The time-average optimum (docs/model.md §11) and the constants of its bound.
 
     Attributes:
       T_star: Charnes–Cooper LP optimum ``max E[N]/E[D]`` s.t. ``E[E]/E[D] ≤ P̄`` (tok/s).
@@ -442,7 +442,7 @@ def _default_policy(policy):
 
 def time_average_optimum(scenario: Scenario, policy: Policy | None = None, *, quantiles: int = 4096,
                          P_bar: float | None = None) -> RenewalOptimum:
-    r"""``T*`` of the time-average problem (MODEL §11), two independent ways on one quantisation.
+    r"""``T*`` of the time-average problem (docs/model.md §11), two independent ways on one quantisation.
 
     Args:
       scenario: the scenario (its ``P_bar`` unless ``P_bar`` is given; ``objective`` is treated as
@@ -461,7 +461,7 @@ def time_average_optimum(scenario: Scenario, policy: Policy | None = None, *, qu
         raise ValueError(f"quantiles must be an integer in [8, 200000], got {quantiles!r}")
     if np.ndim(scenario.P_bar) != 0:
         raise ValueError("time_average_optimum needs a single scenario (scalar leaves), not a stacked batch")
-    scenario.check_iid_rounds("time_average_optimum() (T* over stationary randomised policies of i.i.d. rounds, MODEL §11)")
+    scenario.check_iid_rounds("time_average_optimum() (T* over stationary randomised policies of i.i.d. rounds, docs/model.md §11)")
     scenario = _as_time_average(scenario, P_bar)
     policy = _default_policy(policy)
     policy.validate(scenario)

@@ -1,4 +1,4 @@
-r"""The physical scenario: MODEL.md §2 (channel), §3 (compute, payload, energy), §4 (token
+r"""The physical scenario: docs/model.md §2 (channel), §3 (compute, payload, energy), §4 (token
 surrogate), §9 (defaults).
 
 ``Scenario`` is a frozen pytree. Numeric knobs are leaves, so ``jax.vmap`` over a stacked
@@ -28,7 +28,7 @@ __all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS", "ENTROPY_PROCESSES", "OBJE
 CHANNELS = ("rayleigh", "gauss_markov", "trace")
 ENERGY_ARRIVALS = ("constant", "exponential", "uniform")
 ENTROPY_PROCESSES = ("round", "text")
-# MODEL §3 (the paper's per-round E[N/D] under a per-round energy budget) and §11 (tokens per
+# docs/model.md §3 (the paper's per-round E[N/D] under a per-round energy budget) and §11 (tokens per
 # second ΣN/ΣD under an average-power budget P_bar, the renewal form)
 OBJECTIVES = ("per_round", "time_average")
 
@@ -60,7 +60,7 @@ def _check_W_dl(name: str, value: Any) -> Any:
 
 
 _CHECKS = {
-    # channel, MODEL §2
+    # channel, docs/model.md §2
     "W": check_real(_S, 0, None, lo_open=True),
     "W_dl": _check_W_dl,
     "P_tx": check_real(_S, 0, None, lo_open=True),
@@ -73,21 +73,21 @@ _CHECKS = {
     "channel_trace": _check_trace,
     "h_min": check_real(_S, 0, 1, lo_open=True),
     "r_min": check_real(_S, 0, None),
-    # compute, MODEL §3
+    # compute, docs/model.md §3
     "c_d": check_real(_S, 0, None, lo_open=True),
     "f": check_real(_S, 0, None, lo_open=True),
     "kappa": check_real(_S, 0, None, lo_open=True),
     "t_v0": check_real(_S, 0, None),
     "t_v1": check_real(_S, 0, None),
     "delta": check_real(_S, 0, None),
-    # payload, MODEL §3
+    # payload, docs/model.md §3
     "V_vocab": check_real(_S, 1, None),
     "b_id": check_real(_S, 0, None, lo_open=True),
     "b_prob": check_real(_S, 0, None, lo_open=True),
     "b_dl": check_real(_S, 0, None),
     "c_p": check_real(_S, 0, None, lo_open=True),
     "m_max": check_int(_S, 1, 1_000_000),
-    # tokens, MODEL §4
+    # tokens, docs/model.md §4
     "gamma_max": check_int(_S, 1, 256),
     "k_H": check_real(_S, 0.05, 1e3),
     "theta_H": check_real(_S, 0, 1e4, lo_open=True),
@@ -97,10 +97,10 @@ _CHECKS = {
     "a1": check_real(_S, 0, 1e3),
     "after_reject_H_scale": check_real(_S, 0.05, 20),
     "after_reject_a0_shift": check_real(_S, -1e3, 1e3),
-    # energy, MODEL §1, §9
+    # energy, docs/model.md §1, §9
     "E_bar": check_real(_S, 0, None, lo_open=True),
     "energy_arrival": check_choice(_S, ENERGY_ARRIVALS),
-    # objective, MODEL §11: "time_average" uses the power budget P_bar (W) instead of E_bar
+    # objective, docs/model.md §11: "time_average" uses the power budget P_bar (W) instead of E_bar
     "objective": check_choice(_S, OBJECTIVES),
     "P_bar": check_real(_S, 0, None, lo_open=True),
     # simulation, not physics: the random-number generator (gelato_jax.rng)
@@ -110,7 +110,7 @@ _CHECKS = {
 
 @pytree_dataclass(checks=_CHECKS)
 class Scenario:
-    r"""All physical parameters of one device–edge link (MODEL.md §2–§4, defaults §9).
+    r"""All physical parameters of one device–edge link (docs/model.md §2–§4, defaults §9).
 
     Channel (§2): ``g = g0·h``, ``g0 = 10^{-PL/10}``, ``PL_dB = 128.1 + 37.6 log10(d_km)``;
     uplink rate ``r = W log2(1 + P_tx g / (N0 W))``, downlink the same with ``W_dl``, ``P_edge``.
@@ -134,7 +134,7 @@ class Scenario:
     Gamma marginals); acceptance ``alpha(H) = sigmoid(a0 - a1 H)``; ``gamma_max`` = largest
     drafting budget.
 
-    Entropy process [ours, LM calibration]: ``entropy_process="round"`` (default, MODEL §4) draws
+    Entropy process [ours, LM calibration]: ``entropy_process="round"`` (default, docs/model.md §4) draws
     each round's entropies afresh (i.i.d., or the beta–gamma AR(1) along the round with
     ``rho_H``). ``"text"`` makes them one stationary process along the *text*, continued across
     rounds: a Gaussian copula ``H = θ_H·Q_k(Φ(x))`` with latent AR(1) ``x_{j+1} = rho_H·x_j +
@@ -156,13 +156,13 @@ class Scenario:
     (``H_1 ~ Gamma(k_H, after_reject_H_scale·theta_H)``) and ``after_reject_a0_shift`` shifts its
     acceptance intercept (``alpha_1(H) = sigmoid(a0 + after_reject_a0_shift − a1 H)``); every
     other position, and position 1 after a bonus token, keeps the law above. The defaults (1, 0)
-    give MODEL.md §4's i.i.d. rounds exactly; other values make consecutive rounds dependent
+    give docs/model.md §4's i.i.d. rounds exactly; other values make consecutive rounds dependent
     (outside the i.i.d. assumption of §8, so ``optimum()`` and ``proxy="exact"`` refuse them).
 
     Energy (§1): per-round budget ``E_bar`` J, delivered as a constant or as random arrivals
     (``exponential`` or ``uniform`` on ``[0, 2 E_bar]``) with mean ``E_bar``.
 
-    Objective (MODEL §11) [ours]: ``objective="per_round"`` (default, the paper's) maximises the
+    Objective (docs/model.md §11) [ours]: ``objective="per_round"`` (default, the paper's) maximises the
     mean of per-round ratios ``E[N/D]`` under the per-round energy budget ``E_bar``;
     ``"time_average"`` maximises tokens per second ``ΣN/ΣD`` under the average-power budget
     ``P_bar`` (W, ``ΣE/ΣD ≤ P_bar``): the queue becomes ``Z_{t+1} = max(Z_t + E_t − P_bar·D_t, 0)``
@@ -230,7 +230,7 @@ class Scenario:
 
     def check_iid_rounds(self, what: str) -> None:
         """Raise ``ValueError`` unless consecutive rounds are i.i.d. (the ``after_reject_*`` law is
-        neutral), which ``what`` needs (the theory of MODEL §8 assumes i.i.d. states)."""
+        neutral), which ``what`` needs (the theory of docs/model.md §8 assumes i.i.d. states)."""
         scale = np.asarray(self.after_reject_H_scale, dtype=float)
         shift = np.asarray(self.after_reject_a0_shift, dtype=float)
         if self.entropy_process != "round":

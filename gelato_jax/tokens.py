@@ -1,4 +1,4 @@
-r"""Surrogate token process (MODEL.md §4) and its exact scenario-level statistics (§5).
+r"""Surrogate token process (docs/model.md §4) and its exact scenario-level statistics (§5).
 
 Draft entropies ``H ~ Gamma(k_H, theta_H)`` (nats), i.i.d. over positions, or AR(1) along the
 positions of a round by the beta–gamma autoregression of Lewis, McKenzie & Hugus (1989):
@@ -10,7 +10,7 @@ After a rejection [ours]: the first drafted position of a round that follows a r
 (a correction token) has entropy scale ``after_reject_H_scale·θ_H`` and acceptance intercept
 ``a0 + after_reject_a0_shift`` (``Scenario`` docstring). The draws above are the base law; the
 round applies ``after_reject_entropy`` given the previous round's outcome. The defaults (1, 0)
-leave the i.i.d. law of MODEL.md §4 bit for bit.
+leave the i.i.d. law of docs/model.md §4 bit for bit.
 
 The mean proxy needs ``ᾱ = E[α(H)]`` and ``b̄ = E[b(H)]``; both are computed by deterministic
 quadrature inside JAX (so they vmap over scenario leaves):

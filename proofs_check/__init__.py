@@ -1,4 +1,4 @@
-"""proofs_check: empirical verification of GELATO's drift-plus-penalty theorem (MODEL.md §8).
+"""proofs_check: empirical verification of GELATO's drift-plus-penalty theorem (docs/model.md §8).
 
 * ``proofs_check.verify(scenario=None, policy=None, *, quick=True, seed=0, only=None, out=None,
   progress=None, strict=False) -> VerifyReport`` — the Python API (``gelato verify`` calls it);
@@ -19,7 +19,7 @@ __all__ = ["verify", "VerifyReport", "verdict", "checks", "sweep", "run", "repor
 
 
 def verify(scenario=None, policy=None, *, quick=True, seed=0, only=None, out=None, progress=None, strict=False, **kw):
-    """Check every claim of MODEL.md §8 on ``scenario``; see ``proofs_check.run.verify``."""
+    """Check every claim of docs/model.md §8 on ``scenario``; see ``proofs_check.run.verify``."""
     from .run import verify as _verify
 
     return _verify(scenario, policy, quick=quick, seed=seed, only=only, out=out, progress=progress, strict=strict, **kw)

@@ -294,7 +294,7 @@ def tightness_atlas(scenario=None, policy=None, grid=None, *, quick: bool = True
     ``ratio_measured_to_B``, ``ratio_measured_to_predicted``, ``regime``, ``flattening``,
     ``sigma2``, ``kappa``, ``tightness`` (the full ``tightness_summary``), ``config_hash``, ``wall_s``.
 
-    scenario: base ``Scenario`` (default MODEL §9); policy: base ``Gelato`` (as for verify);
+    scenario: base ``Scenario`` (default docs/model.md §9); policy: base ``Gelato`` (as for verify);
     grid: ``{field: values}`` or ``["FIELD=VALUES", ...]`` over scenario fields; quick:
     ``ATLAS_QUICK`` (else ``ATLAS_FULL``; ``sizes`` overrides); configuration: ``"a"`` (exact DPP)
     or ``"b"`` (GELATO, exact proxy); out: folder for the per-point files, ``atlas.json`` and the

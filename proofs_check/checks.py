@@ -1,4 +1,4 @@
-r"""One check per claim of MODEL.md §8, each a small function of arrays returning a ``Verdict``.
+r"""One check per claim of docs/model.md §8, each a small function of arrays returning a ``Verdict``.
 
 The functions take plain arrays (trajectories, per-realization time averages, constants) so a
 test can feed them a constructed counterexample and see them fail.  Producing the arrays
@@ -407,7 +407,7 @@ def check_regret_consistency(V, lagrangian_gap_raw, regret, *, t_star_tol: float
 def check_queue_bound(V, queue_mean, B, C, T_max, T_ref, eps, alpha: float = ALPHA) -> Verdict:
     r"""Claim 4: ``(1/T) Σ E[Z_t] ≤ (B + C + V (T_max − T_ref)) / ε`` for every ``V``.
 
-    ``T_ref``: MODEL.md §8.4 writes ``T*``; ``theory.bounds`` shows that form is not a valid bound
+    ``T_ref``: docs/model.md §8.4 writes ``T*``; ``theory.bounds`` shows that form is not a valid bound
     in general and proves it with ``T_ε = E_h[T(0, h)]`` (the Slater policy's throughput), which
     ``gelato verify`` passes. ``queue_mean``: ``(n_V, R)`` per-realization time averages of ``Z_t``;
     ``C`` a scalar or one value per ``V``.

@@ -1,7 +1,7 @@
 """``gelato verify [--quick] [--config FILE.toml] [--set FIELD=VALUE ...] [--only a,b] [--strict]
 [--out DIR] [--json] [--seed N]``.
 
-Runs every check of MODEL.md §8 on the five configurations derived from the scenario and policy
+Runs every check of docs/model.md §8 on the five configurations derived from the scenario and policy
 given with ``--config``/``--set`` (the same ``[scenario]``/``[policy]`` input as ``gelato
 simulate``; ``proofs_check.run.derive_configs``) by calling the Python API
 ``proofs_check.verify``; writes ``report.md``, ``report.json``, ``sweep_<config>.npz`` and PNG
@@ -33,8 +33,8 @@ CONFIG_NAMES = ("a-exact-dpp", "b-gelato-exact", "c-gelato-paper", "d-random-arr
 def add_parsers(subparsers) -> None:
     p = subparsers.add_parser(
         "verify",
-        help="check every claim of the drift-plus-penalty theorem (MODEL §8) on a scenario and write a report",
-        description="Empirical verification of MODEL.md §8 on the configurations derived from the scenario "
+        help="check every claim of the drift-plus-penalty theorem (docs/model.md §8) on a scenario and write a report",
+        description="Empirical verification of docs/model.md §8 on the configurations derived from the scenario "
         "(--config FILE.toml, --set FIELD=VALUE): per-slot optimality, energy on every path, O(1/V) throughput gap, "
         "O(V) queue, scaling slopes, closed forms, losslessness.",
     )

@@ -478,7 +478,7 @@ def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = N
     counts = rep["counts"]
     sizes = result["sizes"]
     md = [
-        "# gelato verify — empirical check of the GELATO drift-plus-penalty theorem (MODEL.md §8)",
+        "# gelato verify — empirical check of the GELATO drift-plus-penalty theorem (docs/model.md §8)",
         "",
         f"Command: `{rep['command']}` (seed {result['seed']}), wall time {result['wall_s']:.0f} s, exit status {rep['exit_code']}. "
         + ("**Every claim of the theorem that ran holds.**" if rep["theorem_claims_hold"] else "**At least one claim of the theorem FAILED** (see the table).")
@@ -540,7 +540,7 @@ def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = N
                "and as `theory.bounds` computes it for this scenario (the one the checks use); `½E(E−a)² meas.`: the measured mean "
                "`½(E_t − a_t)²` along the rollouts; `κ̂`: the measured asymptotic constant `lim V·G_L(V)` of the stationary sweep "
                "with its 95% CI (`proofs_check.tightness.measured_constant`, over the V whose window holds ≥ 95% of the stationary "
-               "spread); `σ²/4`: the second-order prediction (MODEL §8.8; an asymptotic approximation, not a theorem; "
+               "spread); `σ²/4`: the second-order prediction (docs/model.md §8.8; an asymptotic approximation, not a theorem; "
                "`σ² = Var(E_t − a_t)` at price `λ*`); `B/κ̂`: how loose the theorem's constant is; `regime`: smooth (slope −1), "
                "polyhedral (steeper) or slack (−2); `G_L at large V`: a flattening at a predicted resolution floor "
                "(`½κΔλ²`, the λ* error) is reported as such.", "", tt, ""]

@@ -1,4 +1,4 @@
-r"""``gelato verify``: run every check of MODEL.md §8 on the configurations below.
+r"""``gelato verify``: run every check of docs/model.md §8 on the configurations below.
 
 Configurations (``CONFIGS``):
 
@@ -17,7 +17,7 @@ Configurations (``CONFIGS``):
 * ``e-gauss-markov`` — configuration (b) (or (c) when the exact proxy is unavailable) under
   Gauss–Markov fading (``ρ = 0.9``): outside the i.i.d. assumption, the expectation claims are
   reported as observations, not pass/fail (the sample-path claims still must hold).
-* ``f-time-average`` — tokens per second under an average-power budget (MODEL §11): the user's
+* ``f-time-average`` — tokens per second under an average-power budget (docs/model.md §11): the user's
   scenario with ``objective="time_average"``, the ratio rule θ(Z), ``exit="none"``, mean proxy
   (exact in the renewal form, ``C = 0``); every check above in its renewal form
   (``proofs_check.time_average``). The other configurations always use the per-round objective.
@@ -125,7 +125,7 @@ FULL = Sizes(
 @dataclasses.dataclass(frozen=True)
 class Config:
     """One configuration: ``scenario``/``policy`` are the fields set on top of the base scenario
-    and policy (``base_scenario``/``base_policy``; ``None``: the MODEL §9 defaults and ``Gelato()``)."""
+    and policy (``base_scenario``/``base_policy``; ``None``: the docs/model.md §9 defaults and ``Gelato()``)."""
 
     name: str
     title: str
@@ -151,7 +151,7 @@ _EXACT_DPP_POLICY = dict(exit="none", payload="full", proxy="mean")
 
 
 def derive_configs(scenario=None, policy=None) -> tuple[Config, ...]:
-    r"""The five configurations, derived from the user's ``scenario`` (default: MODEL §9) and
+    r"""The five configurations, derived from the user's ``scenario`` (default: docs/model.md §9) and
     ``policy`` (a ``Gelato``; its ``H_th``, ``Theta_th``, ``ewma_beta``, ``exit`` and ``payload`` are
     kept where the configuration does not fix them; ``V`` is swept):
 
@@ -180,7 +180,7 @@ def derive_configs(scenario=None, policy=None) -> tuple[Config, ...]:
     marginal_iid = base_s.channel in ("rayleigh", "gauss_markov")
     fading_note = "" if iid_fading else f" [the scenario's fading ({base_s.channel}) is not i.i.d.: expectation claims are observations]"
     try:
-        base_s.check_iid_rounds("the theorem of MODEL §8 (i.i.d. states)")
+        base_s.check_iid_rounds("the theorem of docs/model.md §8 (i.i.d. states)")
         na_all = None
     except ValueError as exc:
         na_all = str(exc)
@@ -314,8 +314,8 @@ def _policy_for(cfg: Config, notes: list[str]):
     base_p = Gelato() if cfg.base_policy is None else cfg.base_policy
     scenario = base_s.replace(**cfg.scenario) if cfg.scenario else base_s
     if scenario.objective != "per_round" and cfg.name != "f-time-average":
-        # (a)-(e) check MODEL §8, the per-round objective; (f) checks the time-average one
-        notes.append("objective='per_round' for this configuration (MODEL §8); configuration (f) checks the scenario's time average")
+        # (a)-(e) check docs/model.md §8, the per-round objective; (f) checks the time-average one
+        notes.append("objective='per_round' for this configuration (docs/model.md §8); configuration (f) checks the scenario's time average")
         scenario = scenario.replace(objective="per_round")
     try:
         policy = base_p.replace(**cfg.policy)
@@ -593,7 +593,7 @@ def _exact_problem(scenario, policy, sizes, notes):
 
 
 def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, data, notes, tol, *, seed, progress, extra=None):
-    r"""The Lagrangian-corrected gap ``G_L = T* − T̄ + λ*(Ē − ā)`` (MODEL §8.3/§8.5, issue 5):
+    r"""The Lagrangian-corrected gap ``G_L = T* − T̄ + λ*(Ē − ā)`` (docs/model.md §8.3/§8.5, issue 5):
 
     * lower bound ``G_L ≥ 0`` on the V sweep (weak duality; holds for any causal policy whenever
       the per-round fading marginal is the i.i.d. law — including the stationary Gauss–Markov
@@ -840,7 +840,7 @@ def _maybe_observation(v: Verdict, theorem: bool, why: str = "outside the i.i.d.
 # ----------------------------------------------------------------------------- global checks
 def closed_form_checks(sizes: Sizes, *, seed: int = 0, scenario=None) -> list[Verdict]:
     """Claim 6: closed forms of the theory vs Monte Carlo (numpy random numbers, independent of
-    the JAX simulator), on the token law of ``scenario`` (default: MODEL §9)."""
+    the JAX simulator), on the token law of ``scenario`` (default: docs/model.md §9)."""
     import jax.numpy as jnp
 
     from gelato_jax import tokens
@@ -1108,10 +1108,10 @@ def check_api_inputs(scenario, policy, out, what: str) -> None:
 
 def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, only=None, out=None, progress: bool | None = None,
            strict: bool = False, sizes: Sizes | None = None, figures: bool = True, command: str | None = None):
-    r"""Check every claim of MODEL.md §8 on the five configurations derived from ``scenario`` and
+    r"""Check every claim of docs/model.md §8 on the five configurations derived from ``scenario`` and
     ``policy`` (``derive_configs``) and return a ``VerifyReport`` (``proofs_check.report``).
 
-    scenario: a ``gelato_jax.Scenario`` (default: MODEL §9); policy: a ``Gelato`` whose fields the
+    scenario: a ``gelato_jax.Scenario`` (default: docs/model.md §9); policy: a ``Gelato`` whose fields the
     configurations keep where they do not fix them (default ``Gelato()``). quick: the small sizes
     (``QUICK``) or the full run (``FULL``); ``sizes`` overrides both. only: configuration names or
     letters (``"a,b"``, ``["a", "c-gelato-paper"]``). out: write report.md, report.json, the

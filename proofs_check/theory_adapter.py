@@ -75,7 +75,7 @@ def theory_constants(scenario, policy, *, quantiles: int = 2048) -> TheoryConsta
             th.missing[n] = f"gelato_jax.optimum not importable ({exc})"
     else:
         try:
-            # the exact integration (MODEL §8.3, docs/optimum.md); the quantised LP only if it fails
+            # the exact integration (docs/model.md §8.3, docs/optimum.md); the quantised LP only if it fails
             try:
                 opt = optimum(scenario, policy, method="exact")
             except Exception as exc:  # noqa: BLE001

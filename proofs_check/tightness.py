@@ -1,4 +1,4 @@
-r"""Tight constants of the stationary Lagrangian gap (MODEL.md §8.8, issue 13 item 4).
+r"""Tight constants of the stationary Lagrangian gap (docs/model.md §8.8, issue 13 item 4).
 
 The theorem bounds the Lagrangian gap ``G_L = T* − T̄ + λ*(Ē − ā)`` by ``B/V``. This module
 measures the actual constant ``κ̂ = lim V·G_L(V)`` and predicts it from measured quantities by the
@@ -340,7 +340,7 @@ def predicted_constant(sigma2: float, kappa: float | None = None) -> dict[str, f
 
 
 def renewal_predicted_constant(var_E_minus_PD: float, mean_D: float) -> float:
-    r"""Renewal form (MODEL §11): ``V·G_L → Var(E − P̄D)/(4·E[D])``, with ``Var(E − P̄D)`` and ``E[D]``
+    r"""Renewal form (docs/model.md §11): ``V·G_L → Var(E − P̄D)/(4·E[D])``, with ``Var(E − P̄D)`` and ``E[D]``
     per round under the optimal ratio-rule policy at its price (the same linearisation with the queue
     ``Z_{t+1} = Z_t + E_t − P̄D_t`` and the gap per unit time: one more factor ``1/E[D]``)."""
     if not mean_D > 0:

@@ -1,4 +1,4 @@
-r"""Configuration ``f-time-average`` of ``gelato verify``: every check of MODEL.md §8 in its renewal
+r"""Configuration ``f-time-average`` of ``gelato verify``: every check of docs/model.md §8 in its renewal
 form (§11, ``theory.renewal``), on the user's scenario with ``objective="time_average"``.
 
 Controller: the user's ``Gelato`` with the ratio rule of known law (``ratio="known"``), no exit and
@@ -54,7 +54,7 @@ def config_entry(base_s, base_p, common: dict, fading_note: str, iid_fading: boo
     from .run import Config
 
     pb = float(np.asarray(base_s.P_bar))
-    return Config(CONFIG_NAME, f"(f) time-average GELATO (MODEL §11): ratio rule θ(Z), exit=none, proxy=mean (exact in the "
+    return Config(CONFIG_NAME, f"(f) time-average GELATO (docs/model.md §11): ratio rule θ(Z), exit=none, proxy=mean (exact in the "
                   f"renewal form, C = 0), power budget P_bar = {pb:g} W{fading_note}",
                   dict(objective="time_average"), dict(_POLICY), theorem=iid_fading, channel_marginal_iid=marginal_iid,
                   not_applicable=na_all, **common)

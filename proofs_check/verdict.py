@@ -27,7 +27,7 @@ CATEGORIES = (THEOREM, RATE)
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """Outcome of one check of one claim of MODEL.md §8.
+    """Outcome of one check of one claim of docs/model.md §8.
 
     claim: the claim in words (with its §8 number).
     statistic: the measured quantity (e.g. the worst violation, the mean gap).

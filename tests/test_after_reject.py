@@ -1,6 +1,6 @@
 """The law of the first drafted position after a rejected round (Scenario.after_reject_H_scale,
 after_reject_a0_shift): sampling, closed forms, mean proxy, refusals. The defaults must reproduce
-MODEL §4 bit for bit; other values must give the laws the docstrings state."""
+docs/model.md §4 bit for bit; other values must give the laws the docstrings state."""
 
 import numpy as np
 import pytest

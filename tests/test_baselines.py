@@ -1,4 +1,4 @@
-"""Baselines and ablations (MODEL.md §7): each policy's defining mechanism, on shared draws."""
+"""Baselines and ablations (docs/model.md §7): each policy's defining mechanism, on shared draws."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Laws of the exogenous draws (MODEL §2, §4, §1): marginals and correlations.
+"""Laws of the exogenous draws (docs/model.md §2, §4, §1): marginals and correlations.
 
 Each check compares a sample statistic with its exact value using a tolerance of Z standard
 errors estimated from the same sample (CLT). With Z = 5 the false-failure rate is ≈ 6e-7 per

@@ -1,4 +1,4 @@
-"""Formulas of MODEL.md §2–§6 against hand calculations and independent scipy evaluations."""
+"""Formulas of docs/model.md §2–§6 against hand calculations and independent scipy evaluations."""
 
 import math
 
@@ -28,7 +28,7 @@ def test_mean_acceptance_quadrature_relative_error_below_1e9(k, theta, a0, a1):
 
 
 def test_mean_acceptance_default_is_0842():
-    assert float(tokens.mean_acceptance(Scenario())) == pytest.approx(0.8422, abs=5e-5)  # MODEL §9
+    assert float(tokens.mean_acceptance(Scenario())) == pytest.approx(0.8422, abs=5e-5)  # docs/model.md §9
 
 
 def test_mean_topp_bits_exact_piecewise_integral():
@@ -43,7 +43,7 @@ def test_mean_topp_bits_exact_piecewise_integral():
     want = 18 + mean_m * (18 + 16)
     got = float(tokens.mean_topp_bits(s))
     assert got == pytest.approx(want, rel=1e-10)
-    assert got == pytest.approx(1071, abs=1)  # MODEL §9 "b̄ ≈ 1071 bits"
+    assert got == pytest.approx(1071, abs=1)  # docs/model.md §9 "b̄ ≈ 1071 bits"
 
 
 def test_support_size_and_bits():

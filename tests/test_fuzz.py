@@ -3,7 +3,7 @@
 Every invalid input must raise ``ValueError`` (CLI: exit status 2 with exactly one line on stderr,
 no traceback, no file written under ``--out``) naming the field and its allowed range. Valid
 values drawn from the same tables must be accepted, so the checks are two-sided. The allowed
-ranges below are written out from MODEL.md §9 and the documented field ranges, independently
+ranges below are written out from docs/model.md §9 and the documented field ranges, independently
 of the validators in gelato_jax/_pytree.py.
 """
 

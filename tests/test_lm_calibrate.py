@@ -1,4 +1,4 @@
-"""Calibration fits recover known parameters from synthetic pairs (MODEL.md §4)."""
+"""Calibration fits recover known parameters from synthetic pairs (docs/model.md §4)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""LM mode runs every lossless inner loop with the surrogate's own rule (MODEL.md §1, §4, §6).
+"""LM mode runs every lossless inner loop with the surrogate's own rule (docs/model.md §1, §4, §6).
 
 LM mode drafts all budgeted positions, evaluates ``policy.draft`` on the observed entropies and
 verifies only the prefix it sends (``gelato_jax.lm.simulate``, step 3). Checked here:

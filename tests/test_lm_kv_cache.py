@@ -1,4 +1,4 @@
-"""KV-cached decoding and LM-mode rounds (gelato_jax.lm.model.decode, gelato_jax.lm.cached; MODEL.md §4).
+"""KV-cached decoding and LM-mode rounds (gelato_jax.lm.model.decode, gelato_jax.lm.cached; docs/model.md §4).
 
 Checked on tiny untrained rotary/sliding-window pairs (fast), float32 models:
 

@@ -1,4 +1,4 @@
-"""Committed LM weights, I/O, resumable training and the LM-mode output law (MODEL.md §4)."""
+"""Committed LM weights, I/O, resumable training and the LM-mode output law (docs/model.md §4)."""
 
 import argparse
 

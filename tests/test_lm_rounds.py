@@ -1,4 +1,4 @@
-"""LM-mode round invariants with small random-initialised models (MODEL.md §1, §3, §4, §6)."""
+"""LM-mode round invariants with small random-initialised models (docs/model.md §1, §3, §4, §6)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""LM-mode rollout (gelato_jax.lm.simulate): invariants, cost arithmetic, determinism (MODEL.md §1, §3, §4).
+"""LM-mode rollout (gelato_jax.lm.simulate): invariants, cost arithmetic, determinism (docs/model.md §1, §3, §4).
 
 Most tests use a tiny random-initialised model pair (fast to compile); one runs the committed
 weights. Every test uses R = 4 realizations so the LM kernel compiles once per pair.

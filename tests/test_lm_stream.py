@@ -1,4 +1,4 @@
-"""LM mode emits the target model's own sampling law (MODEL.md §4, §8.7), with real weights."""
+"""LM mode emits the target model's own sampling law (docs/model.md §4, §8.7), with real weights."""
 
 import jax
 import jax.numpy as jnp

@@ -1,15 +1,15 @@
-"""GELATO's inner-loop variant ``exit="marginal"`` [ours] (MODEL.md §6; ``early_exit.marginal_exit``).
+"""GELATO's inner-loop variant ``exit="marginal"`` [ours] (docs/model.md §6; ``early_exit.marginal_exit``).
 
 Rule under test: at position ``i ≤ γ̃`` (pass ``i`` run and paid, ``H_i`` observed) token ``i`` is
 sent and drafting goes on iff ``V·(T̂(i, i) − T̂(i−1, i)) > Z·(E(i, i) − E(i−1, i))``, where
 ``T̂(k, P) = N̂_k / D(k, P)``, ``N̂_k = 1 + Σ_{j≤k} Π_{l≤j} α_l(H_l)`` (position 1 with the
 intercept ``a0 + after_reject_a0_shift`` when the round follows a rejection) and ``D``, ``E`` are the
-round latency/energy of MODEL §3 with the uplink bits of the first ``k`` tokens and the expected
+round latency/energy of docs/model.md §3 with the uplink bits of the first ``k`` tokens and the expected
 downlink bits. The first failing ``i`` gives ``(sent, passes) = (i − 1, i)``; no failure gives
 ``(γ̃, γ̃)``. Ties stop.
 
 The reference below is a literal per-position loop over Python floats, written from that rule
-and MODEL §3/§4 (σ, ``m(H)``, bits, latency, energy), not from the library's helpers; it uses the
+and docs/model.md §3/§4 (σ, ``m(H)``, bits, latency, energy), not from the library's helpers; it uses the
 same association order as ``costs.latency``/``costs.energy`` so that the comparison is exact.
 """
 
@@ -51,7 +51,7 @@ def _token_bits(s: Scenario, payload: str, h: float) -> float:
 
 def marginal_reference(s: Scenario, payload: str, H, budget: int, V: float, Z: float, r: float, r_dl: float,
                        after_reject: bool = False):
-    """MODEL §6 ``exit="marginal"``, one position at a time: returns ``(sent, passes)``."""
+    """docs/model.md §6 ``exit="marginal"``, one position at a time: returns ``(sent, passes)``."""
     f = float
     tau_d, e_d = f(s.tau_d), f(s.e_d)
     b_ok = f(s.b_dl)  # downlink bits without a rejection

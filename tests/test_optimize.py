@@ -142,7 +142,7 @@ def test_t_star_matches_optimum_exact_on_the_same_table():
     ev = opt_mod._ProxyEval(S, pol, aux)
     _, _, lam, T_primal, _, _, _ = opt_mod._solve_exact(S, pol, 0.06, ev)
     assert abs(float(t_j) - T_primal) <= 2e-5 * T_primal
-    assert abs(float(lam_j) - lam) <= 0.05 * lam  # λ* is ill-conditioned (MODEL §8.8): loose on purpose
+    assert abs(float(lam_j) - lam) <= 0.05 * lam  # λ* is ill-conditioned (docs/model.md §8.8): loose on purpose
     assert float(e_j) <= 0.06 * (1 + 1e-9)
 
 

@@ -29,7 +29,7 @@ def test_lp_equals_dual_and_energy_feasible(base):
 
 
 def test_defaults_match_model_md_and_bracket_shrinks():
-    # MODEL.md §9: T* ≈ 32.13 tok/s, λ* ≈ 57 (mean proxy, no exit). The continuous optimum lies in
+    # docs/model.md §9: T* ≈ 32.13 tok/s, λ* ≈ 57 (mean proxy, no exit). The continuous optimum lies in
     # [T_lower, T_upper], whose width falls like 1/quantiles (monotone g_λ).
     o = optimum(Scenario(), Gelato(exit="none"), quantiles=2048)
     assert o.T_lower <= 32.13 + 0.005 and o.T_upper >= 32.13 - 0.005

@@ -1,4 +1,4 @@
-"""gelato_jax.optimum(method="exact"): closed-form toy, MODEL §8.8 values, complementary slackness
+"""gelato_jax.optimum(method="exact"): closed-form toy, docs/model.md §8.8 values, complementary slackness
 checked by an independent quadrature, convergence of the quantised LP, slack budget, marginals."""
 
 import importlib
@@ -15,7 +15,7 @@ from gelato_jax.policies import Gelato
 
 om = importlib.import_module("gelato_jax.optimum")
 
-A = (Scenario(V_vocab=64), Gelato(exit="none", payload="full"))  # configuration (a) of MODEL §8.8
+A = (Scenario(V_vocab=64), Gelato(exit="none", payload="full"))  # configuration (a) of docs/model.md §8.8
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_toy_closed_form_to_1e10():
 
 
 def test_model_md_values_and_complementary_slackness(exact_a):
-    """MODEL §8.8: λ* = 56.76–56.77 (10⁶ quantiles), T* ≈ 32.1326. e(λ*) = Ē to 1e-9, checked by an
+    """docs/model.md §8.8: λ* = 56.76–56.77 (10⁶ quantiles), T* ≈ 32.1326. e(λ*) = Ē to 1e-9, checked by an
     independent adaptive quadrature (scipy quad) of the λ*-policy between its switching points."""
     o = exact_a
     assert o.method == "exact" and not o.slack

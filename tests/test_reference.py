@@ -1,4 +1,4 @@
-"""The independent numpy reference (gelato_jax/reference.py, written from MODEL.md §1–§6) against
+"""The independent numpy reference (gelato_jax/reference.py, written from docs/model.md §1–§6) against
 the JAX core: same exogenous arrays → same per-round trajectory; and same laws when each draws
 its own randomness."""
 
@@ -57,7 +57,7 @@ def test_reference_scenario_constants_match_core():
     s = Scenario()
     assert ref.mean_acceptance(0.8, 1.5, 4.8, 1.8) == pytest.approx(float(tokens.mean_acceptance(s)), rel=1e-10)
     assert ref.mean_topp_bits(0.8, 1.5, 2.0, 1024, 18.0, 16.0) == pytest.approx(float(tokens.mean_topp_bits(s)), rel=1e-10)
-    # MODEL §9 values
+    # docs/model.md §9 values
     assert ref.mean_acceptance(0.8, 1.5, 4.8, 1.8) == pytest.approx(0.842, abs=5e-4)
     assert ref.mean_topp_bits(0.8, 1.5, 2.0, 1024, 18.0, 16.0) == pytest.approx(1071, abs=1)
 

@@ -1,4 +1,4 @@
-"""The time-average (renewal) objective, MODEL.md §11: the optimum two ways against each other and
+"""The time-average (renewal) objective, docs/model.md §11: the optimum two ways against each other and
 against brute force, the exact renewal means, the ratio rule against an independent numpy
 implementation, the queue update, and that the per-round default is untouched."""
 
@@ -165,7 +165,7 @@ def test_ratio_rule_budgets_match_numpy(ratio, user_exo, known_rollout):
     h = np.maximum(np.asarray(exo.channel_gain), float(scen.h_min))
     Z = np.asarray(tr.queue)
     P_bar, V = float(scen.P_bar), float(pol.V)
-    # the proxy at each round's rate, in numpy from MODEL §3/§5 (mean proxy, no rejection flag use
+    # the proxy at each round's rate, in numpy from docs/model.md §3/§5 (mean proxy, no rejection flag use
     # since rounds are i.i.d. at these settings)
     with jax.enable_x64(True):
         N, D, E, out = (np.asarray(x) for x in renewal.node_costs(scen, pol, aux, (), h.reshape(-1)))

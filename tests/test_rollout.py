@@ -82,7 +82,7 @@ def test_exit_none_sends_the_whole_budget(exo):
 
 
 def test_gelato_budget_matches_bruteforce_objective(exo):
-    """Recompute U(γ) = V T̂ − Z Ê in numpy from MODEL §5 and compare the argmax every round."""
+    """Recompute U(γ) = V T̂ − Z Ê in numpy from docs/model.md §5 and compare the argmax every round."""
     pol = Gelato(V=0.5, exit="none")
     tr = rollout(SCEN, pol, exo)
     from gelato_jax import tokens

@@ -79,7 +79,7 @@ def test_theorem_evaluators_and_bad_inputs():
 
 def test_queue_bound_with_T_star_is_invalid_counterexample():
     ce = tb.counterexample_queue_bound(V=100.0, E_bar=1.0, rounds=50_000)
-    assert ce["queue_mean"] > ce["bound_with_T_star"]  # MODEL.md §8.4's form fails
+    assert ce["queue_mean"] > ce["bound_with_T_star"]  # docs/model.md §8.4's form fails
     assert ce["queue_mean"] <= ce["bound_with_T_slater"]  # the derived form holds
 
 

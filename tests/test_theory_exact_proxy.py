@@ -1,5 +1,5 @@
 """theory.exact_proxy / Gelato(proxy="exact"): the table against an independent numpy Monte Carlo of
-MODEL.md §3–§6 (leaky bucket, acceptance, bits, latency, energy)."""
+docs/model.md §3–§6 (leaky bucket, acceptance, bits, latency, energy)."""
 
 import jax
 import numpy as np

@@ -1,4 +1,4 @@
-"""Tight constants (MODEL §8.8, issue 13 item 4): ``theory.second_order`` and ``proofs_check.tightness``.
+"""Tight constants (docs/model.md §8.8, issue 13 item 4): ``theory.second_order`` and ``proofs_check.tightness``.
 
 Statistical tests use fixed seeds, so each is deterministic; the tolerances are derived from the
 sample size: ``Z = 4`` standard errors (two-sided normal tail 6.3e-5; Student-t with >= 31 degrees
@@ -133,12 +133,12 @@ def test_quadrature_lambda_kappa_sigma2(config_a):
     sc, pol, q, lam = config_a
     m = q.moments(lam)
     assert m["energy"] == pytest.approx(float(sc.E_bar), rel=1e-9)
-    assert lam == pytest.approx(56.774, abs=0.01)  # MODEL §8.8: 56.77 with 10⁶ quantiles
+    assert lam == pytest.approx(56.774, abs=0.01)  # docs/model.md §8.8: 56.77 with 10⁶ quantiles
     # κ by finite differences agrees with the closed form from the switching points (whose secant
     # slope ∂_hΔL between adjacent nodes has an O(1/n) error: 2.3% at 16,384 nodes, 0.6% at 65,536)
     assert q.kappa(lam) == pytest.approx(q.kappa_switch(lam), rel=0.05)
     assert q.kappa(lam, 0.03) == pytest.approx(q.kappa(lam, 0.01), rel=0.01)  # smooth e(λ): the step does not matter
-    assert m["energy_sq"] - m["energy"] ** 2 == pytest.approx(3.12e-6, rel=0.01)  # MODEL §8.8: σ² = 3.12e-6 J²
+    assert m["energy_sq"] - m["energy"] ** 2 == pytest.approx(3.12e-6, rel=0.01)  # docs/model.md §8.8: σ² = 3.12e-6 J²
 
 
 def test_quadrature_vs_fixed_price_simulation(config_a):

@@ -1,4 +1,4 @@
-r"""theory: sympy derivations of GELATO's closed forms, constants and theorem (MODEL.md §8).
+r"""theory: sympy derivations of GELATO's closed forms, constants and theorem (docs/model.md §8).
 
 Modules (import them explicitly; this package import is light and does not load sympy):
 

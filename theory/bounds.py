@@ -1,4 +1,4 @@
-r"""Constants and the drift-plus-penalty theorem of GELATO (MODEL.md §8), as sympy expressions with
+r"""Constants and the drift-plus-penalty theorem of GELATO (docs/model.md §8), as sympy expressions with
 numeric evaluators.
 
 Setting: queue ``Z_{t+1} = max(Z_t + E_t − a_t, 0)``, ``Z_0 = 0``, Lyapunov function ``½Z²``. The
@@ -24,7 +24,7 @@ Results, for every horizon ``T ≥ 1``:
   ``C = V · max(0, sup_{γ,h} (T̂ − T))`` (``C = 0`` for ``proxy="exact"``; for the mean proxy ``C``
   grows with ``V``, so only the exact proxy can show a ``1/V`` law);
 * queue: ``(1/T) Σ E[Z_t] ≤ (B + C + V (T_max − T_ε)) / ε`` with ``T_ε = E_h[T(0, h)]`` the
-  throughput of the Slater policy. **Note.** MODEL.md §8.4 writes ``T*`` in place of ``T_ε``; that
+  throughput of the Slater policy. **Note.** docs/model.md §8.4 writes ``T*`` in place of ``T_ε``; that
   form is not valid in general: with two actions (``T = 20, E = 0``) and (``T = 40, E = 1.25Ē``),
   ``T* = 36`` and the queue settles near ``Vλ* = 16V/Ē`` while ``(B + V(40 − 36))/Ē ≈ 4V/Ē``
   (``counterexample_queue_bound`` evaluates it). ``queue_bound`` therefore needs ``T_slater``.

@@ -6,7 +6,7 @@ Scenario and policy input as for every ``gelato`` command (``gelato_jax.cli_inpu
 ``--set field=value``; the policy is ``Gelato``. ``--V``, ``--proxy``, ``--exit``, ``--payload``
 are shortcuts that override the file and ``--set`` (``V`` defaults to 10 when given nowhere).
 With ``--set objective=time_average`` (and ``--set P_bar=…``, W) it prints the time-average problem
-of MODEL §11 instead (``theory.renewal.constants``): ``T_star`` (tokens/s) by the Charnes–Cooper LP
+of docs/model.md §11 instead (``theory.renewal.constants``): ``T_star`` (tokens/s) by the Charnes–Cooper LP
 and ``T_star_dinkelbach`` by Dinkelbach's iteration, ``lambda_star``, ``theta_star``, ``B``,
 ``D_min`` and the renewal bounds.
 """
@@ -57,7 +57,7 @@ def run(args) -> int:
     from . import bounds
 
     scenario, policy = scenario_and_policy(args)
-    if scenario.objective == "time_average":  # MODEL §11: tokens/s under the power budget P_bar
+    if scenario.objective == "time_average":  # docs/model.md §11: tokens/s under the power budget P_bar
         from . import renewal
 
         out = renewal.constants(scenario, policy, quantiles=args.quantiles)

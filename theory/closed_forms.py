@@ -1,4 +1,4 @@
-r"""Closed forms of one speculative-decoding round, derived with sympy (MODEL.md §3–§5, §8.6).
+r"""Closed forms of one speculative-decoding round, derived with sympy (docs/model.md §3–§5, §8.6).
 
 Every formula the simulator and the checks evaluate is defined here once, as a sympy object:
 

@@ -1,4 +1,4 @@
-r"""The exact expectation proxy (``Gelato(proxy="exact")``, MODEL.md §5): ``E[N/D | γ̃, h]`` and
+r"""The exact expectation proxy (``Gelato(proxy="exact")``, docs/model.md §5): ``E[N/D | γ̃, h]`` and
 ``E[E | γ̃, h]`` under the leaky-bucket exit.
 
 Given the reference budget ``γ̃`` and the entropies ``H_1..H_γmax`` of a round, the inner loop is

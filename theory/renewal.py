@@ -1,4 +1,4 @@
-r"""The renewal (time-average) drift-plus-penalty theorem, MODEL.md §11, as sympy expressions with
+r"""The renewal (time-average) drift-plus-penalty theorem, docs/model.md §11, as sympy expressions with
 numeric evaluators.
 
 Setting: rounds are renewal frames of length ``D_t ≥ D_min > 0``; the goal is tokens per second
@@ -162,7 +162,7 @@ def _vertex_y2(scenario, policy, h):
         E = P * ed + ptx * air
         return E - pb * D
 
-    outage = r < float(scenario.r_min)  # only γ = 0 there (MODEL §2)
+    outage = r < float(scenario.r_min)  # only γ = 0 there (docs/model.md §2)
     if payload != "topp" and exit_ == "none" and payload != "scalar":
         best = y(g, g, g * tb._max_bits(scenario, payload), bdl) ** 2
     else:
@@ -268,7 +268,7 @@ def derivation_lines() -> list[str]:
         return "$$" + (x if isinstance(x, str) else L(x)) + "$$"
 
     return [
-        "## 8. Tokens per second under a power budget (renewal form, MODEL.md §11)",
+        "## 8. Tokens per second under a power budget (renewal form, docs/model.md §11)",
         "",
         "Rounds are renewal frames of length $D_t \\ge D_{\\min} = t_{v0} + \\delta$. The goal is $\\max \\Sigma N/\\Sigma D$ "
         "subject to $\\Sigma E/\\Sigma D \\le \\bar P$. With $y_t = E_t - \\bar P D_t$ the queue is "
@@ -299,7 +299,7 @@ def derivation_lines() -> list[str]:
         "",
         d(f"\\frac1T\\sum_{{t<T}} E[Z_t] \\le {L(queue_expr)}"),
         "",
-        "**Second order** (as §8.8 of MODEL.md, an asymptotic approximation): the queue is an AR(1) around "
+        "**Second order** (as §8.8 of docs/model.md, an asymptotic approximation): the queue is an AR(1) around "
         "$V\\lambda^*$ with coefficient $1 - \\kappa/V$ and innovation variance $\\sigma^2 = \\mathrm{Var}(E - \\bar P D)$, so "
         f"$\\mathrm{{Var}}\\,Z \\approx {L(var_Z_expr)}$; the Lagrangian gap per second "
         "$G_L = T^* - \\Sigma N/\\Sigma D + \\lambda^*(\\Sigma E/\\Sigma D - \\bar P)$ is $(\\kappa/2)\\mathrm{Var}(Z/V)$ per round over "

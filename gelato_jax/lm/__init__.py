@@ -1,4 +1,4 @@
-r"""LM mode: a real byte-level draft/target pair for GELATO (MODEL.md §4, §6).
+r"""LM mode: a real byte-level draft/target pair for GELATO (docs/model.md §4, §6).
 
 * :mod:`.model` — flax.nnx causal transformers (target 2×128, draft 1×32, vocabulary 256).
 * :mod:`.train` — optax training on the interpreter's standard-library sources, seeded,

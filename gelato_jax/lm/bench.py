@@ -1,4 +1,4 @@
-"""Timing of LM mode on this machine (MODEL.md §4): ``python -m gelato_jax.lm.bench``.
+"""Timing of LM mode on this machine (docs/model.md §4): ``python -m gelato_jax.lm.bench``.
 
 Times (after compilation, best of ``--repeat``) the vmapped draft step, the verification
 (one target pass + speculative sampling) and a full :func:`~.rounds.lm_round`, at ``R``

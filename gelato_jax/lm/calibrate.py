@@ -1,4 +1,4 @@
-r"""Calibration of the surrogate token process from LM mode or logged pairs (MODEL.md §4).
+r"""Calibration of the surrogate token process from LM mode or logged pairs (docs/model.md §4).
 
 Fits, from ``(entropy, accepted[, support])`` records:
 
@@ -16,7 +16,7 @@ Fits, from ``(entropy, accepted[, support])`` records:
   pooled lag-one Pearson correlation of the normal scores ``Φ^{-1}(F_Gamma(H))`` of consecutive
   drafted positions of a round (measured with the committed pair: 0.553; lags 2, 3, 5 give 0.36,
   0.27, 0.22 against the AR(1)'s 0.31, 0.17, 0.05 — the memory is longer than AR(1), so the
-  surrogate is still approximate). ``--entropy-process round`` writes MODEL §4's i.i.d. rounds
+  surrogate is still approximate). ``--entropy-process round`` writes docs/model.md §4's i.i.d. rounds
   instead; the within-round beta–gamma AR(1) correlation of the raw entropies (0.436) is always
   reported and written as ``rho_H`` only with ``--entropy-process round --write-rho`` — history:
   on its own it moved the surrogate *away* from LM mode (Gelato bucket exit z = +6.5 → +8.0),

@@ -1,4 +1,4 @@
-"""CLI commands of LM mode: ``gelato train-lm`` and ``gelato calibrate`` (MODEL.md §4).
+"""CLI commands of LM mode: ``gelato train-lm`` and ``gelato calibrate`` (docs/model.md §4).
 
 The main CLI registers them with :func:`add_parsers`; they also run standalone as
 ``python -m gelato_jax.lm.cli <command> ...``.  Each handler returns an exit code.
@@ -207,7 +207,7 @@ def add_parsers(subparsers) -> None:
     c.add_argument("--entropy-process", choices=("text", "round"), default="text",
                    help="surrogate entropy process to calibrate (LM mode): 'text' (default) continues a latent "
                         "AR(1) along the text across rounds with the fitted rho_H; 'round' draws each round afresh "
-                        "(MODEL §4)")
+                        "(docs/model.md §4)")
     c.add_argument("--write-rho", action="store_true",
                    help="with --entropy-process round: also write the within-round AR(1) correlation rho_H "
                         "(always reported in calibration.json); it makes the surrogate agree worse with LM mode")
@@ -220,7 +220,7 @@ def add_parsers(subparsers) -> None:
                    help="also write the pairs in the structured log schema (sequence, round, position, entropy, "
                         "accepted, support, after_reject; docs/lm_logs.md)")
     c.add_argument("--pooled", action="store_true",
-                   help="fit one entropy law and acceptance map for all positions (MODEL §4 as written); by "
+                   help="fit one entropy law and acceptance map for all positions (docs/model.md §4 as written); by "
                         "default the first draft of a round after a rejection gets its own scale and intercept "
                         "(after_reject_H_scale, after_reject_a0_shift) where the data allow it")
     c.add_argument("--quiet", action="store_true")

@@ -1,4 +1,4 @@
-r"""Byte-level causal transformers for LM mode (MODEL.md §4), with incremental (KV-cached) decoding.
+r"""Byte-level causal transformers for LM mode (docs/model.md §4), with incremental (KV-cached) decoding.
 
 Two models share one architecture: a *target* (edge server, default 2 layers, ``d = 128``) and a
 *draft* (device, default 1 layer, ``d = 32``).  Vocabulary: the 256 byte values.

@@ -1,4 +1,4 @@
-r"""LM-mode speculative-decoding rounds: jitted, vmapped over ``R`` sequences (MODEL.md §4, §6).
+r"""LM-mode speculative-decoding rounds: jitted, vmapped over ``R`` sequences (docs/model.md §4, §6).
 
 One round (§1 steps 3–5) for every sequence ``r``:
 
@@ -40,7 +40,7 @@ import numpy as np
 from flax import nnx, struct
 
 from .model import TransformerLM
-from .sampling import DraftCarry, bucket_update, entropy_nats, topp_truncate, verify_one
+from .sampling import DraftCarry, bucket_update, entropy_nats, sample_from, topp_truncate, verify_one
 
 __all__ = [
     "LMPair",
@@ -118,8 +118,7 @@ def _draft_one(model, carry: DraftCarry, key, i, budget, H_th, Theta_th, exit_on
     exits = overflow & exit_on
     send = active & ~exits
     qt, m = topp_truncate(q, top_p)
-    x = jax.random.categorical(key, jnp.where(qt > 0, jnp.log(jnp.where(qt > 0, qt, 1.0)), -jnp.inf))
-    x = x.astype(jnp.int32)
+    x = sample_from(key, qt)
     pos = context_len + i
     buf = carry.buf.at[pos].set(jnp.where(send, x, carry.buf[pos]))
     new = DraftCarry(
@@ -304,7 +303,7 @@ def lm_round(
     b_id=18.0,
     b_prob=16.0,
 ) -> LMRoundOut:
-    r"""One LM-mode speculative-decoding round for ``R`` sequences (MODEL.md §1 steps 3–5).
+    r"""One LM-mode speculative-decoding round for ``R`` sequences (docs/model.md §1 steps 3–5).
 
     Pure and jitted (static: ``gamma_max`` and the model architectures); ``budget``, ``H_th``,
     ``Theta_th``, ``exit``, ``top_p`` are traced, so changing them does not recompile.  Usable

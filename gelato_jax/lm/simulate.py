@@ -1,4 +1,4 @@
-r"""LM-mode rollout: the surrogate's controller, costs, channel and queue with real tokens (MODEL.md §1, §4).
+r"""LM-mode rollout: the surrogate's controller, costs, channel and queue with real tokens (docs/model.md §1, §4).
 
 Each round of each realization ``r``:
 

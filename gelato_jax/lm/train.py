@@ -1,4 +1,4 @@
-"""Training of the LM-mode byte models with optax (MODEL.md §4).
+"""Training of the LM-mode byte models with optax (docs/model.md §4).
 
 Corpus: the top-level ``*.py`` files of the running interpreter's standard library
 (``sysconfig.get_paths()["stdlib"]``), sorted by name; file ``i`` goes to validation when

@@ -1,4 +1,4 @@
-"""Weights and checkpoint I/O for the LM-mode models (MODEL.md §4).
+"""Weights and checkpoint I/O for the LM-mode models (docs/model.md §4).
 
 Parameters are stored as ``np.savez`` archives keyed by the pytree path of each ``nnx.Param``,
 with a JSON sidecar holding the architecture (:class:`LMConfig`) and the training record.

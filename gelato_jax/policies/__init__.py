@@ -1,4 +1,4 @@
-"""Policies: GELATO and the baselines of MODEL.md §7, all on one rollout interface.
+"""Policies: GELATO and the baselines of docs/model.md §7, all on one rollout interface.
 
 ``REGISTRY`` maps command-line names to policy classes; ``make(name, **fields)`` builds one.
 

@@ -1,4 +1,4 @@
-r"""Ablations of GELATO (MODEL.md §7): each removes one mechanism.
+r"""Ablations of GELATO (docs/model.md §7): each removes one mechanism.
 
 * ``GreedyThroughput`` — GELATO with ``Z ≡ 0``: every round picks ``argmax_γ T̂(γ, r_t)`` of the
   mean proxy (ties → smallest γ), keeps the leaky-bucket exit, ignores the energy budget (the

@@ -3,7 +3,7 @@ r"""AdaEDL — entropy-based early draft stopping (Agrawal et al. 2024, arXiv 24
 Mechanism: the acceptance probability of a draft with entropy ``H`` (nats) is lower-bounded by
 ``1 − sqrt(c·H)``; drafting stops at the first position ``i ≤ γ_cap`` where that bound falls below
 a threshold ``λ`` (the pass of position ``i`` is paid, its token is not sent — the same accounting
-as GELATO's exit, MODEL.md §6). ``λ`` is adapted online toward a target acceptance rate; there is
+as GELATO's exit, docs/model.md §6). ``λ`` is adapted online toward a target acceptance rate; there is
 no energy control and no channel awareness (the budget is always ``gamma_cap``).
 
 Adaptation rule [ours: the published rule's exact form is not available to us]: after a round

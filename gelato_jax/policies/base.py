@@ -1,7 +1,7 @@
 r"""The policy interface shared by GELATO and the baselines.
 
 A policy is a frozen pytree (numeric knobs are leaves, so a sweep over ``V`` does not recompile)
-with four pure hooks the rollout calls every round (MODEL.md §1, steps 2–6):
+with four pure hooks the rollout calls every round (docs/model.md §1, steps 2–6):
 
 * ``precompute(scenario) -> aux`` — once per compiled call: scenario-level constants such as
   ``ᾱ`` and ``b̄`` (§5) or an exact-proxy table;

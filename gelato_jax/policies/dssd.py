@@ -1,6 +1,6 @@
 r"""DSSD — distributed split speculative decoding (Ning, Zheng & Yang 2025, arXiv 2507.12000).
 
-Mechanism (MODEL.md §3, §7): the device drafts a fixed ``gamma`` tokens and uploads only each
+Mechanism (docs/model.md §3, §7): the device drafts a fixed ``gamma`` tokens and uploads only each
 token's id and its own draft probability ``q(x)`` (the ``scalar`` payload, ``b_id + b_prob`` bits
 per token). The edge tests acceptance with ``min(1, p(x)/q(x))`` and returns the rejection index
 and, at a rejection, the target distribution ``p_j`` of that position on the downlink, from which

@@ -1,4 +1,4 @@
-r"""GELATO (MODEL.md §5, §6): drift-plus-penalty budget + entropy early exit.
+r"""GELATO (docs/model.md §5, §6): drift-plus-penalty budget + entropy early exit.
 
 Outer loop: ``γ̃_t = argmax_γ V T̂(γ, r_t) − Z_t Ê(γ, r_t)`` over ``{0..γ_max}`` (``{0}`` in
 outage, smallest γ on ties). Proxies:
@@ -26,7 +26,7 @@ the inner loop, as they do for the bucket.
 The queue update ``Z_{t+1} = max(Z_t + E_t − a_t, 0)`` with the actual energy is done by the
 rollout for every policy.
 
-Time-average objective [ours, MODEL §11] (``Scenario.objective == "time_average"``): the queue is
+Time-average objective [ours, docs/model.md §11] (``Scenario.objective == "time_average"``): the queue is
 settled against the power budget, ``Z_{t+1} = max(Z_t + E_t − P̄D_t, 0)``, and the outer loop is
 the renewal drift-plus-penalty *ratio rule* ``argmax_γ [V N̂ − Z(Ê − P̄D̂) − θ D̂]`` with the
 per-budget means ``(N̂, D̂, Ê)`` of ``gelato_jax.renewal.renewal_costs`` (mean proxy: §5's ``N̂``,
@@ -51,7 +51,7 @@ __all__ = ["Gelato", "PROXIES", "EXITS", "RATIOS"]
 
 PROXIES = ("mean", "ewma", "exact")
 EXITS = ("bucket", "marginal", "none")
-# θ of the time-average ratio rule (MODEL §11): root of Φ under the known fading law, or learned
+# θ of the time-average ratio rule (docs/model.md §11): root of Φ under the known fading law, or learned
 RATIOS = ("known", "learn")
 # (proxy, exit) pairs that cannot be combined, with the reason shown in the error.
 _EXACT_EXITS = ("bucket", "none")
@@ -180,7 +180,7 @@ class Gelato(Policy):
         return dpp_budget(self.V, obs.queue, proxy.throughput, proxy.energy, obs.outage)
 
     def _ratio_budget(self, scenario, aux, state, obs):
-        """The renewal ratio rule (MODEL §11) at this round's ``Z`` and rates."""
+        """The renewal ratio rule (docs/model.md §11) at this round's ``Z`` and rates."""
         from .. import renewal
 
         inner = self.per_round_state(scenario, state)

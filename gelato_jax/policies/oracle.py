@@ -1,4 +1,4 @@
-r"""Oracle: the stationary randomized optimum of MODEL.md §8 (``gelato_jax.optimum``).
+r"""Oracle: the stationary randomized optimum of docs/model.md §8 (``gelato_jax.optimum``).
 
 Mechanism: ``optimum(scenario, Gelato(exit="none"))`` solves the LP over stationary randomized
 policies of the controller's own mean proxy (budgets ``γ`` drafted and sent in full, ``P = L = γ``)

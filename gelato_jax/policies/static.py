@@ -1,4 +1,4 @@
-r"""Static speculative decoding (Leviathan et al. 2023) as a distributed baseline (MODEL.md §7).
+r"""Static speculative decoding (Leviathan et al. 2023) as a distributed baseline (docs/model.md §7).
 
 Always drafts a fixed ``gamma`` tokens (``0`` in outage, like every policy), sends them with the
 ``full`` payload (every token carries the whole draft distribution), no exit, no energy control.

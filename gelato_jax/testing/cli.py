@@ -131,7 +131,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "check",
         help="property-test your own policy class against the invariants of a drift-plus-penalty controller",
-        description="Run the invariants of gelato_jax.testing (bounds, finiteness, the MODEL §8 energy and drift "
+        description="Run the invariants of gelato_jax.testing (bounds, finiteness, the docs/model.md §8 energy and drift "
         "relations, purity, chunk/device independence, no recompilation, and the properties the class declares) on "
         "MODULE:CLASS; exit 1 when one fails.",
     )
