@@ -105,7 +105,7 @@ def test_cache_after_many_rounds_equals_full_forward(rope_pair):
     R, rounds = 8, 30
     ctx = _ctx(R, 1)
     st = jax.vmap(lambda c: prefill(rope_pair, c, G))(ctx)
-    step = jax.jit(jax.vmap(lambda s, k: lm_round_cached(rope_pair, s, jnp.int32(G), k, H_th=3.0, Theta_th=1.0,
+    step = jax.jit(jax.vmap(lambda s, k: lm_round_cached(rope_pair, s, jnp.int32(G), k, exit_on=False,
                                                          top_p=0.9, gamma_max=G)))
     text = [list(np.asarray(c)) for c in ctx]
     rejected = 0

@@ -49,7 +49,8 @@ def topp_truncate(probs, top_p):
 
     Keeps the most likely tokens in decreasing order until their cumulative mass reaches
     ``top_p`` (the token that crosses ``top_p`` is kept; ties broken by token id; zero-probability
-    tokens are never kept) — the rule of :func:`topp_truncate_sort`, computed without a sort:
+    tokens are never kept; ``top_p ≥ 1`` keeps the whole support exactly, whatever the rounding of
+    the masses) — the rule of :func:`topp_truncate_sort`, computed without a sort:
     token ``v`` is kept iff the mass ranked before it, ``M(q_v) + q_v·(ties before v)`` with
     ``M(t) = Σ_u q_u 1{q_u > t}``, is ``< top_p``.  ``M`` is non-increasing, so the smallest kept
     value ``c`` is found by bisection on the bit pattern of non-negative floats (ordered like the
@@ -70,7 +71,7 @@ def topp_truncate(probs, top_p):
 
     def body(_, lh):  # invariant: M(float(hi)) < top_p ≤ M(float(lo)) (lo = −1: below every value)
         lo, hi = lh
-        mid = lo + (hi - lo) // 2
+        mid = lo + jnp.maximum((hi - lo) // 2, 1)  # = hi once converged: a no-op (never lo = −1, a NaN)
         below = mass(jax.lax.bitcast_convert_type(mid, q.dtype)) < top_p
         return jnp.where(below, lo, mid), jnp.where(below, mid, hi)
 
@@ -79,6 +80,7 @@ def topp_truncate(probs, top_p):
     ties = q == c
     rank = jnp.cumsum(ties) - ties
     keep = ((q > c) | (ties & (mass(c) + c * rank < top_p))) & (q > 0)
+    keep = jnp.where(top_p >= 1, q > 0, keep)  # top_p = 1: the full support, whatever the rounding
     qk = jnp.where(keep, q, 0.0)
     return qk / jnp.sum(qk), jnp.sum(keep).astype(jnp.int32)
 
@@ -102,6 +104,7 @@ def topp_truncate_sort(probs, top_p):
     keep_sorted = mass_before < top_p
     keep_sorted = keep_sorted.at[0].set(True)
     keep = jnp.zeros_like(keep_sorted).at[order].set(keep_sorted) & (probs > 0)
+    keep = jnp.where(top_p >= 1, probs > 0, keep)
     q = jnp.where(keep, probs, 0.0)
     return q / jnp.sum(q), jnp.sum(keep).astype(jnp.int32)
 
