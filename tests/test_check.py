@@ -207,3 +207,13 @@ def test_cli_check_full_run_on_the_example():
     code, out, _ = _cli(["check", f"{EXAMPLE}:MyPolicy"])
     assert code == 0, out
     assert len(re.findall(r"^pass ", out, re.M)) == len(INVARIANTS), out
+
+
+def test_readme_example_is_the_checked_file():
+    """README's "Test your controller" policy is docs/examples/my_policy.py, verbatim."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = readme[readme.index("## Test your controller"):]
+    block = section[section.index("```python\n") + len("```python\n"):]
+    block = block[: block.index("```")]
+    assert block == open(EXAMPLE, encoding="utf-8").read()
+    assert len(block.splitlines()) <= 35  # the issue's "30-line policy"

@@ -22,53 +22,17 @@ from gelato_jax import Scenario, channel, costs
 from gelato_jax.controller import dpp_budget
 from gelato_jax.early_exit import leaky_bucket_exit, no_exit
 from gelato_jax.policies import Gelato, RoundObs
+from gelato_jax.testing import strategies as gst
+from gelato_jax.testing.strategies import fading, log_uniform, scenario_kwargs  # noqa: F401 (re-exported)
 
 GMAX = 10  # Scenario().gamma_max: every test keeps the default shape
 REL = 1e-9  # relative tolerance separating "numerically tied" budgets in the float64 references
 
 
 # ----------------------------------------------------------------------------- strategies
-def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
-    """Log-uniform-ish floats in ``[lo, hi]`` (hypothesis draws the exponent)."""
-    return st.floats(math.log10(lo), math.log10(hi)).map(lambda x: float(min(max(10.0**x, lo), hi)))
-
-
-@st.composite
-def scenario_kwargs(draw, *, extreme: bool = False) -> dict:
-    """Values for the numeric leaves of ``Scenario`` (all Python floats: one jit trace)."""
-    w = 1e3 if extreme else 1e4
-    kw = dict(
-        W=draw(log_uniform(w, 1e8)),
-        W_dl=draw(log_uniform(w, 1e8)),
-        P_tx=draw(log_uniform(1e-3, 2.0)),
-        P_edge=draw(log_uniform(1e-2, 10.0)),
-        N0_dBm_Hz=draw(st.floats(-200.0, -150.0)),
-        NF_dB=draw(st.floats(0.0, 15.0)),
-        d=draw(log_uniform(10.0, 1e6 if extreme else 3000.0)),
-        r_min=draw(st.one_of(st.just(0.0), log_uniform(1.0, 1e6))),
-        c_d=draw(log_uniform(1e6, 1e9)),
-        f=draw(log_uniform(1e8, 4e9)),
-        kappa=draw(log_uniform(1e-29, 1e-26)),
-        t_v0=draw(st.floats(0.0, 0.1)),
-        t_v1=draw(st.floats(0.0, 0.01)),
-        delta=draw(log_uniform(1e-3, 0.3)),
-        V_vocab=draw(log_uniform(2.0, 2e5)),
-        b_id=draw(st.floats(1.0, 32.0)),
-        b_prob=draw(st.floats(1.0, 32.0)),
-        b_dl=draw(st.one_of(st.just(0.0), st.floats(1.0, 1e4))),
-        c_p=draw(log_uniform(0.1, 10.0)),
-        k_H=draw(log_uniform(0.1, 5.0)),
-        theta_H=draw(log_uniform(0.05, 5.0)),
-        a0=draw(st.floats(-5.0, 10.0)),
-        a1=draw(st.floats(0.0, 5.0)),
-        E_bar=draw(log_uniform(1e-4, 1.0)),
-    )
-    return {k: float(v) for k, v in kw.items()}
-
-
-scenarios = scenario_kwargs().map(lambda kw: Scenario(**kw))
-# small-scale fading: mostly the bulk of Exp(1), sometimes deep fades down to the clamp
-fading = st.one_of(log_uniform(1e-2, 20.0), log_uniform(1e-12, 1e-2))
+# one home: gelato_jax.testing.strategies (the public strategies users test their policies with);
+# log_uniform and scenario_kwargs are re-exported here for test_marginal_exit
+scenarios = gst.scenarios()  # the 24 leaves of the round's formulas, static fields at their defaults
 
 
 # ----------------------------------------------------------------------------- numpy references

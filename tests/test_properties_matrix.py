@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from gelato_jax import Scenario, rollout, sample_exogenous
 from gelato_jax.policies import Gelato
 
-from test_properties_rollout import check_bruteforce_budgets, check_trajectory, log_uniform  # noqa: E402
+from gelato_jax.testing.strategies import log_uniform
+from test_properties_rollout import check_bruteforce_budgets, check_trajectory  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,6 @@ in numpy from MODEL.md §2–§6.
 
 from __future__ import annotations
 
-import math
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -19,10 +17,12 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from gelato_jax import Exogenous, Scenario, rollout, sample_exogenous, simulate
+from gelato_jax import Exogenous, Scenario, rollout, simulate
 from gelato_jax import simulator as sim_mod
 from gelato_jax import tokens
 from gelato_jax.policies import REGISTRY, Gelato, StaticSD
+from gelato_jax.testing import strategies as gst
+from gelato_jax.testing.strategies import log_uniform  # noqa: F401 (re-exported for test_properties_matrix)
 from test_properties import bucket_reference  # MODEL §6 leaky bucket, literal loop
 
 R, T, GMAX = 3, 40, 10
@@ -33,47 +33,13 @@ FEW = settings(max_examples=max(4, settings.default.max_examples // 4))
 FEWER = settings(max_examples=max(3, settings.default.max_examples // 8))
 
 
-def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
-    return st.floats(math.log10(lo), math.log10(hi)).map(lambda x: float(min(max(10.0**x, lo), hi)))
+# strategies: gelato_jax.testing.strategies (one home); the rollouts use the 24 leaves of the
+# round's formulas and exogenous arrays of shape (R, T[, GMAX])
+scenarios = gst.scenarios
 
 
-@st.composite
-def scenarios(draw) -> Scenario:
-    return Scenario(
-        W=draw(log_uniform(1e4, 1e8)),
-        P_tx=draw(log_uniform(1e-3, 2.0)),
-        d=draw(log_uniform(10.0, 3000.0)),
-        r_min=draw(st.one_of(st.just(0.0), log_uniform(1.0, 1e6))),
-        c_d=draw(log_uniform(1e6, 1e9)),
-        kappa=draw(log_uniform(1e-29, 1e-26)),
-        t_v1=draw(st.floats(0.0, 0.01)),
-        delta=draw(log_uniform(1e-3, 0.3)),
-        b_dl=draw(st.one_of(st.just(0.0), st.floats(1.0, 1e4))),
-        c_p=draw(log_uniform(0.1, 10.0)),
-        k_H=draw(log_uniform(0.1, 5.0)),
-        theta_H=draw(log_uniform(0.05, 5.0)),
-        a0=draw(st.floats(-5.0, 10.0)),
-        a1=draw(st.floats(0.0, 5.0)),
-        E_bar=draw(log_uniform(1e-4, 1.0)),
-    )
-
-
-@st.composite
-def exogenous(draw, H_th: float = 1.5) -> Exogenous:
-    """Exogenous arrays of shape (R, T[, γ_max]) from a drawn seed and drawn laws."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    h = rng.exponential(10.0 ** draw(st.floats(-3.0, 1.0)), (R, T))
-    h = np.where(rng.uniform(size=(R, T)) < draw(st.floats(0.0, 0.3)), 1e-12, h)  # deep fades
-    a_scale = draw(log_uniform(1e-4, 1.0))
-    a = {
-        "const": np.full((R, T), a_scale),
-        "exp": rng.exponential(a_scale, (R, T)),
-        "sparse": np.where(rng.uniform(size=(R, T)) < 0.5, 0.0, 2 * a_scale),
-    }[draw(st.sampled_from(["const", "exp", "sparse"]))]
-    H = rng.gamma(draw(log_uniform(0.1, 5.0)), draw(log_uniform(0.05, 5.0)), (R, T, GMAX))
-    H = np.where(rng.uniform(size=H.shape) < draw(st.floats(0.0, 0.3)), H_th, H)  # bucket ties
-    U = rng.uniform(size=(R, T, GMAX))
-    return Exogenous(h, a, H, U)
+def exogenous(H_th: float = 1.5):
+    return gst.exogenous(R=R, T=T, gamma_max=GMAX, H_th=H_th)
 
 
 # ----------------------------------------------------------------------------- numpy references

@@ -48,7 +48,6 @@ check computes its references in float64 numpy.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -63,10 +62,10 @@ from hypothesis.errors import Unsatisfiable
 from hypothesis.reporting import with_reporter
 
 from .. import engine
-from ..model import RoundCarry, initial_carry, round_decision, round_step
+from ..model import initial_carry, round_decision, round_step
 from ..policies.base import Policy, RoundOutcome
 from ..scenario import Scenario
-from ..simulator import Exogenous, rollout, simulate
+from ..simulator import Exogenous, simulate
 from . import strategies as gst
 
 __all__ = [
@@ -287,6 +286,9 @@ def _proxy_kernel(scenario, policy, t, queue, h, rejected):
 
 
 # ----------------------------------------------------------------------------- draws
+_ROUND_INDEX, _BOOL = st.integers(0, 10_000), st.booleans()
+
+
 @st.composite
 def _starts(draw, scenario: Scenario, *, sorted_queue: bool = False, queue_hi: float = 1e12):
     """Exogenous draws of ``_K`` realizations × ``_T`` rounds and each realization's start
@@ -294,16 +296,17 @@ def _starts(draw, scenario: Scenario, *, sorted_queue: bool = False, queue_hi: f
     large queues). ``sorted_queue``: ascending ``Z_0`` and round 0 identical in every realization,
     so round 0 compares budgets at different queues and nothing else."""
     exo = draw(gst.exogenous(R=_K, T=_T, gamma_max=scenario.gamma_max))
-    z0 = np.array([draw(gst.queues(queue_hi)) for _ in range(_K)])
+    zs = gst.queues(queue_hi)
+    z0 = np.array([draw(zs) for _ in range(_K)])
     if sorted_queue:
         z0 = np.sort(z0)
         exo = Exogenous(*(np.concatenate([np.broadcast_to(x[:1, :1], (_K, 1) + x.shape[2:]), x[:, 1:]], axis=1)
                           for x in (np.asarray(v) for v in exo)))
-        t0 = np.full(_K, draw(st.integers(0, 10_000)), np.int32)
-        rej0 = np.full(_K, draw(st.booleans()))
+        t0 = np.full(_K, draw(_ROUND_INDEX), np.int32)
+        rej0 = np.full(_K, draw(_BOOL))
     else:
-        t0 = np.array([draw(st.integers(0, 10_000)) for _ in range(_K)], np.int32)
-        rej0 = np.array([draw(st.booleans()) for _ in range(_K)])
+        t0 = np.array([draw(_ROUND_INDEX) for _ in range(_K)], np.int32)
+        rej0 = np.array([draw(_BOOL) for _ in range(_K)])
     return exo, t0, z0, rej0
 
 
@@ -569,7 +572,7 @@ def _inv_purity(run: _Run) -> int:
 
     def case_fn(case):
         ex = _Example(run, *case)
-        s, p, aux, rows, d = ex.s, ex.p, ex.aux, ex.rows, ex.dtype
+        s, p, aux, rows = ex.s, ex.p, ex.aux, ex.rows
         state0 = p.init_state(s, aux)
         h = ex.exo.channel_gain[0, 0]
         rate = channel.uplink_rate(s, h)

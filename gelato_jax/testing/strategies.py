@@ -17,6 +17,7 @@ once per example.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=None)
 def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
     """Floats in ``[lo, hi]`` (``0 < lo < hi``), uniform in ``log10``: every decade is drawn as
     often, and hypothesis shrinks towards ``lo``."""
@@ -107,11 +109,21 @@ def scenario_kwargs(draw, *, extreme: bool = False, vary: Sequence[str] = CORE_L
     out = {}
     defaults = Scenario.__dataclass_fields__
     for k in vary:
-        if toward_defaults and draw(st.integers(0, 7)) == 0:
+        if toward_defaults and draw(_ONE_IN_8) == 0:
             out[k] = float(defaults[k].default)
         else:
-            out[k] = float(draw(SCENARIO_LEAVES[k][1 if extreme else 0]()))
+            out[k] = float(draw(_leaf_strategy(k, extreme)))
     return out
+
+
+_ONE_IN_8 = st.integers(0, 7)
+
+
+@functools.lru_cache(maxsize=None)
+def _leaf_strategy(name: str, extreme: bool) -> st.SearchStrategy[float]:
+    """The drawing strategy of a leaf, built once (hypothesis validates a strategy on first use:
+    building them per draw cost more than the examples themselves)."""
+    return SCENARIO_LEAVES[name][1 if extreme else 0]()
 
 
 @st.composite
@@ -196,10 +208,22 @@ def extreme_scenarios(draw, *, float32: bool) -> Scenario:
 fading = st.one_of(log_uniform(1e-2, 20.0), log_uniform(1e-12, 1e-2))
 
 
+@functools.lru_cache(maxsize=None)
 def queues(hi: float = 1e12) -> st.SearchStrategy[float]:
     """Virtual energy queues ``Z ≥ 0``: exactly 0 (the greedy regime), the working range and
     large queues up to ``hi`` (a controller must stay finite there)."""
     return st.one_of(st.just(0.0), log_uniform(1e-6, 1e2), log_uniform(1e2, hi))
+
+
+_SEEDS = st.integers(0, 2**32 - 1)
+_EXO = {
+    "fade_scale": st.floats(-3.0, 1.0),
+    "fraction": st.floats(0.0, 0.3),
+    "a_scale": log_uniform(1e-4, 1.0),
+    "arrivals": st.sampled_from(["const", "exp", "sparse"]),
+    "k": log_uniform(0.1, 5.0),
+    "theta": log_uniform(0.05, 5.0),
+}
 
 
 @st.composite
@@ -209,17 +233,17 @@ def exogenous(draw, R: int = 3, T: int = 40, gamma_max: int = 10, H_th: float = 
     constant, exponential or sparse (half zero) energy arrivals of a drawn scale; Gamma entropies
     of drawn shape and scale with a drawn fraction set exactly to ``H_th`` (bucket ties);
     acceptance uniforms."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    h = rng.exponential(10.0 ** draw(st.floats(-3.0, 1.0)), (R, T))
-    h = np.where(rng.uniform(size=(R, T)) < draw(st.floats(0.0, 0.3)), 1e-12, h)
-    a_scale = draw(log_uniform(1e-4, 1.0))
+    rng = np.random.default_rng(draw(_SEEDS))
+    h = rng.exponential(10.0 ** draw(_EXO["fade_scale"]), (R, T))
+    h = np.where(rng.uniform(size=(R, T)) < draw(_EXO["fraction"]), 1e-12, h)
+    a_scale = draw(_EXO["a_scale"])
     a = {
         "const": np.full((R, T), a_scale),
         "exp": rng.exponential(a_scale, (R, T)),
         "sparse": np.where(rng.uniform(size=(R, T)) < 0.5, 0.0, 2 * a_scale),
-    }[draw(st.sampled_from(["const", "exp", "sparse"]))]
-    H = rng.gamma(draw(log_uniform(0.1, 5.0)), draw(log_uniform(0.05, 5.0)), (R, T, gamma_max))
-    H = np.where(rng.uniform(size=H.shape) < draw(st.floats(0.0, 0.3)), H_th, H)
+    }[draw(_EXO["arrivals"])]
+    H = rng.gamma(draw(_EXO["k"]), draw(_EXO["theta"]), (R, T, gamma_max))
+    H = np.where(rng.uniform(size=H.shape) < draw(_EXO["fraction"]), H_th, H)
     U = rng.uniform(size=(R, T, gamma_max))
     return Exogenous(h, a, H, U)
 
