@@ -32,6 +32,7 @@ none (each process owns whole chunks).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
@@ -71,22 +72,17 @@ DEFAULT_CONNECT_TIMEOUT_S = 120
 WAIT_TIMEOUT_S = 7 * 24 * 3600
 
 
+@dataclasses.dataclass(frozen=True)
 class Layout:
-    """Where this process sits: ``coordinator`` (``HOST:PORT`` or ``None`` = auto-detect),
-    ``num_processes`` and ``process_id`` (``None`` = auto-detect), and the connect timeout."""
+    """Where this process sits: ``coordinator`` (``HOST:PORT``, ``None`` = auto-detect),
+    ``num_processes`` and ``process_id`` (``None`` = auto-detect), the connect timeout in
+    seconds, and where the layout came from (``source``: command line, environment, auto-detect)."""
 
-    __slots__ = ("coordinator", "num_processes", "process_id", "connect_timeout", "source")
-
-    def __init__(self, coordinator, num_processes, process_id, connect_timeout=DEFAULT_CONNECT_TIMEOUT_S, source=""):
-        self.coordinator = coordinator
-        self.num_processes = num_processes
-        self.process_id = process_id
-        self.connect_timeout = connect_timeout
-        self.source = source
-
-    def __repr__(self):
-        return (f"Layout(coordinator={self.coordinator!r}, num_processes={self.num_processes}, "
-                f"process_id={self.process_id}, connect_timeout={self.connect_timeout}, source={self.source!r})")
+    coordinator: str | None
+    num_processes: int | None
+    process_id: int | None
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_S
+    source: str = ""
 
 
 # ----------------------------------------------------------------------------- command line

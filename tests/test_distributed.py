@@ -173,3 +173,25 @@ def test_launch_refuses_commands_that_do_not_split_their_work(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and match in err, err
+
+
+@pytest.mark.slow
+def test_slurm_variables_with_distributed_flag_match_one_process(env, reference, tmp_path):
+    # what srun gives each task, set by hand on one machine: JAX's SLURM detection picks the
+    # coordinator (first node of the step, JAX_COORDINATOR_PORT), process count and index
+    out = tmp_path / "slurm"
+    port = free_port()
+    procs = []
+    for i in range(2):
+        task = dict(env, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2", SLURM_PROCID=str(i),
+                    SLURM_LOCALID=str(i), SLURM_STEP_NUM_NODES="1", JAX_COORDINATOR_PORT=str(port))
+        for var in (distributed.ENV_ADDRESS, distributed.ENV_COUNT, distributed.ENV_ID):
+            task.pop(var, None)
+        procs.append(subprocess.Popen([sys.executable, "-m", "gelato_jax", *SWEEP, "--realizations", "64", "--distributed",
+                                       "--out", str(out)], env=task, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert "gelato sweep:" in outs[0][0] and "gelato sweep:" not in outs[1][0]
+    _assert_same(sw.load_sweep(str(out)), reference[64])
+    assert [json.loads((out / f"chunk-0000{c}.json").read_text())["process"] for c in (0, 1)] == [0, 1]
