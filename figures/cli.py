@@ -176,6 +176,15 @@ def _docs_copies(results_dir: str, docs_dir: str) -> list[str]:
 def cmd_headline(args) -> int:
     from . import headline
 
+    if args.fair:
+        from . import fair
+
+        out = args.out or os.path.join("docs", "headline_fair.md")
+        text = fair.run(out_md=out, results_dir=args.results, quick=args.quick, seed=args.seed,
+                        draw_only=args.draw_only, quiet=args.quiet)
+        print(text if args.print else out)
+        return 0
+    args.out = args.out or os.path.join("docs", "headline.md")
     text = headline.run(out_md=args.out, results_dir=args.results, quick=args.quick, seed=args.seed,
                         draw_only=args.draw_only, quiet=args.quiet)
     if args.print:
@@ -211,7 +220,9 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=cmd_figures)
 
     h = subparsers.add_parser("headline", help="GELATO vs each baseline at the paper's 1 MHz and 140 ms points -> docs/headline.md")
-    h.add_argument("--out", default=os.path.join("docs", "headline.md"), help="markdown file to write (default docs/headline.md)")
+    h.add_argument("--out", default=None, help="markdown file to write (default docs/headline.md; with --fair docs/headline_fair.md)")
+    h.add_argument("--fair", action="store_true",
+                   help="equal-energy framings instead: each fixed-γ baseline at the γ meeting Ē, GELATO at each baseline's energy")
     h.add_argument("--results", default=os.path.join("runs", "headline"), help="saved results folder")
     h.add_argument("--quick", action="store_true", help="16 realizations x 1000 rounds instead of 64 x 3000")
     h.add_argument("--draw-only", action="store_true", help="only rewrite the table from saved results")

@@ -62,3 +62,31 @@ def test_model_md_section_9_correction_mean_proxy_peak_is_gamma_3():
     t_hat = n_hat / d_hat
     assert int(np.argmax(t_hat)) == 3 and abs(t_hat[3] - 32.6) < 0.05 and t_hat[4] < t_hat[3]
     assert "γ = 3 (≈32.6 tok/s" in _model_sections()[9]
+
+
+def test_readme_quotes_the_measured_numbers():
+    """Every number README.md takes from ``python bench/readme_numbers.py`` is quoted as measured
+    (docs/readme_numbers.json holds the measurement and the exact README phrase)."""
+    import json
+
+    readme = " ".join((ROOT / "README.md").read_text().split())  # line breaks do not matter
+    numbers = json.loads((ROOT / "docs" / "readme_numbers.json").read_text())["numbers"]
+    assert len(numbers) >= 8
+    missing = {k: e["readme"] for k, e in numbers.items() if e["readme"] not in readme}
+    assert not missing, missing
+
+
+def test_readme_researcher_commands_parse():
+    """The 'Your own comparison' commands of README parse with today's CLI (not run here)."""
+    import shlex
+
+    from gelato_jax.cli import build_parser
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("### Your own comparison", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    cmds = [c for c in block.replace("\\\n", " ").splitlines() if c.startswith("gelato ")]
+    assert len(cmds) == 2  # one run, one figure (and one line of Python for xarray)
+    parser = build_parser()
+    for c in cmds:
+        args = parser.parse_args(shlex.split(c)[1:])
+        assert args.command in ("compare", "figures")
