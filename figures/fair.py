@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BASELINES", "run_fair", "render_fair", "run"]
+__all__ = ["BASELINES", "pick_gamma", "run_fair", "render_fair", "run"]
 
 # label -> (registry name, fields, words)
 BASELINES = {
@@ -34,6 +34,13 @@ BASELINES = {
     "dssd": ("dssd", {}, "DSSD, scalar uplink"),
 }
 DEFAULT_GAMMA = 4
+
+
+def pick_gamma(energy: dict[int, float], throughput: dict[int, float], e_bar: float) -> int | None:
+    """The γ with the highest throughput among those whose energy per round is ``≤ e_bar``
+    (``None`` when no γ meets the budget; ties: the smaller γ)."""
+    meeting = sorted(g for g in energy if energy[g] <= e_bar)
+    return max(meeting, key=lambda g: throughput[g]) if meeting else None
 
 
 def run_fair(scenario, *, seed: int, realizations: int, rounds: int, V: float, log=lambda *_: None) -> dict[str, Any]:
@@ -54,10 +61,9 @@ def run_fair(scenario, *, seed: int, realizations: int, rounds: int, V: float, l
     for lab, (_name, _kw, words) in BASELINES.items():
         gammas = range(1, scenario.gamma_max + 1)
         energy = {g: summ[f"{lab}-g{g}"]["energy"]["mean"] for g in gammas}
-        meeting = [g for g in gammas if energy[g] <= e_bar]
+        gb = pick_gamma(energy, {g: summ[f"{lab}-g{g}"]["throughput"]["mean"] for g in gammas}, e_bar)
         row: dict[str, Any] = {"baseline": lab, "words": words, "energy_by_gamma": energy}
-        if meeting:
-            gb = max(meeting, key=lambda g: summ[f"{lab}-g{g}"]["throughput"]["mean"])
+        if gb is not None:
             b = m[f"{lab}-g{gb}"]
             row["at_budget"] = {
                 "gamma": gb, "baseline_energy": energy[gb], "gelato_energy": summ["gelato"]["energy"]["mean"],

@@ -201,3 +201,32 @@ def test_cli_figures_from_a_compare_folder_and_refused_flags(tmp_path, capsys, s
     assert fcli._stale(str(saved), "delta", S(delta=0.14), {})
     assert fcli._stale(str(saved), "bandwidth", None, {"W": [1e6, 2e6]})
     assert not fcli._stale(str(saved), "bandwidth", None, {"delta": [0.1]})
+
+
+def test_equal_energy_headline_picks_the_budget_gamma_and_renders_both_framings(tmp_path):
+    import json as _json
+
+    from figures import fair
+    from gelato_jax.cli import main
+
+    assert fair.pick_gamma({1: 0.03, 2: 0.06, 3: 0.09}, {1: 5.0, 2: 7.0, 3: 9.0}, 0.06) == 2  # 0.06 meets 0.06
+    assert fair.pick_gamma({1: 0.03, 2: 0.05}, {1: 8.0, 2: 7.0}, 0.06) == 1  # best throughput, not largest γ
+    assert fair.pick_gamma({1: 0.12, 2: 0.2}, {1: 5.0, 2: 6.0}, 0.06) is None
+    ci = {"mean": 7.9, "ci_low": 7.6, "ci_high": 8.3}
+    row = {"baseline": "dssd", "words": "DSSD, scalar uplink", "energy_by_gamma": {"1": 0.03, "2": 0.06},
+           "at_budget": {"gamma": 2, "baseline_energy": 0.06, "gelato_energy": 0.0616, "baseline_throughput": 28.09,
+                         "gelato_throughput": 32.04, "throughput": ci, "goodput": ci},
+           "at_baseline_energy": {"gamma": 4, "baseline_energy": 0.1199, "gelato_energy": 0.0782,
+                                  "baseline_throughput": 25.02, "gelato_throughput": 32.69, "throughput": ci, "goodput": ci}}
+    none_row = dict(row, words="Static SD, full payload", at_budget=None, energy_by_gamma={"1": 0.1205})
+    rec = {"scenario": {}, "E_bar": 0.06, "V": 0.1, "seed": 0, "realizations": 16, "rounds": 1000, "rows": [row, none_row]}
+    res = tmp_path / "res"
+    res.mkdir()
+    for key in ("1mhz", "140ms"):
+        (res / f"fair_{key}.json").write_text(_json.dumps(rec))
+    out = tmp_path / "fair.md"
+    assert main(["headline", "--fair", "--draw-only", "--results", str(res), "--out", str(out), "--quiet"]) == 0
+    text = out.read_text()
+    assert "`gelato headline --fair --quick`" in text and text.count("| DSSD, scalar uplink | at Ē | 2 | 0.0600 | 0.0616 |") == 2
+    assert "| DSSD, scalar uplink | at the baseline's energy | 4 | 0.1199 | 0.0782 | 25.02 / 32.69 | +7.9 % [+7.6, +8.3]" in text
+    assert "none meets Ē (γ = 1 spends 0.1205 J)" in text
