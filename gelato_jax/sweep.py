@@ -8,6 +8,13 @@ then run in **one compiled program** (``vmap`` over the stacked leaves, ``vmap``
 realizations, ``lax.scan`` over rounds; ``simulator.simulate_realization`` per realization).
 Static fields (``gamma_max``, ``channel``, ``proxy``…) change shapes or code and are refused.
 
+Several policies: ``gelato sweep --policies gelato,dssd,static --grid W=... --out DIR`` (or
+``sweep_policies``; ``gelato compare --grid`` is the same run) runs every policy over the same
+grid on common random numbers: one resumable ``sweep`` folder per policy under ``DIR``,
+``DIR/sweep.json`` listing them, ``DIR/summary.json`` with each grid point's paired comparison;
+``load_sweep(DIR)`` stacks them along a first axis ``policy``. ``SweepResult.to_xarray()`` and
+``to_dataframe()`` label every axis (``open_dataset(DIR)`` in one call).
+
 Sharding: the realization axis of each chunk is sharded over a ``jax.make_mesh`` of the visible
 devices with ``NamedSharding(mesh, P("r"))`` (chunks are padded to a multiple of the device
 count; padded realizations are computed and dropped). Realization ``r`` always uses the key
