@@ -48,18 +48,31 @@ def test_every_model_reference_resolves_to_a_section_of_docs_model_md():
 
 def test_model_md_section_9_correction_mean_proxy_peak_is_gamma_3():
     """docs/model.md §9 and its correction: the mean-proxy throughput at the mean channel
-    (h = 1) peaks at γ = 3, ≈ 32.6 tok/s, not γ = 4 (≈ 36): §3's latency with §5's proxy, float64."""
-    import numpy as np
+    (h = 1) peaks at γ = 3, ≈ 32.6 tok/s, not γ = 4 (≈ 36). Recomputed here from the formulas of
+    §2–§5 in float64 with scipy (independent of the package's JAX code), at Scenario()'s values."""
+    import math
 
-    from gelato_jax import Scenario, channel, tokens
+    import numpy as np
+    from scipy import integrate, special, stats
+
+    from gelato_jax import Scenario
 
     s = Scenario()
-    a, b = float(tokens.mean_acceptance(s)), float(tokens.mean_topp_bits(s))
-    r, r_dl = float(channel.uplink_rate(s, 1.0)), float(channel.downlink_rate(s, 1.0))
+    H = stats.gamma(s.k_H, scale=s.theta_H)
+    a_bar = integrate.quad(lambda h: H.pdf(h) * special.expit(s.a0 - s.a1 * h), 0, np.inf, limit=200)[0]
+    # E[m(H)] = Σ_{j<M} P(c_p e^H > j), M = min(V_vocab, m_max)
+    M = int(min(s.V_vocab, s.m_max))
+    m_bar = 1.0 + sum(H.sf(math.log(j / s.c_p)) if j > s.c_p else 1.0 for j in range(1, M))
+    b_bar = s.b_id + m_bar * (s.b_id + s.b_prob)
+    g0 = 10 ** (-(128.1 + 37.6 * math.log10(s.d / 1000)) / 10)
+    n0 = 10 ** ((s.N0_dBm_Hz + s.NF_dB - 30) / 10)
+    r = s.W * math.log2(1 + s.P_tx * g0 / (n0 * s.W))
+    r_dl = s.W_dl * math.log2(1 + s.P_edge * g0 / (n0 * s.W_dl))
     g = np.arange(s.gamma_max + 1, dtype=np.float64)
-    n_hat = (1 - a ** (g + 1)) / (1 - a)
-    d_hat = g * float(s.tau_d) + g * b / r + s.t_v0 + s.t_v1 * g + s.delta + s.b_dl / r_dl
+    n_hat = (1 - a_bar ** (g + 1)) / (1 - a_bar)
+    d_hat = g * s.c_d / s.f + g * b_bar / r + s.t_v0 + s.t_v1 * g + s.delta + s.b_dl / r_dl
     t_hat = n_hat / d_hat
+    assert abs(a_bar - 0.8422) < 5e-4 and abs(b_bar - 1071) < 1  # docs/model.md §9's ᾱ, b̄
     assert int(np.argmax(t_hat)) == 3 and abs(t_hat[3] - 32.6) < 0.05 and t_hat[4] < t_hat[3]
     assert "γ = 3 (≈32.6 tok/s" in _model_sections()[9]
 
