@@ -55,7 +55,8 @@ from jax.scipy.special import gammaln
 
 from . import channel, costs, tokens
 
-__all__ = ["level_edges", "table", "proxy_on_nodes", "t_star", "Quantisation", "quantisation", "CUT"]
+__all__ = ["level_edges", "table", "proxy_on_nodes", "t_star", "Quantisation", "quantisation", "CUT", "means",
+           "renewal_on_nodes", "t_star_time_average"]
 
 #: extra level cuts (nats) where the bits do not change: narrow levels keep the squeeze weights near 1
 CUT = 0.25
@@ -293,3 +294,116 @@ def t_star(T, E, quant: Quantisation, E_bar, *, iters: int = 200):
     k = jnp.argmax(jax.lax.stop_gradient(g), axis=1)
     e = w @ jnp.take_along_axis(Es, k[:, None], 1)[:, 0]
     return value, lam, e
+
+
+# ----------------------------------------------------------------------------- time-average form
+def means(scenario, *, payload: str, H_th, Theta_th, edges, samples: int = 131072, chunk: int = 8192,
+          seed: int | None = None):
+    """The renewal means of ``gelato_jax.renewal.build_table`` (``E[N]``, ``E[P]``, ``E[L]``,
+    ``E[B]``, ``P(A < L)`` per budget) at thresholds ``(H_th, Θ_th)``, smooth in them (the same
+    estimator as ``table``; same sample for ``seed=None`` and the same chunk). JAX, float64."""
+    from theory import exact_proxy
+
+    from .renewal import RenewalTable
+
+    costs._check_payload(payload)
+    chunk = min(chunk, samples)
+    if samples % chunk:
+        raise ValueError(f"samples ({samples}) must be a multiple of chunk ({chunk})")
+    dtype = jnp.result_type(float)
+    H_th = jnp.asarray(H_th, dtype)
+    Theta_th = jnp.asarray(Theta_th, dtype)
+    edges = jnp.asarray(edges, dtype)
+    bits_lv = _level_bits(scenario, payload, edges)
+    G = scenario.gamma_max
+    gi = jnp.arange(G + 1)
+    pos = jnp.arange(1, G + 1)
+    before = (pos[None, :] <= gi[:, None]).astype(dtype)  # (G+1, G): exit position j ≤ γ̃
+
+    def draws(i):
+        if seed is None:
+            return exact_proxy._entropies(scenario, chunk, dtype, i)
+        key = jax.random.fold_in(jax.random.key(seed), i)
+        return scenario.theta_H * jax.random.gamma(key, jnp.asarray(scenario.k_H, dtype), (chunk, G), dtype=dtype)
+
+    def body(acc, i):
+        q, W, R, Bc = _paths(scenario, payload, H_th, Theta_th, draws(i), edges, bits_lv)
+        n = jnp.cumsum(R, axis=1)
+
+        def mix(x_exit, x_full):  # Σ_{j≤γ̃} q_j x_exit[j] + W_γ̃ x_full[γ̃]  → (c, G+1)
+            return (q * x_exit) @ before.T + W * x_full
+
+        parts = (mix(n[:, :-1], n), mix(pos.astype(dtype), gi.astype(dtype)), mix((pos - 1).astype(dtype), gi.astype(dtype)),
+                 mix(Bc[:, :-1], Bc), mix(1.0 - R[:, :-1], 1.0 - R))
+        return tuple(s + jnp.sum(x, axis=0) for s, x in zip(acc, parts)), None
+
+    init = tuple(jnp.zeros((G + 1,), dtype) for _ in range(5))
+    sums, _ = jax.lax.scan(jax.checkpoint(body), init, jnp.arange(samples // chunk))
+    nan = jnp.where((H_th + Theta_th) < edges[-1], 1.0, jnp.nan)
+    return RenewalTable(*(nan * s / samples for s in sums))
+
+
+def renewal_on_nodes(scenario, payload: str, tab, nodes):
+    """``(N̂, D̂, Ê)`` ``(n, γ_max+1)`` of renewal means ``tab`` at gains ``nodes``."""
+    from .renewal import _table_costs
+
+    def one(h):
+        pc = _table_costs(scenario, payload, tab, channel.uplink_rate(scenario, h), channel.downlink_rate(scenario, h))
+        return pc.tokens, pc.latency, pc.energy
+
+    return jax.vmap(one)(jnp.asarray(nodes))
+
+
+def t_star_time_average(N, D, E, quant: Quantisation, P_bar, *, outer: int = 40, iters: int = 200):
+    r"""``(T*, λ*, power)`` of ``max E[N]/E[D]`` s.t. ``E[E]/E[D] ≤ P̄`` on the quantised law (JAX;
+    MODEL.md §11), by Dinkelbach's iteration as ``renewal.dinkelbach`` (inner price by bisection,
+    the two policies at the crossing mixed), ``outer`` iterations (superlinear: converged in < 10
+    at the defaults). ``θ*``, ``λ*`` and the optimal policy are held fixed (``stop_gradient``) and
+    the value is written ``θ* + E_p*[N − θ*D − λ*(E − P̄D)] / E_p*[D]`` (= ``θ*`` since the bracket
+    vanishes at the optimum): its gradient is the Charnes–Cooper LP's envelope gradient."""
+    w = jnp.asarray(quant.weights)
+    allowed = jnp.ones(N.shape, bool).at[:, 1:].set(~jnp.asarray(quant.outage)[:, None])
+    Ns, Ds, Es = (jax.lax.stop_gradient(x) for x in (N, D, E))
+    b = Es - P_bar * Ds
+    G1 = N.shape[1]
+
+    def price_policy(a, lam):
+        k = jnp.argmax(jnp.where(allowed, a - lam * b, -jnp.inf), axis=1)
+        return jax.nn.one_hot(k, G1, dtype=N.dtype), w @ jnp.take_along_axis(b, k[:, None], 1)[:, 0]
+
+    def inner(theta):
+        a = Ns - theta * Ds
+        p0, e0 = price_policy(a, 0.0)
+
+        def grow(hi):
+            return hi * 2.0
+
+        hi = jax.lax.while_loop(lambda h: (price_policy(a, h)[1] > 0.0) & (h < 1e300), grow, jnp.ones_like(theta))
+
+        def bis(_, lohi):
+            lo, hi = lohi
+            mid = 0.5 * (lo + hi)
+            pos = price_policy(a, mid)[1] > 0.0
+            return jnp.where(pos, mid, lo), jnp.where(pos, hi, mid)
+
+        lo, hi = jax.lax.fori_loop(0, iters, bis, (jnp.zeros_like(hi), hi))
+        pa, ea = price_policy(a, lo)
+        pb, eb = price_policy(a, hi)
+        qq = jnp.where(ea != eb, ea / jnp.where(ea != eb, ea - eb, 1.0), 0.0)
+        probs = (1.0 - qq) * pa + qq * pb
+        slack = e0 <= 0.0
+        return jnp.where(slack, 0.0, hi), jnp.where(slack, p0, probs)
+
+    def dink(_, theta):
+        _, p = inner(theta)
+        new = (w @ jnp.sum(p * Ns, 1)) / (w @ jnp.sum(p * Ds, 1))
+        return jnp.maximum(theta, new)
+
+    theta0 = (w @ Ns[:, 0]) / (w @ Ds[:, 0])
+    theta = jax.lax.fori_loop(0, outer, dink, theta0)
+    lam, p = inner(theta)
+    theta, lam, p = (jax.lax.stop_gradient(x) for x in (theta, lam, p))
+    mD = w @ jnp.sum(p * Ds, 1)
+    value = theta + (w @ jnp.sum(p * (N - theta * D - lam * (E - P_bar * D)), 1)) / mD
+    power = (w @ jnp.sum(p * Es, 1)) / mD
+    return value, lam, power
