@@ -39,8 +39,8 @@ WS = (0.5e6, 1e6, 2e6, 5e6)
 DELTAS = (0.02, 0.14)
 
 
-def one_setting(W, delta, *, V_paper, V_ta, realizations, rounds, seed):
-    base = Scenario(W=W, delta=delta)
+def one_setting(W, delta, *, V_paper, V_ta, realizations, rounds, seed, extra=None):
+    base = Scenario(W=W, delta=delta, **(extra or {}))
     sim = lambda s, p: simulate_metrics(s, p, seed=seed, realizations=realizations, rounds=rounds)  # noqa: E731
     paper = sim(base, Gelato(V=V_paper))
     target = float(np.mean(paper["power"]))
@@ -73,6 +73,8 @@ def main(argv=None) -> int:
     p.add_argument("--V-paper", type=float, default=0.1, help="V of the paper's GELATO (Gelato's default)")
     p.add_argument("--V-ta", type=float, default=1.0, help="V of the time-average GELATO")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--d", type=float, default=None, help="device distance (m; default: the scenario's 300 m)")
+    p.add_argument("--E-bar", type=float, default=None, help="the paper's per-round energy budget (J; default 0.06)")
     p.add_argument("--quick", action="store_true", help="one setting (W = 1 MHz, δ = 20 ms)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "time_average_vs_paper.json"))
     p.add_argument("--figure", default=os.path.join(os.path.dirname(HERE), "figures", "time_average_vs_paper.png"))
@@ -82,7 +84,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     for W, d in settings:
         t1 = time.time()
-        r = one_setting(W, d, V_paper=a.V_paper, V_ta=a.V_ta, realizations=a.realizations, rounds=a.rounds, seed=a.seed)
+        extra = {k: v for k, v in (("d", a.d), ("E_bar", a.E_bar)) if v is not None}
+        r = one_setting(W, d, V_paper=a.V_paper, V_ta=a.V_ta, realizations=a.realizations, rounds=a.rounds, seed=a.seed,
+                        extra=extra)
         r["wall_s"] = time.time() - t1
         rows.append(r)
         g, c = r["goodput_diff"], r["goodput_change_pct"]
@@ -92,7 +96,7 @@ def main(argv=None) -> int:
               f"({c['mean']:+.2f}% [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}])  {r['wall_s']:.0f} s", flush=True)
     rec = {"command": "python bench/time_average_vs_paper.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "realizations": a.realizations, "rounds": a.rounds, "V_paper": a.V_paper, "V_time_average": a.V_ta,
-           "seed": a.seed, "wall_s": time.time() - t0, "rows": rows,
+           "seed": a.seed, "d": a.d, "E_bar": a.E_bar, "wall_s": time.time() - t0, "rows": rows,
            "note": "paired 95% Student-t CIs over realizations on common random numbers; power = mean over "
                    "realizations of ΣE/ΣD; goodput = ΣN/ΣD (tokens per second)"}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
