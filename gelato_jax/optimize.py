@@ -420,7 +420,7 @@ def contour_figure(res: OptimizeResult, path: str) -> str:
     ax.set_xlabel("H_th (nats)")
     ax.set_ylabel("Θ_th (nats)")
     ax.set_title("gelato optimize: T*(H_th, Θ_th)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
