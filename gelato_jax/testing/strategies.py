@@ -82,7 +82,7 @@ SCENARIO_LEAVES: dict[str, tuple[Any, Any]] = {
     "a0": (lambda: st.floats(-5.0, 10.0), lambda: st.floats(-5.0, 10.0)),
     "a1": (lambda: st.floats(0.0, 5.0), lambda: st.floats(0.0, 5.0)),
     "E_bar": (lambda: log_uniform(1e-4, 1.0), lambda: log_uniform(1e-4, 1.0)),
-    # fields that change the law of the draws or of a round after a rejection (MODEL §2, §4):
+    # fields that change the law of the draws or of a round after a rejection (docs/model.md §2, §4):
     # not in CORE_LEAVES, because the project's numpy references assume their defaults
     "rho": (lambda: st.floats(0.0, 0.99), lambda: st.floats(0.0, 0.999)),
     "h_min": (lambda: log_uniform(1e-12, 1e-3), lambda: log_uniform(1e-200, 1e-3)),
@@ -90,7 +90,7 @@ SCENARIO_LEAVES: dict[str, tuple[Any, Any]] = {
     "after_reject_H_scale": (lambda: log_uniform(0.5, 2.0), lambda: log_uniform(0.05, 20.0)),
     "after_reject_a0_shift": (lambda: st.floats(-2.0, 2.0), lambda: st.floats(-20.0, 20.0)),
 }
-# the leaves a round's deterministic formulas (MODEL §2, §3, §5) depend on, with the laws of the
+# the leaves a round's deterministic formulas (docs/model.md §2, §3, §5) depend on, with the laws of the
 # draws at their defaults
 CORE_LEAVES: tuple[str, ...] = tuple(list(SCENARIO_LEAVES)[:24])
 
@@ -102,7 +102,7 @@ def scenario_kwargs(draw, *, extreme: bool = False, vary: Sequence[str] = CORE_L
 
     ``toward_defaults``: each leaf keeps its default with probability ≈ 1/8 and hypothesis shrinks
     it *to the default* (not to the low end of its range), so a shrunk counterexample differs from
-    MODEL §9's defaults only in the fields that matter."""
+    docs/model.md §9's defaults only in the fields that matter."""
     unknown = sorted(set(vary) - set(SCENARIO_LEAVES))
     if unknown:
         raise ValueError(f"scenario_kwargs: no drawing range for {unknown}; known: {sorted(SCENARIO_LEAVES)}")
