@@ -2,7 +2,7 @@
 
 Every test draws *values* (scenario leaves, queues, channels, entropies) with hypothesis and keeps
 *shapes* and static fields fixed, so each jitted function compiles once per test. The reference
-values are computed in numpy directly from MODEL.md §2, §3, §5, §6, not from the library's
+values are computed in numpy directly from docs/model.md §2, §3, §5, §6, not from the library's
 helpers. Profiles: ``ci`` (default, derandomized) and ``dev`` (``HYPOTHESIS_PROFILE=dev``).
 """
 
@@ -37,7 +37,7 @@ scenarios = gst.scenarios()  # the 24 leaves of the round's formulas, static fie
 
 # ----------------------------------------------------------------------------- numpy references
 def np_rates(s: Scenario, h):
-    """MODEL §2: uplink/downlink Shannon rates in numpy (float64)."""
+    """docs/model.md §2: uplink/downlink Shannon rates in numpy (float64)."""
     g0 = 10.0 ** (-(128.1 + 37.6 * np.log10(s.d / 1000.0)) / 10.0)
     n0 = 10.0 ** ((s.N0_dBm_Hz + s.NF_dB - 30.0) / 10.0)
     h = np.asarray(h, np.float64)
@@ -55,7 +55,7 @@ def np_bits_per_token(s: Scenario, payload: str, b_bar_topp: float) -> float:
 
 
 def np_proxy(s: Scenario, payload: str, alpha_bar, b_bar_topp, rate, rate_dl):
-    """MODEL §5 mean proxy for γ = 0..γ_max: (N̂, D̂, Ê), broadcast over leading rate axes."""
+    """docs/model.md §5 mean proxy for γ = 0..γ_max: (N̂, D̂, Ê), broadcast over leading rate axes."""
     g = np.arange(s.gamma_max + 1, dtype=np.float64)
     rate = np.asarray(rate, np.float64)[..., None]
     rate_dl = np.asarray(rate_dl, np.float64)[..., None]
@@ -288,7 +288,7 @@ def test_queue_above_threshold_stops_drafting(scen, V, h, factor):
 
 # ----------------------------------------------------------------------------- invariant 4
 def bucket_reference(H, budget, H_th, Theta_th):
-    """MODEL §6 leaky bucket, literally: returns (sent, passes)."""
+    """docs/model.md §6 leaky bucket, literally: returns (sent, passes)."""
     theta = 0.0
     for i in range(budget):
         theta = max(0.0, theta + float(H[i]) - H_th)
