@@ -4,7 +4,7 @@ Hypothesis draws scenario leaves, policy knobs and the exogenous randomness (a n
 the parameters of the fading, energy-arrival and entropy laws, with deep fades, zero arrivals
 and entropies exactly at the bucket threshold mixed in); shapes are fixed (``R × T`` below,
 ``γ_max = 10``), so each policy configuration compiles once. Per-round references are computed
-in numpy from MODEL.md §2–§6.
+in numpy from docs/model.md §2–§6.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gelato_jax import tokens
 from gelato_jax.policies import REGISTRY, Gelato, StaticSD
 from gelato_jax.testing import strategies as gst
 from gelato_jax.testing.strategies import log_uniform  # noqa: F401 (re-exported for test_properties_matrix)
-from test_properties import bucket_reference  # MODEL §6 leaky bucket, literal loop
+from test_properties import bucket_reference  # docs/model.md §6 leaky bucket, literal loop
 
 R, T, GMAX = 3, 40, 10
 REL = 1e-9  # relative tolerance for "numerically tied" budgets in the float64 reference
@@ -64,7 +64,7 @@ _scenario_stats = jax.jit(lambda s: (tokens.mean_acceptance(s), tokens.mean_topp
 
 
 def np_mean_proxy_utility(s: Scenario, payload: str, V, queue, rate, rate_dl):
-    """``U_t(γ) = V N̂/D̂ − Z_t Ê`` for every round (…, γ_max + 1), MODEL §5 mean proxy
+    """``U_t(γ) = V N̂/D̂ − Z_t Ê`` for every round (…, γ_max + 1), docs/model.md §5 mean proxy
     (``ᾱ``, ``b̄`` from the library's quadrature, tested against scipy in test_formulas)."""
     ab, bb = (float(x) for x in _scenario_stats(s))
     bb = bb if payload == "topp" else float(np_token_bits(s, payload, 0.0))
