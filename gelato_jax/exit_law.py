@@ -38,7 +38,7 @@ exactly the table's samples, so the two estimators differ only near the threshol
 
 Everything is JAX (float64 recommended: ``jax.enable_x64``); ``table(...)`` returns a
 ``theory.exact_proxy.ExactTable`` that ``exact_costs`` and ``gelato_jax.optimum`` consume as they
-are. ``t_star`` is ``T*`` of the exit-aware per-round problem (MODEL.md §8.3, ``proxy="exact"``) on
+are. ``t_star`` is ``T*`` of the exit-aware per-round problem (docs/model.md §8.3, ``proxy="exact"``) on
 an equal-probability quantisation of the fading law, differentiable in the thresholds by the
 envelope theorem (the price ``λ*`` is held fixed: ``∂D/∂λ = 0`` at the optimum).
 """
@@ -356,7 +356,7 @@ def renewal_on_nodes(scenario, payload: str, tab, nodes):
 
 def t_star_time_average(N, D, E, quant: Quantisation, P_bar, *, outer: int = 40, iters: int = 200):
     r"""``(T*, λ*, power)`` of ``max E[N]/E[D]`` s.t. ``E[E]/E[D] ≤ P̄`` on the quantised law (JAX;
-    MODEL.md §11), by Dinkelbach's iteration as ``renewal.dinkelbach`` (inner price by bisection,
+    docs/model.md §11), by Dinkelbach's iteration as ``renewal.dinkelbach`` (inner price by bisection,
     the two policies at the crossing mixed), ``outer`` iterations (superlinear: converged in < 10
     at the defaults). ``θ*``, ``λ*`` and the optimal policy are held fixed (``stop_gradient``) and
     the value is written ``θ* + E_p*[N − θ*D − λ*(E − P̄D)] / E_p*[D]`` (= ``θ*`` since the bracket
