@@ -1,9 +1,9 @@
 r"""Best exit thresholds ``(H_th, Θ_th)`` and ``V`` for a scenario (``gelato optimize``).
 
-The inner loop's leaky bucket has two thresholds that MODEL.md §6 sets by hand (1.5, 1.0 nats);
+The inner loop's leaky bucket has two thresholds that docs/model.md §6 sets by hand (1.5, 1.0 nats);
 the outer loop's ``V`` trades throughput for queue. This module answers: which thresholds
 maximise ``T*``, the best long-term throughput within the energy budget of the exit-aware
-per-round problem (MODEL.md §8.3 with ``proxy="exact"``, the problem ``Gelato(proxy="exact")``
+per-round problem (docs/model.md §8.3 with ``proxy="exact"``, the problem ``Gelato(proxy="exact")``
 solves), and which ``V`` meets a queue or settling-time limit.
 
 Method.
@@ -22,11 +22,11 @@ Method.
    own table (``Gelato(proxy="exact", H_th, Θ_th)``: what a user deploying the answer gets), and
    the gain with a 95 % interval from ``replicates`` independent entropy samples (the spread of
    the paired gain across replicates, scaled to the table's ``EXACT_SAMPLES``).
-4. ``V``: the queue settles near ``Vλ*`` (MODEL.md §8.8) within about ``Vλ*/ε`` rounds (it grows by
+4. ``V``: the queue settles near ``Vλ*`` (docs/model.md §8.8) within about ``Vλ*/ε`` rounds (it grows by
    at most ``ε = Ē − E[E | γ = 0]`` per round below its level); ``--queue-limit Z`` gives the
    largest ``V`` with ``Vλ* ≤ Z``, ``--settle-rounds N`` the largest with ``Vλ*/ε ≤ N``.
 
-``objective="time_average"`` (MODEL.md §11) maximises ``ΣN/ΣD`` under the power budget ``P_bar``
+``objective="time_average"`` (docs/model.md §11) maximises ``ΣN/ΣD`` under the power budget ``P_bar``
 instead: the same estimator gives the renewal means (``exit_law.means``), ``T*`` is the
 linear-fractional optimum (Dinkelbach, ``exit_law.t_star_time_average``; reported by
 ``renewal.time_average_optimum``), the queue ``Z_{t+1} = max(Z_t + E_t − P̄D_t, 0)`` settles near
@@ -58,7 +58,7 @@ def threshold_objective(scenario, *, payload: str, edges, quant, samples: int, c
     """``f(x) = T*(H_th = x[0], Θ_th = x[1])`` (tok/s), a pure JAX function of ``x (2,)``.
 
     ``objective="per_round"``: ``max E[N/D]`` s.t. ``E[E] ≤ Ē`` (``exit_law.table``, ``t_star``);
-    ``"time_average"``: ``max E[N]/E[D]`` s.t. ``E[E]/E[D] ≤ P̄`` (MODEL.md §11; ``exit_law.means``,
+    ``"time_average"``: ``max E[N]/E[D]`` s.t. ``E[E]/E[D] ≤ P̄`` (docs/model.md §11; ``exit_law.means``,
     ``t_star_time_average``). ``edges``: ``exit_law.level_edges``; ``quant``:
     ``exit_law.quantisation``; ``samples``/``seed``: the entropy sample (``seed=None``: the
     exact-proxy table's own sample, its first ``samples``). ``with_price``: return ``(T*, λ*)``.
@@ -265,7 +265,7 @@ def optimize(scenario, policy=None, *, objective: str | None = None, box=DEFAULT
       policy: a ``Gelato`` with ``exit="bucket"`` (default ``Gelato()``); its ``payload`` and ``V``
         (kept when no limit is given) are used, and its thresholds are the defaults compared with.
         The optimised problem is the exact-proxy one (``proxy="exact"``), whatever its ``proxy``.
-      objective: ``"per_round"`` (MODEL.md §8.3: ``E[N/D]`` under ``E_bar`` J/round) or
+      objective: ``"per_round"`` (docs/model.md §8.3: ``E[N/D]`` under ``E_bar`` J/round) or
         ``"time_average"`` (§11: ``ΣN/ΣD`` under ``P_bar`` W); default: ``scenario.objective``.
       box: ``((H_lo, H_hi), (Θ_lo, Θ_hi))`` nats.
       grid: points per axis of the confirming grid (≥ 2).
@@ -309,7 +309,7 @@ def optimize(scenario, policy=None, *, objective: str | None = None, box=DEFAULT
     box = _check_box(box)
     if np.ndim(scenario.E_bar) != 0:
         raise ValueError("optimize needs a single scenario (scalar leaves), not a stacked batch")
-    scenario.check_iid_rounds("gelato optimize (T* of the exit-aware problem, MODEL §8.3)")
+    scenario.check_iid_rounds("gelato optimize (T* of the exit-aware problem, docs/model.md §8.3)")
     if float(scenario.rho_H) != 0.0:
         raise ValueError("Scenario.rho_H must be 0 for gelato optimize (the exact-proxy table assumes i.i.d. entropies)")
     choose_V(1.0, 1.0, queue_limit=queue_limit, settle_rounds=settle_rounds)  # validate the limits early
@@ -504,7 +504,7 @@ def add_parsers(subparsers) -> None:
                     "(optax, several starts) confirmed by a grid; choose the largest V meeting a queue or settling limit.")
     add_model_args(p, policy=False)
     p.add_argument("--objective", choices=OBJECTIVES, default=None,
-                   help="per_round: E[N/D] under E_bar J/round (MODEL §8.3); time_average: ΣN/ΣD under P_bar W (§11); "
+                   help="per_round: E[N/D] under E_bar J/round (docs/model.md §8.3); time_average: ΣN/ΣD under P_bar W (§11); "
                         "default: the scenario's objective")
     lim = p.add_mutually_exclusive_group()
     lim.add_argument("--queue-limit", type=_positive_float, metavar="Z", help="largest V with predicted queue V·λ* ≤ Z (J)")
