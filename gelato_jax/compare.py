@@ -577,7 +577,8 @@ def add_parsers(subparsers) -> None:
     )
     add_policy_args(p)
     p.add_argument("--config", metavar="FILE.toml", help="scenario TOML ([scenario] table or top-level keys)")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a scenario field (repeatable)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a scenario field (repeatable; W_dl=W ties the downlink bandwidth to W)")
     p.add_argument("--grid", action="append", metavar="FIELD=VALUES",
                    help="grid axis: FIELD=logspace:A:B:N | linspace:A:B:N | v1,v2,... (repeatable; policy=a,b = --policies)")
     p.add_argument("--grid-file", metavar="FILE.toml", help="TOML with a [grid] table")
