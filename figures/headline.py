@@ -23,9 +23,12 @@ PAPER = {
     "1mhz": "+64.98 % throughput, −47.47 % energy",
     "140ms": "+20.04 – 25.95 % throughput, −23.39 % energy",
 }
-POLICIES = ("gelato", "static", "dssd", "adaedl", "uhlm", "greedy", "lyapunov-only", "exit-only", "oracle")
+POLICIES = ("gelato", "static", "static-topp", "dssd", "adaedl", "uhlm", "greedy", "lyapunov-only", "exit-only", "oracle")
+# labels that are not registry names: label -> (registry name, fields)
+VARIANTS = {"static-topp": ("static", {"payload": "topp"})}
 LABELS = {
     "static": "Static SD (γ=4, full payload)",
+    "static-topp": "Static SD (γ=4, top-p payload)",
     "dssd": "DSSD (γ=4, scalar uplink)",
     "adaedl": "AdaEDL (cap 10, topp)",
     "uhlm": "U-HLM (γ=1, u_th=1 nat; lossy)",
@@ -110,6 +113,11 @@ def discussion(results: dict) -> str:
   {ch('140ms', 'dssd', 'throughput'):+.1f} % / {ch('140ms', 'dssd', 'goodput'):+.1f} % / {ch('140ms', 'dssd', 'energy'):+.1f} % at 140 ms
   (paper: +20.04–25.95 %, −23.39 %). The paper's throughput definition is not known to us; its
   +64.98 % {between}.
+* **Static SD with the top-p payload** (GELATO's own payload, no control) is the strong fixed-γ
+  baseline: GELATO's throughput change against it is {ch('1mhz', 'static-topp', 'throughput'):+.1f} % at 1 MHz
+  and {ch('140ms', 'static-topp', 'throughput'):+.1f} % at 140 ms, while it spends
+  {mean('1mhz', 'static-topp', 'energy') / g1:.1f}× and {mean('140ms', 'static-topp', 'energy') / g140:.1f}× GELATO's energy. At equal
+  energy see [headline_fair.md](headline_fair.md) (`gelato headline --fair`).
 * **Energy is set by Ē.** GELATO holds its long-term energy at the budget Ē = {e_bar} J/round by
   construction (measured: {g1:.4f} J at 1 MHz, {g140:.4f} J at 140 ms — above Ē where the queue is
   still converging within the finite horizon, since `Z ≈ V λ*` must build up first); baselines
@@ -134,6 +142,18 @@ def discussion(results: dict) -> str:
 """
 
 
+def _headline_policies(scenario):
+    """``POLICIES`` as policies: GELATO-family at ``GELATO_V``, ``VARIANTS`` by their fields."""
+    from gelato_jax.compare import parse_policy_specs
+
+    from .runner import GELATO_V
+
+    names = [f"{n}={VARIANTS[n][0]}" if n in VARIANTS else n for n in POLICIES]
+    psets = [f"{n}.V={GELATO_V}" for n in POLICIES if n in ("gelato", "lyapunov-only")]
+    psets += [f"{n}.{k}={v}" for n, (_, kw) in VARIANTS.items() for k, v in kw.items()]
+    return parse_policy_specs(names, psets, scenario)
+
+
 def run(*, out_md: str, results_dir: str, quick: bool = False, seed: int = 0, draw_only: bool = False, quiet: bool = False) -> str:
     import sys
 
@@ -141,7 +161,7 @@ def run(*, out_md: str, results_dir: str, quick: bool = False, seed: int = 0, dr
     from gelato_jax import io as gio
     from gelato_jax.compare import compare, comparison_record, load_comparison, save_comparison
 
-    from .runner import GELATO_V, _policies
+    from .runner import GELATO_V
 
     R, T = (16, 1000) if quick else (64, 3000)
     results = {}
@@ -154,7 +174,7 @@ def run(*, out_md: str, results_dir: str, quick: bool = False, seed: int = 0, dr
             results[key] = load_comparison(results_dir, stem)
             continue
         scen = Scenario(**fields)
-        pols = _policies(POLICIES, scen)
+        pols = _headline_policies(scen)
         t0 = time.time()
         if not quiet:
             print(f"headline: {key} ({R} x {T})", file=sys.stderr)
