@@ -149,24 +149,28 @@ def _cli(argv):
 
 
 def test_cli_check_prints_one_line_per_invariant(tmp_path):
-    code, out, _ = _cli(["check", f"{EXAMPLE}:MyPolicy", "--only", "budget_range,no_retrace", "--examples", "3",
-                         "--set", "gamma_max=4", "--set", "V=0.5"])
+    """``gelato check`` on a file: one line per invariant, exit 0 when all hold, 1 with the FAIL line
+    and its counterexample otherwise (``no_retrace`` lowers without compiling, so the test is fast;
+    the full run is the slow test below)."""
+    code, out, _ = _cli(["check", f"{EXAMPLE}:MyPolicy", "--only", "no_retrace", "--examples", "3",
+                         "--set", "gamma_max=4", "--set", "V=0.5", "--declare", "monotone_in_queue"])
     assert code == 0, out
     lines = out.strip().splitlines()
-    assert lines[1].startswith("pass  budget_range") and lines[2].startswith("pass  no_retrace"), out
+    assert lines[0].startswith("gelato check") and lines[1].startswith("pass  no_retrace"), out
+    assert lines[2].startswith("1 of 1 invariants hold"), out
     broken = tmp_path / "her_policy.py"
     broken.write_text(
         "import jax.numpy as jnp\n"
-        "from gelato_jax.policies import Policy, pytree_dataclass, leaf_field\n\n"
+        "from gelato_jax.policies import Policy, pytree_dataclass, static_field\n\n"
         "@pytree_dataclass\n"
         "class MyPolicy(Policy):\n"
-        "    V: float = leaf_field(0.1)\n\n"
+        "    V: float = static_field(0.1)\n\n"
         "    def choose_budget(self, scenario, aux, state, obs):\n"
-        "        return jnp.asarray(scenario.gamma_max + 1)\n"
+        "        return jnp.asarray(0)\n"
     )
-    code, out, _ = _cli(["check", f"{broken}:MyPolicy", "--only", "budget_range", "--examples", "2", "--set", "gamma_max=4"])
+    code, out, _ = _cli(["check", f"{broken}:MyPolicy", "--only", "no_retrace", "--set", "W=5e6"])
     assert code == 1, out
-    assert re.search(r"^FAIL  budget_range", out, re.M) and "counterexample: Scenario(gamma_max=4" in out, out
+    assert re.search(r"^FAIL  no_retrace", out, re.M) and "counterexample: Scenario(W=5e+06" in out, out
 
 
 @pytest.mark.parametrize(
@@ -217,3 +221,48 @@ def test_readme_example_is_the_checked_file():
     block = block[: block.index("```")]
     assert block == open(EXAMPLE, encoding="utf-8").read()
     assert len(block.splitlines()) <= 35  # the issue's "30-line policy"
+
+
+def test_observation_strategy_matches_the_round():
+    """``strategies.observations``: the rates and the outage flag are the round's own functions of
+    the drawn fading (clamped at ``h_min``), the queue is ``≥ 0``."""
+    from hypothesis import given, settings
+
+    from gelato_jax import Scenario, channel
+    from gelato_jax.testing import strategies as gst
+
+    scen = Scenario(r_min=3e6)  # outage in about a fifth of the draws
+
+    @settings(max_examples=10)
+    @given(obs=gst.observations(scen))
+    def check(obs):
+        assert float(obs.h) >= scen.h_min and float(obs.queue) >= 0
+        assert float(obs.rate) == float(channel.uplink_rate(scen, obs.h))
+        assert bool(obs.outage) == (float(obs.rate) < scen.r_min)
+
+    check()
+
+
+_DEVICES = """
+import jax
+jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_enable_x64", True)
+from gelato_jax.testing import check_policy
+from gelato_jax.testing.cli import load_policy_class
+MyPolicy = load_policy_class(%r + ":MyPolicy")
+assert jax.device_count() == 4
+rep = check_policy(MyPolicy(), only=["chunking"], examples=4, statics={"gamma_max": (4,)})
+print(rep.format())
+assert rep.ok and "device count not tested" not in rep["chunking"].message
+print("DEVICES-OK")
+"""
+
+
+@pytest.mark.slow
+def test_chunking_checks_the_device_count_with_4_fake_devices():
+    """With 4 (fake CPU) devices ``chunking`` also compares a sharded ``sweep`` with one device."""
+    import subprocess
+
+    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", _DEVICES % EXAMPLE], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0 and "DEVICES-OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
