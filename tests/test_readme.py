@@ -103,3 +103,18 @@ def test_readme_researcher_commands_parse():
     for c in cmds:
         args = parser.parse_args(shlex.split(c)[1:])
         assert args.command in ("compare", "figures")
+
+
+def test_readme_headline_table_is_docs_headline_md():
+    """README's 'GELATO relative to DSSD' rows are the ones `gelato headline` wrote to
+    docs/headline.md (throughput, goodput, energy per round, in that order, per scenario)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text().replace("−", "-")
+    head = (ROOT / "docs" / "headline.md").read_text().replace("−", "-")
+    rows = re.findall(r"^\| DSSD \(γ=4, scalar uplink\) \| ([+-][^|]+%[^|]*)\| ([^|]+)\| ([^|]+)\|", head, re.M)
+    assert len(rows) == 2  # the GELATO-vs tables of the two scenarios
+    for label, cells in zip(("W = 1 MHz, δ = 20 ms", "W = 1 MHz, δ = 140 ms"), rows):
+        line = next(l for l in readme.splitlines() if l.startswith(f"| {label} |"))
+        got = [c.strip() for c in line.split("|")[2:5]]
+        assert got == [c.strip() for c in cells], (label, got, cells)
