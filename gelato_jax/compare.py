@@ -561,6 +561,13 @@ def add_policy_args(p, default: str = f"default: {','.join(DEFAULT_POLICIES)}") 
     p.add_argument("--reference", help="label compared against (default: gelato)")
 
 
+def add_grid_args(p) -> None:
+    """``--grid FIELD=VALUES`` (repeatable) and ``--grid-file FILE.toml`` (``grid_from_args``)."""
+    p.add_argument("--grid", action="append", metavar="FIELD=VALUES",
+                   help="grid axis: FIELD=logspace:A:B:N | linspace:A:B:N | v1,v2,... (repeatable; policy=a,b = --policies)")
+    p.add_argument("--grid-file", metavar="FILE.toml", help="TOML with a [grid] table (FIELD = [..] or \"logspace:A:B:N\")")
+
+
 def add_parsers(subparsers) -> None:
     from .cli_inputs import nonneg_int, positive_int
 
@@ -579,9 +586,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="scenario TOML ([scenario] table or top-level keys)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a scenario field (repeatable; W_dl=W ties the downlink bandwidth to W)")
-    p.add_argument("--grid", action="append", metavar="FIELD=VALUES",
-                   help="grid axis: FIELD=logspace:A:B:N | linspace:A:B:N | v1,v2,... (repeatable; policy=a,b = --policies)")
-    p.add_argument("--grid-file", metavar="FILE.toml", help="TOML with a [grid] table")
+    add_grid_args(p)
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--realizations", type=positive_int, default=64)
     p.add_argument("--rounds", type=positive_int, default=2000)

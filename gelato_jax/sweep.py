@@ -816,14 +816,12 @@ def _cmd_sweep_policies(args: argparse.Namespace, grid) -> int:
 
 def add_parsers(subparsers) -> None:
     from .cli import _add_model_args, _nonneg_int, _positive_int
-    from .compare import add_policy_args
+    from .compare import add_grid_args, add_policy_args
 
     p = subparsers.add_parser("sweep", help="grid sweep over scenario/policy fields x realizations (sharded, resumable)")
     _add_model_args(p)
     add_policy_args(p, default="several policies on common random numbers; without it: --policy, one policy")
-    p.add_argument("--grid", action="append", metavar="FIELD=VALUES",
-                   help="grid axis: FIELD=logspace:A:B:N | linspace:A:B:N | v1,v2,... (repeatable; policy=a,b = --policies)")
-    p.add_argument("--grid-file", metavar="FILE.toml", help="TOML with a [grid] table (FIELD = [..] or \"logspace:A:B:N\")")
+    add_grid_args(p)
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--realizations", type=_positive_int, default=256)
     p.add_argument("--rounds", type=_positive_int, default=5000)
