@@ -597,27 +597,35 @@ def atlas(scenario=None, policy=None, *, W=(0.5e6, 1e6, 2e6, 5e6), delta=(0.02, 
 
 
 def atlas_figure(rec: dict[str, Any], path: str) -> str:
-    """Three panels against bandwidth (one line per δ): optimal ``H_th``, optimal ``Θ_th``, gain
-    over the defaults (%, with the replicates' spread as error bars)."""
+    """Three panels against bandwidth (one line per δ): the optimal ``H_th + Θ_th`` (the entropy at
+    which a round's first draft exits; well determined), the optimal ``Θ_th`` (poorly determined:
+    ``T*`` is flat along the ridge of constant sum), and the gain over the defaults (%, error bars:
+    the replicates' spread)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator
 
     W = np.asarray(rec["W"]) / 1e6
     fig, axs = plt.subplots(1, 3, figsize=(11, 3.4))
     reps = np.asarray(rec["gain_replicates"])
     fd = np.asarray(rec["T_star_default"])
+    H, Th = np.asarray(rec["H_th"]), np.asarray(rec["Theta_th"])
     for j, d in enumerate(rec["delta"]):
         lab = f"δ = {1e3 * d:g} ms"
-        axs[0].plot(W, np.asarray(rec["H_th"])[:, j], "o-", label=lab)
-        axs[1].plot(W, np.asarray(rec["Theta_th"])[:, j], "o-", label=lab)
+        axs[0].plot(W, H[:, j] + Th[:, j], "o-", label=lab)
+        axs[1].plot(W, Th[:, j], "o-", label=lab)
         err = 100 * reps[:, j].std(axis=-1, ddof=1) / fd[:, j] if reps.shape[-1] > 1 else None
         axs[2].errorbar(W, np.asarray(rec["gain_pct"])[:, j], yerr=err, fmt="o-", capsize=3, label=lab)
-    axs[0].axhline(rec["defaults"][0], color="k", ls=":", lw=1, label="default")
+    axs[0].axhline(sum(rec["defaults"]), color="k", ls=":", lw=1, label="default")
     axs[1].axhline(rec["defaults"][1], color="k", ls=":", lw=1, label="default")
-    for ax, t in zip(axs, ("optimal H_th (nats)", "optimal Θ_th (nats)", "T* gain over the defaults (%)")):
+    titles = ("optimal H_th + Θ_th (nats)", "optimal Θ_th (nats; T* flat along the ridge)", "T* gain over the defaults (%)")
+    for ax, t in zip(axs, titles):
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(W))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{w:g}" for w in W])
         ax.set_xlabel("bandwidth W (MHz)")
         ax.set_title(t, fontsize=10)
         ax.grid(alpha=0.3)
