@@ -139,7 +139,7 @@ def test_resolve_only():
     assert vrun.resolve_only(["B", "e-gauss-markov", "b"]) == ("b-gelato-exact", "e-gauss-markov")
     assert vrun.resolve_only(None) is None
     with pytest.raises(ValueError, match="unknown configuration"):
-        vrun.resolve_only("f")
+        vrun.resolve_only("g")
 
 
 def test_rate_claims_fail_the_run_only_with_strict():
