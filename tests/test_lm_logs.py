@@ -150,3 +150,27 @@ def test_simulate_refuses_lm_only_flags_on_the_surrogate(flag, capsys):
     assert main(["simulate", *flag, "--realizations", "2", "--rounds", "2", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert flag[0] in err and "--tokens lm" in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_csv_round_trip_reproduces_lm_fit(tmp_path):
+    """`--export-csv` writes LM mode's own rounds (KV-cached, tiny untrained rotary pair) in the
+    structured schema; fitting that file gives LM mode's fit (same numbers: entropies are written
+    with 9 significant digits, which round-trips float32)."""
+    from flax import nnx
+
+    from gelato_jax.lm.model import LMConfig, TransformerLM
+    from gelato_jax.lm.weights_io import save_model
+
+    w = tmp_path / "w"
+    save_model(TransformerLM(LMConfig(n_layers=1, d_model=16, n_heads=2, max_len=32, pos="rope", window=16),
+                             rngs=nnx.Rngs(0)), w / "draft")
+    save_model(TransformerLM(LMConfig(n_layers=1, d_model=32, n_heads=2, max_len=32, pos="rope", window=16),
+                             rngs=nnx.Rngs(1)), w / "target")
+    lm = run_calibration(out_dir=tmp_path / "lm", weights_dir=str(w), rounds=6, sequences=8, gamma_max=4,
+                         top_p=0.9, quiet=True, export_csv=tmp_path / "log.csv")
+    assert lm["export_csv"]["rows"] == 6 * 8 * 4  # every drafted position
+    csv = run_calibration(csv=str(tmp_path / "log.csv"), out_dir=tmp_path / "csv", quiet=True)
+    for k in ("a0", "a1", "k_H", "theta_H", "c_p", "after_reject_a0_shift", "after_reject_H_scale", "rho_text"):
+        assert k in lm["fit"], k
+        np.testing.assert_allclose(csv["fit"][k], lm["fit"][k], rtol=1e-9, err_msg=k)
+    assert csv["n_pairs"] == lm["n_pairs"] and csv["not_estimated"] == lm["not_estimated"] == {}

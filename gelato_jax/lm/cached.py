@@ -104,16 +104,20 @@ def check_cached_pair(pair, gamma_max: int) -> None:
         raise ValueError(f"gamma_max must be an integer >= 1, got {gamma_max!r}")
 
 
-def prefill(pair, context, gamma_max: int) -> SeqState:
-    r"""State of one sequence after reading ``context (C,)`` (``C ≥ 2``): the target caches
-    positions ``< C − 1``, the draft ``< C − 2`` (the invariants of a round's start)."""
+def prefill(pair, context, gamma_max: int, start: int = 0) -> SeqState:
+    r"""State of one sequence after reading ``context (C,)`` (``C ≥ 2``) at positions
+    ``start … start + C − 1``: the target caches positions ``< start + C − 1``, the draft
+    ``< start + C − 2`` (the invariants of a round's start).  ``start > 0`` stands for a text that
+    has already run ``start`` bytes (rotary attention depends on distances only, so this is the
+    state of a long text whose last ``C`` bytes are ``context`` when ``C ≥ 2W``); the benchmark uses it
+    to show that a round's cost does not depend on the text's length."""
     c = context.shape[-1]
     if c < 2:
         raise ValueError(f"context must hold at least 2 tokens, got {c}")
     context = context.astype(jnp.int32)
     extra = cache_extra(gamma_max)
     draft, target = pair.draft(), pair.target()
-    pos = jnp.arange(c, dtype=jnp.int32)
+    pos = start + jnp.arange(c, dtype=jnp.int32)
     dc = draft.init_cache((), extra)
     tc = target.init_cache((), extra)
     step = extra + 1  # chunks of ≤ extra + 1 tokens never overwrite a key their own queries need
@@ -123,7 +127,7 @@ def prefill(pair, context, gamma_max: int) -> SeqState:
         if a < c - 2:
             b2 = min(b, c - 2)
             _, dc = draft.decode(context[a:b2], pos[a:b2], dc)
-    return SeqState(dc, tc, jnp.asarray(c, jnp.int32), context[c - 2:])
+    return SeqState(dc, tc, jnp.asarray(start + c, jnp.int32), context[c - 2:])
 
 
 def _token_step(q, key, i, theta, halted, budget, H_th, Theta_th, exit_on, top_p):
