@@ -118,3 +118,16 @@ def test_readme_headline_table_is_docs_headline_md():
         line = next(l for l in readme.splitlines() if l.startswith(f"| {label} |"))
         got = [c.strip() for c in line.split("|")[2:5]]
         assert got == [c.strip() for c in cells], (label, got, cells)
+
+
+def test_readme_equal_energy_numbers_are_docs_headline_fair_md():
+    """The equal-energy changes README quotes are cells of docs/headline_fair.md."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    fair = (ROOT / "docs" / "headline_fair.md").read_text()
+    start = readme.index("At equal energy ([docs/headline_fair.md]")
+    para = readme[start:readme.index("Why they differ", start)]
+    quoted = [c for c in ("+14.0 % [+13.8, +14.2]", "+7.9 % [+7.8, +8.0]", "+2.8 % [+2.7, +2.9]", "0.1209 J", "0.1201")
+              if c in para]
+    assert len(quoted) == 5
+    for c in quoted:
+        assert c in fair, c
