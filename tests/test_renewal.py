@@ -143,13 +143,20 @@ def user_exo():
 
 
 @pytest.fixture(scope="module")
+def user_aux():
+    """``precompute`` of the time-average Gelato on USER (does not depend on V or the ratio variant)."""
+    with jax.enable_x64(True):
+        return Gelato(ratio_nodes=32).precompute(USER)
+
+
+@pytest.fixture(scope="module")
 def known_rollout(user_exo):
     with jax.enable_x64(True):
         return rollout(USER, Gelato(V=2.0, ratio="known", ratio_nodes=32), user_exo)
 
 
 @pytest.mark.parametrize("ratio", ["known", "learn"])
-def test_ratio_rule_budgets_match_numpy(ratio, user_exo, known_rollout):
+def test_ratio_rule_budgets_match_numpy(ratio, user_exo, known_rollout, user_aux):
     """Every round of a float64 rollout plays argmax_γ [V N̂ − Z(Ê − P̄D̂) − θ D̂] at its own queue and
     rate, with θ(Z) recomputed in numpy (bisection on the same fading nodes) or V·ΣN/ΣD of the
     rounds before; and the queue follows Z_{t+1} = max(Z + E − P̄D, 0)."""
@@ -157,7 +164,7 @@ def test_ratio_rule_budgets_match_numpy(ratio, user_exo, known_rollout):
     pol = Gelato(V=2.0, ratio=ratio, ratio_nodes=32)
     with jax.enable_x64(True):
         tr = known_rollout if ratio == "known" else rollout(scen, pol, exo)
-        aux = pol.precompute(scen)
+        aux = user_aux
         Nn, Dn, En, outn = (np.asarray(x) for x in aux.node_tables)
     allowed = np.ones_like(Nn, bool)
     allowed[outn, 1:] = False
@@ -194,14 +201,13 @@ def test_ratio_rule_budgets_match_numpy(ratio, user_exo, known_rollout):
     assert len(set(np.asarray(tr.budget).ravel().tolist())) > 1  # the rule is not trivially constant
 
 
-def test_ratio_theta_is_the_root_of_phi():
+def test_ratio_theta_is_the_root_of_phi(user_aux):
     with jax.enable_x64(True):
-        pol = Gelato(V=5.0)
-        aux = pol.precompute(TA)
+        aux = user_aux
         N, D, E, out = aux.node_tables
         for Z in (0.0, 10.0, 80.0):
-            th_ = float(renewal.ratio_theta(5.0, Z, float(TA.P_bar), N, D, E, out, aux.h_weights))
-            want = _numpy_theta(5.0, Z, float(TA.P_bar), *(np.asarray(x) for x in (N, D, E)),
+            th_ = float(renewal.ratio_theta(5.0, Z, float(USER.P_bar), N, D, E, out, aux.h_weights))
+            want = _numpy_theta(5.0, Z, float(USER.P_bar), *(np.asarray(x) for x in (N, D, E)),
                                 np.where(np.asarray(out)[:, None] & (np.arange(N.shape[1]) > 0), False, True),
                                 np.asarray(aux.h_weights))
             assert abs(th_ - want) <= 1e-9 * abs(want), (Z, th_, want)
