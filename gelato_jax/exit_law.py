@@ -92,6 +92,30 @@ def _level_bits(scenario, payload, edges):
     return costs.token_bits(scenario, payload, mid)
 
 
+def _prepare(scenario, payload, H_th, Theta_th, edges, samples, chunk):
+    """Checked arguments of ``table``/``means``: ``(chunk, dtype, H_th, Θ_th, edges, level bits)``."""
+    costs._check_payload(payload)
+    chunk = min(chunk, samples)
+    if samples % chunk:
+        raise ValueError(f"samples ({samples}) must be a multiple of chunk ({chunk})")
+    dtype = jnp.result_type(float)
+    edges = jnp.asarray(edges, dtype)
+    return (chunk, dtype, jnp.asarray(H_th, dtype), jnp.asarray(Theta_th, dtype), edges,
+            _level_bits(scenario, payload, edges))
+
+
+def _draws(scenario, chunk: int, dtype, i, seed):
+    """Chunk ``i`` of base entropies ``(chunk, γ_max)``: the exact-proxy table's own sample
+    (``seed=None``) or an independent one (key ``fold_in(key(seed), i)``)."""
+    from theory import exact_proxy
+
+    if seed is None:
+        return exact_proxy._entropies(scenario, chunk, dtype, i)
+    key = jax.random.fold_in(jax.random.key(seed), i)
+    k = jnp.asarray(scenario.k_H, dtype)
+    return scenario.theta_H * jax.random.gamma(key, k, (chunk, scenario.gamma_max), dtype=dtype)
+
+
 def _log_pdf(h, k, theta):
     return (k - 1.0) * jnp.log(h) - h / theta - gammaln(k) - k * jnp.log(theta)
 
@@ -149,15 +173,7 @@ def table(scenario, *, payload: str, H_th, Theta_th, edges, samples: int = 13107
     """
     from theory import _generated, exact_proxy
 
-    costs._check_payload(payload)
-    chunk = min(chunk, samples)
-    if samples % chunk:
-        raise ValueError(f"samples ({samples}) must be a multiple of chunk ({chunk})")
-    dtype = jnp.result_type(float)
-    H_th = jnp.asarray(H_th, dtype)
-    Theta_th = jnp.asarray(Theta_th, dtype)
-    edges = jnp.asarray(edges, dtype)
-    bits_lv = _level_bits(scenario, payload, edges)
+    chunk, dtype, H_th, Theta_th, edges, bits_lv = _prepare(scenario, payload, H_th, Theta_th, edges, samples, chunk)
     G = scenario.gamma_max
     K = grid
     r_ref = channel.uplink_rate(scenario, jnp.asarray(1.0, dtype))
@@ -170,10 +186,7 @@ def table(scenario, *, payload: str, H_th, Theta_th, edges, samples: int = 13107
     b_dl = costs.downlink_bits(scenario, payload, jnp.zeros((), bool))
 
     def draws(i):
-        if seed is None:
-            return exact_proxy._entropies(scenario, chunk, dtype, i)
-        key = jax.random.fold_in(jax.random.key(seed), i)
-        return scenario.theta_H * jax.random.gamma(key, jnp.asarray(scenario.k_H, dtype), (chunk, G), dtype=dtype)
+        return _draws(scenario, chunk, dtype, i, seed)
 
     def body(acc, i):
         H0 = draws(i)
@@ -302,29 +315,16 @@ def means(scenario, *, payload: str, H_th, Theta_th, edges, samples: int = 13107
     """The renewal means of ``gelato_jax.renewal.build_table`` (``E[N]``, ``E[P]``, ``E[L]``,
     ``E[B]``, ``P(A < L)`` per budget) at thresholds ``(H_th, Θ_th)``, smooth in them (the same
     estimator as ``table``; same sample for ``seed=None`` and the same chunk). JAX, float64."""
-    from theory import exact_proxy
-
     from .renewal import RenewalTable
 
-    costs._check_payload(payload)
-    chunk = min(chunk, samples)
-    if samples % chunk:
-        raise ValueError(f"samples ({samples}) must be a multiple of chunk ({chunk})")
-    dtype = jnp.result_type(float)
-    H_th = jnp.asarray(H_th, dtype)
-    Theta_th = jnp.asarray(Theta_th, dtype)
-    edges = jnp.asarray(edges, dtype)
-    bits_lv = _level_bits(scenario, payload, edges)
+    chunk, dtype, H_th, Theta_th, edges, bits_lv = _prepare(scenario, payload, H_th, Theta_th, edges, samples, chunk)
     G = scenario.gamma_max
     gi = jnp.arange(G + 1)
     pos = jnp.arange(1, G + 1)
     before = (pos[None, :] <= gi[:, None]).astype(dtype)  # (G+1, G): exit position j ≤ γ̃
 
     def draws(i):
-        if seed is None:
-            return exact_proxy._entropies(scenario, chunk, dtype, i)
-        key = jax.random.fold_in(jax.random.key(seed), i)
-        return scenario.theta_H * jax.random.gamma(key, jnp.asarray(scenario.k_H, dtype), (chunk, G), dtype=dtype)
+        return _draws(scenario, chunk, dtype, i, seed)
 
     def body(acc, i):
         q, W, R, Bc = _paths(scenario, payload, H_th, Theta_th, draws(i), edges, bits_lv)

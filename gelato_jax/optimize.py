@@ -488,7 +488,8 @@ def cmd_optimize(args) -> int:
     v = res.v_choice
     print(f"V              {res.V:.4g} ({v['rule']}); λ* = {res.lambda_star:.4g} tok/s/J, predicted queue "
           f"{v['predicted_queue']:.3g} J, settling ≈ {v['settle_rounds']:.3g} rounds")
-    print(f"use            --set proxy=exact --set H_th={res.H_th:.3f} --set Theta_th={res.Theta_th:.3f} --set V={res.V:.4g}")
+    obj = " --set objective=time_average" if res.objective == "time_average" else ""
+    print(f"use            --set proxy=exact --set H_th={res.H_th:.3f} --set Theta_th={res.Theta_th:.3f} --set V={res.V:.4g}{obj}")
     if args.out:
         print(f"wrote          {os.path.join(args.out, 'optimize.json')}, {rec['figure']}")
     return 0

@@ -207,7 +207,6 @@ def test_time_average_t_star_matches_dinkelbach_and_gradient():
 
     s = SMALL.replace(objective="time_average")
     quant = exit_law.quantisation(s, 1024)
-    pol = Gelato(proxy="exact")
     with jax.enable_x64(True):
         rt = jax.jit(lambda s: renewal.build_table(s, payload="topp", exit="bucket", H_th=1.5, Theta_th=1.0,
                                                    samples=8192))(s)
