@@ -1,24 +1,30 @@
-r"""LM mode: a real byte-level draft/target pair for GELATO (docs/model.md §4, §6).
+r"""LM mode: a real byte-level draft/target pair for GELATO (MODEL.md §4, §6).
 
-* :mod:`.model` — flax.nnx causal transformers (target 2×128, draft 1×32, vocabulary 256).
+* :mod:`.model` — flax.nnx causal transformers (target 2×128, draft 1×32, vocabulary 256) with
+  rotary positions and sliding-window attention (window 64), and KV-cached incremental decoding
+  (:meth:`~.model.TransformerLM.decode`, a fixed-size ring buffer).
 * :mod:`.train` — optax training on the interpreter's standard-library sources, seeded,
   resumable (``gelato train-lm``).  The committed weights in ``lm/weights/`` were produced by::
 
-      python -m gelato_jax.lm.cli train-lm --which both --seed 0 --json
+      python -m gelato_jax.lm.cli train-lm --which draft --seed 0 --json
+      python -m gelato_jax.lm.cli train-lm --which target --target-steps 800 --seed 0 --json
 
-  (draft 3000 steps, target 1400 steps, batch 32, lr 3e-3; ≈ 6.5 min on 2 CPU cores; validation
-  loss 1.776 / 1.391 nats per byte; CPython 3.11.7 stdlib, see the JSON sidecars).
+  (draft 3000 steps, target 800 steps, batch 32, lr 3e-3; see the JSON sidecars for the losses,
+  times and the corpus hashes).
 * :mod:`.sampling` — entropy, top-p truncation, leaky bucket, lossless verification kernels.
-* :mod:`.rounds` — :func:`lm_round`: one jitted, vmapped speculative-decoding round for ``R``
-  sequences (draft scan with early exit → one target pass → accept/resample → new context).
+* :mod:`.cached` — KV-cached rounds (the rollout's path): draft passes and one target pass read
+  the caches, so a round costs the same whatever the length of the text.
+* :mod:`.rounds` — :func:`lm_round`: the windowed round (re-reads a fixed context window; the
+  path for learned-position models and the reference the cached round is tested against).
 * :mod:`.simulate` — :func:`simulate_lm` / :func:`rollout_lm`: the surrogate's controller, costs,
   channel and queue with tokens from the models (``gelato simulate --tokens lm``);
   :func:`calibrated_scenario` (the committed ``calibration.toml``).
-* :mod:`.calibrate` — fits ``a0, a1, k_H, theta_H, c_p`` from LM mode or a CSV
-  (``gelato calibrate``).
+* :mod:`.calibrate` — fits ``a0, a1, k_H, theta_H, c_p``, the text process and the
+  after-rejection law from LM mode or a CSV of logs (``gelato calibrate``; docs/lm_logs.md).
 """
 
-from .model import DRAFT_CONFIG, TARGET_CONFIG, LMConfig, TransformerLM
+from .cached import SeqState, lm_round_cached, prefill
+from .model import DRAFT_CONFIG, TARGET_CONFIG, KVCache, LMConfig, TransformerLM
 from .rounds import (
     DraftOut,
     LMPair,
@@ -36,6 +42,10 @@ from .sampling import bucket_update, entropy_nats, topp_truncate, verification_l
 from .weights_io import load_model, load_pair, save_model
 
 __all__ = [
+    "KVCache",
+    "SeqState",
+    "prefill",
+    "lm_round_cached",
     "DraftOut",
     "draft_phase",
     "verify_phase",

@@ -7,8 +7,11 @@ Each round of each realization ``r``:
    and ``gelato_jax.simulate`` see the *same* channel and arrivals for the same seed (common
    random numbers; the surrogate's entropy/acceptance draws are discarded);
 2. rates, outage and the policy's budget ``γ̃_t`` (0 in outage): ``simulator.round_decision``;
-3. one LM round (:func:`~.rounds.lm_round`'s two phases) on the realization's own context
-   window: the draft model drafts all ``γ̃_t`` budgeted positions (entropies ``H_1..H_γ̃``);
+3. one LM round on the realization's own text — KV-cached (:mod:`.cached`, the default for the
+   committed rotary/sliding-window pair: each sequence keeps its caches across rounds, the
+   models see the whole text through their attention window) or windowed
+   (:func:`~.rounds.lm_round`'s two phases on the last ``context_len`` bytes; learned-position
+   models, ``kv_cache=False``): the draft model drafts all ``γ̃_t`` budgeted positions (entropies ``H_1..H_γ̃``);
    the policy's *own* inner loop ``policy.draft(scenario, aux, state, γ̃_t, H, obs)`` — the very
    function the surrogate rollout calls — gives ``(L, P)`` from those entropies (zero-padded to
    ``γ_max``), the round's ``obs`` (queue, rates, ``after_reject``) and the policy state (e.g.
@@ -407,7 +410,7 @@ def rollout_lm(
       scenario, policy: the model and the controller (see the module docstring for the policies
         LM mode supports); :func:`calibrated_scenario` is the companion scenario.
       seed: root seed; realization ``r`` uses keys derived from ``fold_in(key(seed), r)``.
-      realizations, rounds: sizes (one LM round of ``R = 64`` costs ≈ 0.6 s on 2 CPU cores).
+      realizations, rounds: sizes (BENCHMARKS.md, LM mode, for the cost per realization-round).
       pair: the draft/target models (default: the committed weights, ``LMPair.load()``).
       top_p: top-p mass of the draft's sampling distribution (default 0.95 for the ``topp``
         payload, 1 otherwise).
