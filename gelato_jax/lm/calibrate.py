@@ -164,7 +164,6 @@ def write_structured_csv(path, data: dict[str, np.ndarray]) -> int:
     e = np.asarray(data["entropy_rounds"], np.float64)
     m = np.asarray(data["support_rounds"], np.float64) if "support_rounds" in data else np.full(e.shape, np.nan)
     acount = np.asarray(data["accepted_count"]).ravel()  # (rounds, R) → round-row order (t, r)
-        else np.asarray(data["accepted_count"])  # (rounds, R) → round-row order (t, r)
     seq, rnd, rej = data["round_sequence"], data["round_index"], data["rounds_after_reject"]
     lines = ["sequence,round,position,entropy,accepted,support,after_reject"]
     n = 0
