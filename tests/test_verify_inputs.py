@@ -242,3 +242,12 @@ def test_api_and_cli_same_verdicts_on_her_scenario(tmp_path):
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     cli = [(v["config"], v["claim"], v["status"]) for v in json.loads((tmp_path / "cli" / "report.json").read_text())["verdicts"]]
     assert cli == api
+
+
+def test_default_configs_run_f_only_for_a_time_average_scenario():
+    from gelato_jax import Scenario
+
+    assert vrun.default_configs() == vrun.CONFIG_NAMES[:5]
+    assert vrun.default_configs(Scenario()) == vrun.CONFIG_NAMES[:5]
+    assert "f-time-average" not in vrun.default_configs(Scenario(objective="per_round"))
+    assert vrun.default_configs(Scenario(objective="time_average", P_bar=0.5)) == vrun.CONFIG_NAMES
