@@ -40,7 +40,7 @@ from gelato_jax import Scenario, rng  # noqa: E402
 try:
     from gelato_jax.model import init_realization  # noqa: E402
 except ImportError:  # releases before gelato_jax.model
-    from gelato_jax.simulator import _init_realization as init_realization  # noqa: E402
+    from gelato_jax.model import init_realization  # noqa: E402
 
 _U = jnp.uint32
 STREAMS = ("a", "b", "c", "threefry")

@@ -195,7 +195,7 @@ def cmd_headline(args) -> int:
 
 
 def add_parsers(subparsers) -> None:
-    from gelato_jax.cli import _nonneg_int
+    from gelato_jax.cli_inputs import nonneg_int
 
     p = subparsers.add_parser("figures", help="compute (if missing) and draw the paper-style figures (PNG + PDF)")
     p.add_argument("--results", default=None, help=f"saved results folder (default {DEFAULT_RESULTS})")
@@ -204,7 +204,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--run", action="store_true", help="recompute results even if saved")
     p.add_argument("--draw-only", action="store_true", help="never compute; fail if a result is missing")
     p.add_argument("--quick", action="store_true", help="small sizes (8 realizations x 1000 rounds, fewer points)")
-    p.add_argument("--seed", type=_nonneg_int, default=None, help="seed of the built-in figures' runs (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=None, help="seed of the built-in figures' runs (default 0)")
     p.add_argument("--docs", metavar="DIR", help="also write small README PNGs here (e.g. docs)")
     p.add_argument("--config", metavar="FILE.toml", help="base scenario of the built-in figures' runs")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="base scenario field of the built-in figures' runs (repeatable)")
@@ -226,7 +226,7 @@ def add_parsers(subparsers) -> None:
     h.add_argument("--results", default=os.path.join("runs", "headline"), help="saved results folder")
     h.add_argument("--quick", action="store_true", help="16 realizations x 1000 rounds instead of 64 x 3000")
     h.add_argument("--draw-only", action="store_true", help="only rewrite the table from saved results")
-    h.add_argument("--seed", type=_nonneg_int, default=0)
+    h.add_argument("--seed", type=nonneg_int, default=0)
     h.add_argument("--print", action="store_true", help="print the markdown")
     h.add_argument("--quiet", action="store_true")
     h.set_defaults(func=cmd_headline)

@@ -338,14 +338,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers) -> None:
-    from .cli import _positive_int
+    from .cli_inputs import positive_int
 
     p = subparsers.add_parser("bench", help="benchmark the JAX simulator against the numpy reference and a Python loop")
-    p.add_argument("--realizations", type=_positive_int, default=4096)
-    p.add_argument("--rounds", type=_positive_int, default=10_000, help="rounds of the JAX runs")
-    p.add_argument("--numpy-rounds", type=_positive_int, default=200, help="rounds of the numpy runs (rate per round)")
-    p.add_argument("--python-realizations", type=_positive_int, default=4)
-    p.add_argument("--python-rounds", type=_positive_int, default=2000)
+    p.add_argument("--realizations", type=positive_int, default=4096)
+    p.add_argument("--rounds", type=positive_int, default=10_000, help="rounds of the JAX runs")
+    p.add_argument("--numpy-rounds", type=positive_int, default=200, help="rounds of the numpy runs (rate per round)")
+    p.add_argument("--python-realizations", type=positive_int, default=4)
+    p.add_argument("--python-rounds", type=positive_int, default=2000)
     p.add_argument("--dtype", default="float32,float64", help="float32, float64 or both, comma-separated")
     p.add_argument("--devices", default="1,2", help="CPU device counts for the JAX runs, comma-separated")
     p.add_argument("--seed", type=int, default=0)

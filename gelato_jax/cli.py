@@ -32,14 +32,8 @@ from .cli_inputs import (  # noqa: F401 - re-exported
 __all__ = ["main", "build_parser", "scenario_and_policy_from_args"]
 
 
-# The input helpers live in ``gelato_jax.cli_inputs`` (shared by every command). The underscore
-# aliases below keep older importers of this module working (``gelato_jax.sweep``, ``compare``,
-# ``bench``, ``figures.cli``); new code imports the public names from ``cli_inputs``.
-_Parser = Parser
-_parse_value = parse_value
-_add_model_args = add_model_args
-_positive_int = positive_int
-_nonneg_int = nonneg_int
+# The input helpers live in ``gelato_jax.cli_inputs`` (shared by every command); other modules
+# import them from there.
 
 
 _TABLE_ROWS = [

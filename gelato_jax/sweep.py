@@ -815,20 +815,20 @@ def _cmd_sweep_policies(args: argparse.Namespace, grid) -> int:
 
 
 def add_parsers(subparsers) -> None:
-    from .cli import _add_model_args, _nonneg_int, _positive_int
+    from .cli_inputs import add_model_args, nonneg_int, positive_int
     from .compare import add_grid_args, add_policy_args
 
     p = subparsers.add_parser("sweep", help="grid sweep over scenario/policy fields x realizations (sharded, resumable)")
-    _add_model_args(p)
+    add_model_args(p)
     add_policy_args(p, default="several policies on common random numbers; without it: --policy, one policy")
     add_grid_args(p)
-    p.add_argument("--seed", type=_nonneg_int, default=0)
-    p.add_argument("--realizations", type=_positive_int, default=256)
-    p.add_argument("--rounds", type=_positive_int, default=5000)
-    p.add_argument("--chunk", type=_positive_int, default=None, help="realizations per saved chunk")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--realizations", type=positive_int, default=256)
+    p.add_argument("--rounds", type=positive_int, default=5000)
+    p.add_argument("--chunk", type=positive_int, default=None, help="realizations per saved chunk")
     p.add_argument("--out", metavar="DIR", help="results folder (resumable); omit to keep results in memory")
     p.add_argument("--dtype", default=None, help="float32 or float64")
-    p.add_argument("--devices", type=_positive_int, default=None, help="devices in the mesh (default: all)")
+    p.add_argument("--devices", type=positive_int, default=None, help="devices in the mesh (default: all)")
     p.add_argument("--distributed", action="store_true",
                    help="several processes, layout auto-detected (SLURM, TPU pod, Open MPI): see docs/distributed.md")
     p.add_argument("--json", action="store_true")

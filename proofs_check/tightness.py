@@ -235,7 +235,7 @@ def price_quadrature(scenario, policy, *, quantiles: int = 65536) -> PriceQuadra
 # ----------------------------------------------------------------------------- simulation
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
 def _fixed_price_chunk(scenario, policy, lams, root, indices, *, rounds, ar, dtype):
-    from gelato_jax.simulator import _draw_round, _init_realization, initial_carry, round_step
+    from gelato_jax.model import draw_round, init_realization, initial_carry, round_step
 
     aux = policy.precompute(scenario)
 
@@ -243,13 +243,13 @@ def _fixed_price_chunk(scenario, policy, lams, root, indices, *, rounds, ar, dty
         lam = jnp.asarray(lam, dtype)
 
         def one(index):
-            key_r, fading = _init_realization(scenario, root, index, dtype)
+            key_r, fading = init_realization(scenario, root, index, dtype)
             zero = jnp.zeros((), dtype)
             carry0 = (initial_carry(scenario, policy, aux, dtype), fading, zero, zero, zero)
 
             def body(c, t):
                 step, fading, s1, s2, se = c
-                draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
+                draws, fading = draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
                 step, row = round_step(scenario, policy, aux, step._replace(queue=lam), draws)
                 x = (row.energy - row.arrival).astype(dtype)
                 return (step, fading, s1 + x, s2 + x * x, se + row.energy.astype(dtype)), None
@@ -276,7 +276,8 @@ def fixed_price_simulation(scenario, policy, lam: float, *, rel_step: float = 0.
     ``energy`` ``e(λ)``, ``kappa`` ``[e(λ−) − e(λ+)]/(2λs)`` with a two-sided Student-t CI at level
     ``1 − alpha`` across realizations (paired differences), ``method``.
     """
-    from gelato_jax.simulator import _entropy_ar, _prepare
+    from gelato_jax.engine import prepare
+    from gelato_jax.model import entropy_ar
 
     if not (math.isfinite(float(lam)) and float(lam) >= 0):
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
@@ -284,8 +285,8 @@ def fixed_price_simulation(scenario, policy, lam: float, *, rel_step: float = 0.
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
             raise ValueError(f"{name} must be an integer >= 2, got {v!r}")
     pol = policy.replace(V=1.0)
-    scenario, pol, dtype = _prepare(scenario, pol, dtype)
-    ar = _entropy_ar(scenario)
+    scenario, pol, dtype = prepare(scenario, pol, dtype)
+    ar = entropy_ar(scenario)
     lam = float(lam)
     d = rel_step * lam if lam > 0 else rel_step
     lams = jnp.asarray([max(lam - d, 0.0), lam, lam + d], dtype)
