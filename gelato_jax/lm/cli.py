@@ -15,8 +15,8 @@ __all__ = ["add_parsers", "main", "cmd_train_lm", "cmd_calibrate", "add_simulate
            "lm_scenario_and_policy_from_args",
            "LM_DEFAULT_REALIZATIONS", "LM_DEFAULT_ROUNDS"]
 
-# `gelato simulate --tokens lm` sizes when --realizations/--rounds are not given (an LM round of
-# 16 sequences costs ≈ 0.15 s on 2 CPU cores, plus ≈ 10–40 s of compilation).
+# `gelato simulate --tokens lm` sizes when --realizations/--rounds are not given (cost per
+# realization-round and compilation time: BENCHMARKS.md, LM mode).
 LM_DEFAULT_REALIZATIONS = 16
 LM_DEFAULT_ROUNDS = 50
 
