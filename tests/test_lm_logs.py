@@ -152,10 +152,13 @@ def test_simulate_refuses_lm_only_flags_on_the_surrogate(flag, capsys):
     assert flag[0] in err and "--tokens lm" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # compiles LM mode's cached collection (162 s under load ≈ 10 on the shared machine)
 def test_export_csv_round_trip_reproduces_lm_fit(tmp_path):
     """`--export-csv` writes LM mode's own rounds (KV-cached, tiny untrained rotary pair) in the
-    structured schema; fitting that file gives LM mode's fit (same numbers: entropies are written
-    with 9 significant digits, which round-trips float32)."""
+    structured schema; fitting that file gives LM mode's fit.  Entropies are written with 9
+    significant digits: the float32 value is recovered, but parsed as float64 the decimal differs
+    from float64(float32) by up to ~1e-9 relative, so the fits agree to ~1e-7 (measured 3e-8 on
+    a0), not bit for bit; a flipped pair or a lost row would move them by ~1e-2."""
     from flax import nnx
 
     from gelato_jax.lm.model import LMConfig, TransformerLM
@@ -172,5 +175,5 @@ def test_export_csv_round_trip_reproduces_lm_fit(tmp_path):
     csv = run_calibration(csv=str(tmp_path / "log.csv"), out_dir=tmp_path / "csv", quiet=True)
     for k in ("a0", "a1", "k_H", "theta_H", "c_p", "after_reject_a0_shift", "after_reject_H_scale", "rho_text"):
         assert k in lm["fit"], k
-        np.testing.assert_allclose(csv["fit"][k], lm["fit"][k], rtol=1e-9, err_msg=k)
+        np.testing.assert_allclose(csv["fit"][k], lm["fit"][k], rtol=1e-6, err_msg=k)
     assert csv["n_pairs"] == lm["n_pairs"] and csv["not_estimated"] == lm["not_estimated"] == {}
