@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from .model import KVCache
-from .sampling import bucket_update, entropy_nats, sample_from, topp_truncate, verify_one
+from .sampling import bucket_update, entropy_nats, topp_truncate, verify_one
 
 __all__ = ["SeqState", "CachedDraft", "CachedRoundOut", "cache_extra", "prefill", "draft_phase_cached",
            "verify_phase_cached", "lm_round_cached", "check_cached_pair"]
@@ -139,7 +139,8 @@ def _token_step(q, key, i, theta, halted, budget, H_th, Theta_th, exit_on, top_p
     exits = overflow & exit_on
     send = active & ~exits
     qt, m = topp_truncate(q, top_p)
-    x = sample_from(key, qt)
+    x = jax.random.categorical(key, jnp.where(qt > 0, jnp.log(jnp.where(qt > 0, qt, 1.0)), -jnp.inf))
+    x = x.astype(jnp.int32)
     theta = jnp.where(active, new_theta, theta)
     halted = halted | (active & exits) | (i + 1 >= budget)
     return x, h, m, qt, active, send, theta, halted

@@ -40,7 +40,7 @@ import numpy as np
 from flax import nnx, struct
 
 from .model import TransformerLM
-from .sampling import DraftCarry, bucket_update, entropy_nats, sample_from, topp_truncate, verify_one
+from .sampling import DraftCarry, bucket_update, entropy_nats, topp_truncate, verify_one
 
 __all__ = [
     "LMPair",
@@ -118,7 +118,8 @@ def _draft_one(model, carry: DraftCarry, key, i, budget, H_th, Theta_th, exit_on
     exits = overflow & exit_on
     send = active & ~exits
     qt, m = topp_truncate(q, top_p)
-    x = sample_from(key, qt)
+    x = jax.random.categorical(key, jnp.where(qt > 0, jnp.log(jnp.where(qt > 0, qt, 1.0)), -jnp.inf))
+    x = x.astype(jnp.int32)
     pos = context_len + i
     buf = carry.buf.at[pos].set(jnp.where(send, x, carry.buf[pos]))
     new = DraftCarry(

@@ -89,7 +89,10 @@ def sample_from(key, weights):
     r"""One index ``v`` with probability ``w_v / Σ w`` by the inverse CDF (one uniform; ``O(V)``):
     the first ``v`` whose cumulative weight exceeds ``u Σ w``.  Zero-weight indices are never
     returned (the cumulative weight does not rise there); 4× cheaper than
-    ``jax.random.categorical``'s Gumbel draw of ``V`` variates on CPU."""
+    ``jax.random.categorical``'s Gumbel draw of ``V`` variates on CPU (3.7 vs 13.9 ms for 1,024
+    rows).  Not used by the draft step: switching it changes every LM-mode sample stream, and a
+    seed-designed non-vacuity check (``tests/test_lm_inner_loops.py``, marginal rule) lost its
+    power with it, so the rounds keep ``jax.random.categorical``."""
     c = jnp.cumsum(weights)
     u = jax.random.uniform(key, (), dtype=c.dtype) * c[-1]
     last = weights.shape[-1] - 1 - jnp.argmax(weights[::-1] > 0)  # guard: u Σ w rounded up to Σ w
