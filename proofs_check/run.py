@@ -210,6 +210,18 @@ def derive_configs(scenario=None, policy=None) -> tuple[Config, ...]:
     return tuple(cfgs)
 
 
+def build_or_not_applicable(cfg, notes: list[str]):
+    """``(scenario, policy, None)`` of configuration ``cfg``, or ``(None, None, result)`` with its
+    "not applicable" ``ConfigResult`` when it does not apply or cannot be built on the scenario."""
+    if cfg.not_applicable:
+        return None, None, _not_applicable_result(cfg, cfg.not_applicable)
+    try:
+        scenario, policy = _policy_for(cfg, notes)
+    except ValueError as exc:
+        return None, None, _not_applicable_result(cfg, f"the configuration cannot be built on this scenario: {exc}")
+    return scenario, policy, None
+
+
 def default_configs(scenario=None) -> tuple[str, ...]:
     """The configurations a run without ``only`` checks: (a)–(e), the per-round theorem of
     docs/model.md §8, and (f) (the time-average problem of §11) only when the user's scenario
@@ -352,12 +364,9 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         return run_time_average_config(cfg, sizes, seed=seed, progress=progress)
     notes: list[str] = []
     verdicts: list[Verdict] = []
-    if cfg.not_applicable:
-        return _not_applicable_result(cfg, cfg.not_applicable)
-    try:
-        scenario, policy = _policy_for(cfg, notes)
-    except ValueError as exc:
-        return _not_applicable_result(cfg, f"the configuration cannot be built on this scenario: {exc}")
+    scenario, policy, na = build_or_not_applicable(cfg, notes)
+    if na is not None:
+        return na
 
     th = theory_constants(scenario, policy, quantiles=sizes.quantiles)
     if _proxy_is_exact(policy) and getattr(policy, "proxy", None) == "mean" and th.delta_T not in (None, 0.0):

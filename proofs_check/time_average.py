@@ -234,17 +234,14 @@ def run_time_average_config(cfg, sizes, *, seed: int = 0, progress=None):
     from gelato_jax.simulator import rollout, sample_exogenous
     from theory import renewal as th
 
-    from .run import ConfigResult, _not_applicable_result, _policy_for
+    from .run import ConfigResult, build_or_not_applicable
 
     notes: list[str] = []
     verdicts: list[Verdict] = []
     tag = lambda v, **kw: v.with_config(cfg.name)  # noqa: E731
-    if cfg.not_applicable:
-        return _not_applicable_result(cfg, cfg.not_applicable)
-    try:
-        scenario, policy = _policy_for(cfg, notes)
-    except ValueError as exc:
-        return _not_applicable_result(cfg, f"the configuration cannot be built on this scenario: {exc}")
+    scenario, policy, na = build_or_not_applicable(cfg, notes)
+    if na is not None:
+        return na
     theorem = cfg.theorem
     pb = float(scenario.P_bar)
 
