@@ -134,7 +134,8 @@ def test_simresult_from_committed_weights():
     scen = calibrated_scenario()
     res = simulate_lm(scen, Gelato(), seed=0, realizations=R, rounds=3)
     assert res.rounds == 3 and res.throughput.shape == (R,)
-    assert np.all(res.tokens >= 1) and np.all(res.tokens <= res.sent + 1)
+    # per round 1 <= N <= L + 1; these are time averages, so allow their rounding (7/3 vs 4/3 + 1)
+    assert np.all(res.tokens >= 1) and np.all(res.tokens <= res.sent + 1 + 1e-12)
     assert np.all(res.goodput > 0) and np.all(res.queue_final >= 0)
 
 
