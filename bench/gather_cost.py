@@ -13,34 +13,14 @@ from gelato_jax import _gamma_table as G
 tab = G.gamma_table_bits(0.8, jnp.float32)
 R=4096
 def q_plain(u): return G._quantile_from_bits(tab, u)
-def q_bar(u):
-    u = jnp.asarray(u); dtype=u.dtype
-    e_min, n_oct, mbits = G._octaves(dtype); b = G.BITS_SUB[jnp.dtype(dtype)]; itype=jnp.uint32
-    upper = u >= 0.5
-    v = jnp.maximum(jnp.where(upper, 1.0 - u, u), jnp.asarray(2.0**e_min, dtype))
-    bits = jax.lax.bitcast_convert_type(v, itype)
-    octave = jnp.clip((bits >> itype(mbits)).astype(jnp.int32) - (127 + e_min), 0, n_oct - 1)
-    low = mbits - b
-    cell = ((bits >> itype(low)) & itype(2**b - 1)).astype(jnp.int32)
-    t = (bits & itype(2**low - 1)).astype(dtype) * jnp.asarray(2.0**-low, dtype)
-    row = (upper.astype(jnp.int32) * n_oct + octave) * (2**b) + cell
-    row = jax.lax.optimization_barrier(row)
-    c = tab.coef.at[row].get(mode="promise_in_bounds")
-    c = jax.lax.optimization_barrier(c)
+def q_bar(u):  # the gather in its own fusion
+    row, t = G.bits_row(u)
+    c = jax.lax.optimization_barrier(tab.coef.at[jax.lax.optimization_barrier(row)].get(mode="promise_in_bounds"))
     return jnp.exp(((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0])
 def q_flat(u):  # gather 4 separate 1-D tables
-    u = jnp.asarray(u); dtype=u.dtype
-    e_min, n_oct, mbits = G._octaves(dtype); b = G.BITS_SUB[jnp.dtype(dtype)]; itype=jnp.uint32
-    upper = u >= 0.5
-    v = jnp.maximum(jnp.where(upper, 1.0 - u, u), jnp.asarray(2.0**e_min, dtype))
-    bits = jax.lax.bitcast_convert_type(v, itype)
-    octave = jnp.clip((bits >> itype(mbits)).astype(jnp.int32) - (127 + e_min), 0, n_oct - 1)
-    low = mbits - b
-    cell = ((bits >> itype(low)) & itype(2**b - 1)).astype(jnp.int32)
-    t = (bits & itype(2**low - 1)).astype(dtype) * jnp.asarray(2.0**-low, dtype)
-    row = (upper.astype(jnp.int32) * n_oct + octave) * (2**b) + cell
+    row, t = G.bits_row(u)
     row = jax.lax.optimization_barrier(row)
-    cs = [jax.lax.optimization_barrier(jnp.take(tab.coef[:, i], row, mode="promise_in_bounds" if False else None)) for i in range(4)]
+    cs = [jax.lax.optimization_barrier(jnp.take(tab.coef[:, i], row)) for i in range(4)]
     return jnp.exp(((cs[3] * t + cs[2]) * t + cs[1]) * t + cs[0])
 def run(q, T=300):
     def body(c, i):

@@ -214,6 +214,14 @@ def _bits_table_cached(k: float, dtype_name: str):
 
 
 def _quantile_from_bits(table: BitsGammaTable, u):
+    row, t = bits_row(u)
+    c = table.coef.at[row].get(mode="promise_in_bounds")  # row is in range by construction
+    return jnp.exp(((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0])
+
+
+def bits_row(u):
+    """``(row, t)``: the ``BitsGammaTable`` row of each uniform ``u`` and its cell coordinate
+    ``t ∈ [0, 1)``, from the float bits of ``min(u, 1 − u)`` (integer operations only)."""
     u = jnp.asarray(u)
     dtype = u.dtype
     e_min, n_oct, mbits = _octaves(dtype)
@@ -228,8 +236,7 @@ def _quantile_from_bits(table: BitsGammaTable, u):
     cell = ((bits >> itype(low)) & itype(2**b - 1)).astype(jnp.int32)
     t = (bits & itype(2**low - 1)).astype(dtype) * jnp.asarray(2.0**-low, dtype)
     row = (upper.astype(jnp.int32) * n_oct + octave) * (2**b) + cell
-    c = table.coef.at[row].get(mode="promise_in_bounds")  # row is in range by construction
-    return jnp.exp(((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0])
+    return row, t
 
 
 def gamma_quantile_of_normal(table: GammaTable, x):
