@@ -91,6 +91,7 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
     import jax.numpy as jnp
     import numpy as np
 
+    from . import engine
     from . import simulator as sim
 
     scen, pol = _model()
@@ -108,9 +109,10 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
         mesh = jax.make_mesh((devices,), ("r",), devices=jax.devices()[:devices], axis_types=(AxisType.Auto,))
         idx = jax.device_put(idx, NamedSharding(mesh, PartitionSpec("r")))
     t0 = time.perf_counter()
-    compiled = sim._simulate_chunk.lower(s, p, root, idx, rounds=T, ar=False, dtype=dt).compile()
+    aux = engine.precompute(s, p)
+    compiled = sim._simulate_chunk.lower(s, p, root, idx, aux, rounds=T, ar=False, dtype=dt).compile()
     t_compile = time.perf_counter() - t0
-    out, t_run, rss_before, peak = _run_peak(lambda: jax.block_until_ready(compiled(s, p, root, idx)))
+    out, t_run, rss_before, peak = _run_peak(lambda: jax.block_until_ready(compiled(s, p, root, idx, aux)))
     thr = np.asarray(out["throughput"])[:R]
     return _record(
         "jax", str(dt), devices, R, T, compile_s=t_compile, run_s=t_run, cpu_s=_LAST_CPU,

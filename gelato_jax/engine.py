@@ -34,7 +34,7 @@ from .model import initial_carry, init_realization, round_step, scan_rounds
 from .policies.base import Policy
 from .scenario import Scenario
 
-__all__ = ["prepare", "check_positive_int", "realization_sums", "simulate_metrics", "run_chunks"]
+__all__ = ["prepare", "check_positive_int", "precompute", "shared_precompute", "realization_sums", "simulate_metrics", "run_chunks"]
 
 
 def prepare(scenario: Scenario, policy: Policy, dtype):
@@ -112,6 +112,59 @@ def check_positive_int(name: str, value, lo: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
     return int(value)
+
+
+# ----------------------------------------------------------------------------- precompute once
+# ``policy.precompute(scenario)`` (the proxy's constants; for ``proxy="exact"`` a Monte Carlo table
+# of the inner loop's law, ≈ 2 s of CPU and ≈ 4 s of compilation at the defaults) is evaluated
+# once per (scenario, policy) on the host and handed to the compiled programs as an argument,
+# instead of being compiled into, and re-run by, every chunk of every program.
+_AUX_CACHE: dict = {}
+_AUX_CACHE_SIZE = 16
+
+
+@jax.jit
+def _precompute_jit(scenario, policy):
+    return policy.precompute(scenario)
+
+
+def _key(tree):
+    leaves, treedef = jax.tree.flatten(tree)
+    parts = []
+    for leaf in leaves:
+        a = np.asarray(leaf)
+        parts.append((a.dtype.str, a.shape, a.tobytes()))
+    return treedef, tuple(parts)
+
+
+def precompute(scenario: Scenario, policy: Policy):
+    """``policy.precompute(scenario)`` compiled and run once, cached by the values of both pytrees
+    (leaves must be concrete: call it outside ``jit``)."""
+    key = ("aux", _key((scenario, policy)), jnp.dtype(jnp.result_type(float)).str)
+    aux = _AUX_CACHE.get(key)
+    if aux is None:
+        aux = _precompute_jit(scenario, policy)
+        if len(_AUX_CACHE) >= _AUX_CACHE_SIZE:
+            _AUX_CACHE.pop(next(iter(_AUX_CACHE)))
+        _AUX_CACHE[key] = aux
+    return aux
+
+
+def shared_precompute(scenario: Scenario, policy: Policy, field: str, values):
+    """The ``precompute`` shared by every point of a sweep over the policy leaf ``field``, or
+    ``None`` when it depends on that field (then each point must compute its own inside the
+    program). Independence is decided by tracing: ``jax.vmap(..., out_axes=None)`` refuses an
+    output that depends on the mapped value."""
+    values = jnp.asarray(values)
+
+    def at(v):
+        return policy.replace(**{field: v}).precompute(scenario)
+
+    try:
+        jax.eval_shape(jax.vmap(at, out_axes=None), values[:1])
+    except ValueError:
+        return None
+    return precompute(scenario, policy)  # the same for every value of ``field``
 
 
 # ----------------------------------------------------------------------------- streaming sums

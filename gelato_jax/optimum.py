@@ -217,7 +217,9 @@ def proxy_tables(scenario: Scenario, policy: Policy, h):
     # pad to a multiple of _PAD so that different bin counts reuse one compiled program
     padded = np.concatenate([h, np.ones(-n % _PAD)])
     with jax.enable_x64(True):  # float64 whatever the caller's JAX setting (float32 tables err by ~1e-6 relative)
-        T, E, out = _tables(scenario, policy, jnp.asarray(padded, jnp.float64))
+        from .engine import precompute
+
+        T, E, out = _tables(scenario, policy, jnp.asarray(padded, jnp.float64), precompute(scenario, policy))
         return np.asarray(T, np.float64)[:n], np.asarray(E, np.float64)[:n], np.asarray(out, bool)[:n]
 
 
@@ -225,9 +227,8 @@ _PAD = 512
 
 
 @jax.jit
-def _tables(scenario, policy, h):
+def _tables(scenario, policy, h, aux):
     fn = _proxy_fn(policy)
-    aux = policy.precompute(scenario)
     state = policy.init_state(scenario, aux)
 
     def one(hk):
@@ -397,11 +398,6 @@ _GL_N = 20  # Gauss–Legendre nodes per cell / sub-piece (error estimate: again
 
 
 @jax.jit
-def _precompute(scenario, policy):
-    return policy.precompute(scenario)
-
-
-@jax.jit
 def _tables_aux(scenario, policy, aux, h):
     fn = _proxy_fn(policy)
     state = policy.init_state(scenario, aux)
@@ -425,7 +421,9 @@ class _ProxyEval:
     def __init__(self, scenario: Scenario, policy: Policy, aux=None):
         self.scenario, self.policy = scenario, policy
         with jax.enable_x64(True):
-            self.aux = _precompute(scenario, policy) if aux is None else aux
+            from .engine import precompute
+
+            self.aux = precompute(scenario, policy) if aux is None else aux
         self.calls = 0
 
     def __call__(self, h):

@@ -34,8 +34,7 @@ __all__ = ["Exogenous", "Trajectory", "SimResult", "RoundCarry", "initial_carry"
 
 # ----------------------------------------------------------------------------- rollout
 @jax.jit
-def _rollout(scenario, policy, exo):
-    aux = policy.precompute(scenario)
+def _rollout(scenario, policy, exo, aux):
 
     def one(exo_r):
         carry0 = initial_carry(scenario, policy, aux, exo_r.channel_gain.dtype)
@@ -71,7 +70,7 @@ def rollout(scenario: Scenario, policy: Policy, exogenous: Exogenous) -> Traject
         exo.entropy.astype(dtype),
         exo.uniform.astype(dtype),
     )
-    return _rollout(scenario, policy, exo)
+    return _rollout(scenario, policy, exo, engine.precompute(scenario, policy))
 
 
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
@@ -162,10 +161,11 @@ class SimResult:
         return out
 
 
-def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rounds: int, ar: bool, dtype):
+def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rounds: int, ar: bool, dtype, aux=None):
     """Time averages of one realization (a dict of scalars); vmappable over ``index`` and over
-    scenario/policy leaves (``engine.realization_sums`` with ``simulate``'s metrics)."""
-    sums, carry = engine.realization_sums(scenario, policy, root, index, rounds=rounds, ar=ar, dtype=dtype)
+    scenario/policy leaves (``engine.realization_sums`` with ``simulate``'s metrics). ``aux``: the
+    policy's ``precompute`` (computed in the program if ``None``)."""
+    sums, carry = engine.realization_sums(scenario, policy, root, index, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
     T = jnp.asarray(rounds, dtype)
     out = {k: v / T for k, v in sums.items()}
     out["goodput"] = sums["tokens"] / sums["latency"]
@@ -175,8 +175,8 @@ def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rou
 
 
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _simulate_chunk(scenario, policy, root, indices, *, rounds, ar, dtype):
-    fn = lambda i: simulate_realization(scenario, policy, root, i, rounds=rounds, ar=ar, dtype=dtype)
+def _simulate_chunk(scenario, policy, root, indices, aux, *, rounds, ar, dtype):
+    fn = lambda i: simulate_realization(scenario, policy, root, i, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
     return jax.vmap(fn)(indices)
 
 
@@ -212,8 +212,9 @@ def simulate(
     scenario, policy, dtype = _prepare(scenario, policy, dtype)
     ar = _entropy_ar(scenario)
     root = jax.random.key(seed)
+    aux = engine.precompute(scenario, policy)  # once, not in every chunk
     merged = engine.run_chunks(
-        lambda idx: _simulate_chunk(scenario, policy, root, idx, rounds=rounds, ar=ar, dtype=dtype),
+        lambda idx: _simulate_chunk(scenario, policy, root, idx, aux, rounds=rounds, ar=ar, dtype=dtype),
         realizations, chunk, desc="simulate", progress=progress)
     return SimResult(
         throughput=merged["throughput"],

@@ -181,6 +181,10 @@ def report_dict(result: dict[str, Any], environment: dict[str, Any] | None = Non
             "strict": strict,
             "sizes": result["sizes"],
             "wall_s": result["wall_s"],
+            # wall/CPU seconds per stage: of the checks after the configurations ("global") and of
+            # each configuration (its data["timings"])
+            "timings": {"global": result.get("timings") or {},
+                        **{c.name: c.data.get("timings", {}) for c in result["configs"] if isinstance(getattr(c, "data", None), dict)}},
             "counts": counts,
             "exit_code": exit_code(verdicts, strict=strict),
             "all_claims_hold": exit_code(verdicts) == 0,
@@ -599,16 +603,18 @@ class VerifyReport:
     command: str
     environment: dict
     strict: bool = False
+    timings: dict | None = None  # wall/CPU seconds of the checks run after the configurations
 
     @classmethod
     def from_result(cls, result: dict[str, Any], *, command: str, environment: dict[str, Any], strict: bool = False) -> "VerifyReport":
         return cls(list(result["verdicts"]), list(result["configs"]), dict(result["sizes"]), bool(result["quick"]), int(result["seed"]),
-                   float(result["wall_s"]), command, dict(environment), bool(strict))
+                   float(result["wall_s"]), command, dict(environment), bool(strict), result.get("timings"))
 
     def result(self) -> dict[str, Any]:
         """The ``run_verify``-style dict (with command, environment, strict)."""
         return {"verdicts": self.verdicts, "configs": self.configs, "sizes": self.sizes, "quick": self.quick, "seed": self.seed,
-                "wall_s": self.wall_s, "command": self.command, "environment": self.environment, "strict": self.strict}
+                "wall_s": self.wall_s, "command": self.command, "environment": self.environment, "strict": self.strict,
+                "timings": self.timings}
 
     @property
     def exit_code(self) -> int:

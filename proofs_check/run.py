@@ -272,13 +272,38 @@ class ConfigResult:
     not_applicable: str | None = None
 
 
+class _Stages:
+    """Wall and CPU seconds of the stages of one configuration (``data["timings"]`` in report.json):
+    where a verify run spends its time (compilation included, it is part of each stage)."""
+
+    def __init__(self):
+        self.times: dict[str, dict[str, float]] = {}
+
+    def __call__(self, name: str):
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            t0, c0 = time.time(), time.process_time()
+            try:
+                yield
+            finally:
+                t = self.times.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+                t["wall_s"] += time.time() - t0
+                t["cpu_s"] += time.process_time() - c0
+
+        return cm()
+
+
 # ----------------------------------------------------------------------------- proxies
 def proxy_tables(scenario, policy, h):
     """``(T̂, Ê, outage)`` of every budget at fading gains ``h`` (any shape): the per-round
     quantities the controller maximises over (via the policy's own ``proxy_costs``)."""
     import jax.numpy as jnp
 
-    return _proxy_tables_jit(scenario, policy, jnp.asarray(h))
+    from gelato_jax.engine import precompute
+
+    return _proxy_tables_jit(scenario, policy, jnp.asarray(h), precompute(scenario, policy))
 
 
 def _make_proxy_jit():
@@ -289,8 +314,7 @@ def _make_proxy_jit():
     from gelato_jax.policies.base import RoundObs
 
     @jax.jit
-    def tables(scenario, policy, h):
-        aux = policy.precompute(scenario)
+    def tables(scenario, policy, h, aux):
         state = policy.init_state(scenario, aux)
         shape = h.shape
 
@@ -368,7 +392,9 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     if na is not None:
         return na
 
-    th = theory_constants(scenario, policy, quantiles=sizes.quantiles)
+    stage = _Stages()
+    with stage("theory constants"):
+        th = theory_constants(scenario, policy, quantiles=sizes.quantiles)
     if _proxy_is_exact(policy) and getattr(policy, "proxy", None) == "mean" and th.delta_T not in (None, 0.0):
         # configuration (a)/(d): the mean proxy equals E[N/D | γ, h] analytically (module docstring;
         # confirmed by the proxy-vs-Monte-Carlo check); theory.bounds measures δ_T against its
@@ -397,6 +423,8 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     # ---------------------------------------------------------------- per-round checks (rollout)
     T_roll = min(rounds, sizes.rollout_rounds_cap)
     R_roll = sizes.rollout_realizations
+    roll_stage = stage("per-round checks (rollouts)")
+    roll_stage.__enter__()
     exo = sample_exogenous(scenario, seed=seed + 1, realizations=R_roll, rounds=T_roll + 1)
     V_roll = np.array([0.3 * V0, 3.0 * V0, float(Vs[-1])])
     h = np.maximum(np.asarray(exo.channel_gain), float(scenario.h_min))
@@ -443,11 +471,13 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         verdicts.append(_tag(checks.check_energy_bounded(cat(energy_all), th.E_max), cfg))
     else:
         verdicts.append(not_run("§8 assumption: per-round energy E_t ≤ E_max on every round", th.need("E_max")).with_config(cfg.name))
+    roll_stage.__exit__(None, None, None)
 
     # ---------------------------------------------------------------- the V sweep
     before = sweep_cache_size()
     t0 = time.time()
-    sw = v_sweep(scenario, policy, Vs, seed=seed, realizations=sizes.realizations, rounds=rounds, chunk=sizes.chunk, progress=progress, desc=f"verify {cfg.name}")
+    with stage("V sweep"):
+        sw = v_sweep(scenario, policy, Vs, seed=seed, realizations=sizes.realizations, rounds=rounds, chunk=sizes.chunk, progress=progress, desc=f"verify {cfg.name}")
     wall = time.time() - t0
     calls = sw.pop("_calls")
     verdicts.append(_tag(checks.check_single_compile(sweep_cache_size() - before, calls, len(Vs)), cfg))
@@ -504,10 +534,13 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
     v = checks.check_queue_slope(Vs, sw["queue"], fit_mask=Vs >= V0 * (1 - 1e-9), seed=seed)
     verdicts.append(_tag(_maybe_observation(v, theorem_claims), cfg))
-    verdicts.append(_tag(_optimum_two_ways(scenario, policy, th, sizes, notes), cfg))
+    with stage("T* two ways (quantised LP)"):
+        verdicts.append(_tag(_optimum_two_ways(scenario, policy, th, sizes, notes), cfg))
     tol = (th.T_star_tol or 0.0) + abs((th.T_star or 0.0) - (th.T_star_dual or th.T_star or 0.0))
     extra: dict[str, Any] = {}
-    verdicts += _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, data, notes, tol, seed=seed, progress=progress, extra=extra)
+    verdicts += _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, data, notes, tol, seed=seed, progress=progress,
+                                   extra=extra, stage=stage)
+    data["timings"] = stage.times
     tight = extra.get("tightness")
     if tight is not None:
         # the realized drift constant: mean ½(E_t − a_t)² along the rollouts (the §8.3 drift-constant check)
@@ -610,7 +643,7 @@ def _exact_problem(scenario, policy, sizes, notes):
     return T, Td, lam, tol
 
 
-def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, data, notes, tol, *, seed, progress, extra=None):
+def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, data, notes, tol, *, seed, progress, extra=None, stage=None):
     r"""The Lagrangian-corrected gap ``G_L = T* − T̄ + λ*(Ē − ā)`` (docs/model.md §8.3/§8.5, issue 5):
 
     * lower bound ``G_L ≥ 0`` on the V sweep (weak duality; holds for any causal policy whenever
@@ -629,6 +662,7 @@ def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, dat
     """
     out: list[Verdict] = []
     extra = {} if extra is None else extra
+    stage = stage or _Stages()
     thr, en, ar = sw["throughput"], sw["energy"], sw["arrival"]
     need = th.need("T_star", "lambda_star")
     if need:
@@ -638,7 +672,8 @@ def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, dat
     if _proxy_is_exact(policy):
         T_l, lam_l, tol_l, suffix = th.T_star, th.lambda_star, tol, ""
     else:
-        ex = _exact_problem(scenario, policy, sizes, notes)
+        with stage("exact problem's optimum (G_L >= 0)"):
+            ex = _exact_problem(scenario, policy, sizes, notes)
         T_l = lam_l = None
         if ex is not None:
             T_l, _, lam_l, tol_l = ex
@@ -682,11 +717,14 @@ def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, dat
     Tsc = int(sizes.scaling_rounds)
     burn = int(sizes.scaling_burn * Tsc)
     t0 = time.time()
+    sweep_stage = stage("stationary G_L sweep")
+    sweep_stage.__enter__()
     ls = lagrangian_sweep(
         scenario, policy, Vs_s, np.full(Vs_s.shape, burn), th.lambda_star, z0=Vs_s * th.lambda_star, seed=seed + 2,
         realizations=sizes.scaling_realizations, rounds=Tsc, chunk=min(sizes.chunk, sizes.scaling_realizations), progress=progress,
         desc=f"verify {cfg.name} G_L",
     )
+    sweep_stage.__exit__(None, None, None)
     wall = time.time() - t0
     ls.pop("_calls")
     raw = checks.lagrangian_gap(ls["throughput_w"], ls["energy_w"], ls["arrival_w"], th.T_star, th.lambda_star)
@@ -695,7 +733,8 @@ def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, dat
     v_sl = checks.check_lagrangian_slope(Vs_s, ls["regret_w"], queue_mean=ls["queue_w"], seed=seed)
     t1, c1 = time.time(), time.process_time()
     try:
-        tight = _tightness_for(scenario, policy, th, sizes, Vs_s, ls, Tsc, burn, v_sl, seed=seed)
+        with stage("tight constants"):
+            tight = _tightness_for(scenario, policy, th, sizes, Vs_s, ls, Tsc, burn, v_sl, seed=seed)
     except Exception as exc:  # noqa: BLE001 - reported, never a verdict
         tight = None
         notes.append(f"tight constants not computed ({type(exc).__name__}: {exc})")
@@ -914,9 +953,12 @@ def proxy_vs_monte_carlo(cfg: Config, sizes: Sizes, *, seed: int = 0) -> Verdict
     G = scenario.gamma_max
     key = jax.random.key(seed + 11)
 
+    from gelato_jax.engine import precompute
+
+    aux = precompute(scenario, policy)
+
     @jax.jit
-    def mc(scenario, policy, key, h, budget):
-        aux = policy.precompute(scenario)
+    def mc(scenario, policy, aux, key, h, budget):
         state = policy.init_state(scenario, aux)
         rate = channel.uplink_rate(scenario, h)
         rdl = channel.downlink_rate(scenario, h)
@@ -947,7 +989,7 @@ def proxy_vs_monte_carlo(cfg: Config, sizes: Sizes, *, seed: int = 0) -> Verdict
         for g in range(G + 1):
             if outage[i] and g > 0:
                 continue
-            t, e = mc(scenario, policy, jax.random.fold_in(key, i * (G + 1) + g), jnp.asarray(h), jnp.asarray(g, jnp.int32))
+            t, e = mc(scenario, policy, aux, jax.random.fold_in(key, i * (G + 1) + g), jnp.asarray(h), jnp.asarray(g, jnp.int32))
             vals += [T_hat[i, g], E_hat[i, g]]
             tols += [table_rel_tol * abs(T_hat[i, g]), table_rel_tol * abs(E_hat[i, g])]
             samples += [np.asarray(t), np.asarray(e)]
@@ -1008,16 +1050,21 @@ def run_verify(*, quick: bool = True, seed: int = 0, configs=None, sizes: Sizes 
     t0 = time.time()
     results = [run_config(c, sizes, seed=seed, progress=progress) for c in cfgs]
     global_v: list[Verdict] = []
-    try:
-        global_v += closed_form_checks(sizes, seed=seed, scenario=scenario)
-    except ValueError as exc:
-        global_v.append(not_run("§8.6 closed forms vs Monte Carlo (ᾱ, b̄, expected tokens)", f"not computable for this scenario: {exc}"))
-    for c in cfgs:
-        if c.name in ("a-exact-dpp", "b-gelato-exact") and not c.not_applicable:
-            global_v.append(proxy_vs_monte_carlo(c, sizes, seed=seed))
-    global_v += lossless_checks(sizes, seed=seed)
+    stage = _Stages()
+    with stage("closed forms vs Monte Carlo"):
+        try:
+            global_v += closed_form_checks(sizes, seed=seed, scenario=scenario)
+        except ValueError as exc:
+            global_v.append(not_run("§8.6 closed forms vs Monte Carlo (ᾱ, b̄, expected tokens)", f"not computable for this scenario: {exc}"))
+    with stage("proxy vs Monte Carlo"):
+        for c in cfgs:
+            if c.name in ("a-exact-dpp", "b-gelato-exact") and not c.not_applicable:
+                global_v.append(proxy_vs_monte_carlo(c, sizes, seed=seed))
+    with stage("losslessness"):
+        global_v += lossless_checks(sizes, seed=seed)
     verdicts = [v for r in results for v in r.verdicts] + global_v
-    return {"verdicts": verdicts, "configs": results, "sizes": dataclasses.asdict(sizes), "quick": quick, "seed": seed, "wall_s": time.time() - t0}
+    return {"verdicts": verdicts, "configs": results, "sizes": dataclasses.asdict(sizes), "quick": quick, "seed": seed,
+            "wall_s": time.time() - t0, "timings": stage.times}
 
 
 def _x64_enabled() -> bool:

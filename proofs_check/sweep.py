@@ -62,10 +62,10 @@ def horizon(V_max: float, V0: float, *, settle_factor: float, minimum: int, mult
 
 
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _sweep_chunk(scenario, policy, Vs, root, indices, *, rounds, ar, dtype):
+def _sweep_chunk(scenario, policy, Vs, root, indices, aux, *, rounds, ar, dtype):
     def per_V(V):
         pol = policy.replace(V=V)
-        one = lambda i: simulate_realization(scenario, pol, root, i, rounds=rounds, ar=ar, dtype=dtype)
+        one = lambda i: simulate_realization(scenario, pol, root, i, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
         out = jax.vmap(one)(indices)
         return {k: out[k] for k in SWEEP_FIELDS}
 
@@ -110,7 +110,8 @@ def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, 
     Vs, chunk, scenario, policy, dtype, ar, root, n_chunks = _sweep_setup(
         scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
     Vj = jnp.asarray(Vs, dtype)
-    return _run_chunks(lambda idx: _sweep_chunk(scenario, policy, Vj, root, idx, rounds=int(rounds), ar=ar, dtype=dtype),
+    aux = engine.shared_precompute(scenario, policy, "V", Vj)  # None: computed per V in the program
+    return _run_chunks(lambda idx: _sweep_chunk(scenario, policy, Vj, root, idx, aux, rounds=int(rounds), ar=ar, dtype=dtype),
                        chunk, realizations, n_chunks, desc, progress)
 
 
@@ -153,12 +154,12 @@ def _lagrangian_metrics(pol, aux, lam, burn):
 
 
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, *, rounds, ar, dtype):
+def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, shared_aux, *, rounds, ar, dtype):
     lam = jnp.asarray(lam, dtype)
 
     def per_V(V, burn, z0):
         pol = policy.replace(V=V)
-        aux = pol.precompute(scenario)
+        aux = pol.precompute(scenario) if shared_aux is None else shared_aux
         metrics = _lagrangian_metrics(pol, aux, lam, burn)
 
         def one(index):
@@ -205,7 +206,8 @@ def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, re
     Vj = jnp.asarray(Vs, dtype)
     Zj = jnp.asarray(z0, dtype)
     Bj = jnp.asarray(burns.astype(np.int32))
+    aux = engine.shared_precompute(scenario, policy, "V", Vj)  # None: computed per V in the program
     return _run_chunks(
-        lambda idx: _lagrangian_chunk(scenario, policy, Vj, Bj, Zj, float(lam), root, idx, rounds=int(rounds), ar=ar,
+        lambda idx: _lagrangian_chunk(scenario, policy, Vj, Bj, Zj, float(lam), root, idx, aux, rounds=int(rounds), ar=ar,
                                       dtype=dtype),
         chunk, realizations, n_chunks, desc, progress)

@@ -234,10 +234,8 @@ def price_quadrature(scenario, policy, *, quantiles: int = 65536) -> PriceQuadra
 
 # ----------------------------------------------------------------------------- simulation
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _fixed_price_chunk(scenario, policy, lams, root, indices, *, rounds, ar, dtype):
+def _fixed_price_chunk(scenario, policy, lams, root, indices, aux, *, rounds, ar, dtype):
     from gelato_jax.model import draw_round, init_realization, initial_carry, round_step
-
-    aux = policy.precompute(scenario)
 
     def per_lam(lam):
         lam = jnp.asarray(lam, dtype)
@@ -276,7 +274,7 @@ def fixed_price_simulation(scenario, policy, lam: float, *, rel_step: float = 0.
     ``energy`` ``e(λ)``, ``kappa`` ``[e(λ−) − e(λ+)]/(2λs)`` with a two-sided Student-t CI at level
     ``1 − alpha`` across realizations (paired differences), ``method``.
     """
-    from gelato_jax.engine import prepare
+    from gelato_jax.engine import precompute, prepare
     from gelato_jax.model import entropy_ar
 
     if not (math.isfinite(float(lam)) and float(lam) >= 0):
@@ -291,11 +289,12 @@ def fixed_price_simulation(scenario, policy, lam: float, *, rel_step: float = 0.
     d = rel_step * lam if lam > 0 else rel_step
     lams = jnp.asarray([max(lam - d, 0.0), lam, lam + d], dtype)
     root = jax.random.key(seed)
+    aux = precompute(scenario, pol)
     chunk = min(int(chunk or realizations), realizations)
     parts = []
     for start in range(0, realizations, chunk):
         idx = jnp.asarray(np.arange(start, start + chunk, dtype=np.uint32))
-        out = _fixed_price_chunk(scenario, pol, lams, root, idx, rounds=int(rounds), ar=ar, dtype=dtype)
+        out = _fixed_price_chunk(scenario, pol, lams, root, idx, aux, rounds=int(rounds), ar=ar, dtype=dtype)
         n_valid = min(chunk, realizations - start)
         parts.append({k: np.asarray(v, np.float64)[:, :n_valid] for k, v in out.items()})
     res = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
