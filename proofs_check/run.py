@@ -339,10 +339,10 @@ def _make_proxy_jit():
 _proxy_tables_cache = {}
 
 
-def _proxy_tables_jit(scenario, policy, h):
+def _proxy_tables_jit(scenario, policy, h, aux):
     if "f" not in _proxy_tables_cache:
         _proxy_tables_cache["f"] = _make_proxy_jit()
-    return _proxy_tables_cache["f"](scenario, policy, h)
+    return _proxy_tables_cache["f"](scenario, policy, h, aux)
 
 
 # ----------------------------------------------------------------------------- one config
