@@ -44,10 +44,12 @@ def _rollout(scenario, policy, exo, aux):
     return jax.vmap(one)(exo)
 
 
-def rollout(scenario: Scenario, policy: Policy, exogenous: Exogenous) -> Trajectory:
+def rollout(scenario: Scenario, policy: Policy, exogenous: Exogenous, *, aux=None) -> Trajectory:
     """Replay ``exogenous`` through ``policy``; returns per-round ``(R, T)`` arrays.
 
-    ``Z_0 = 0``; ``queue[:, t]`` is the ``Z_t`` used for round ``t``'s decision.
+    ``Z_0 = 0``; ``queue[:, t]`` is the ``Z_t`` used for round ``t``'s decision. ``aux``: the
+    policy's ``precompute`` for this pair (``engine.precompute``; default: computed here, cached),
+    e.g. one shared by rollouts that differ only in ``V`` (``engine.shared_precompute``).
     """
     if not isinstance(exogenous, Exogenous):
         raise ValueError("exogenous must be a gelato_jax.Exogenous")
@@ -70,7 +72,7 @@ def rollout(scenario: Scenario, policy: Policy, exogenous: Exogenous) -> Traject
         exo.entropy.astype(dtype),
         exo.uniform.astype(dtype),
     )
-    return _rollout(scenario, policy, exo, engine.precompute(scenario, policy))
+    return _rollout(scenario, policy, exo, engine.precompute(scenario, policy) if aux is None else aux)
 
 
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from gelato_jax.cli_inputs import add_model_args, nonneg_int
+from gelato_jax.cli_inputs import add_model_args, nonneg_int, positive_int
 
 __all__ = ["add_parsers", "cmd_verify", "cmd_tightness", "CONFIG_NAMES"]
 
@@ -48,6 +48,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="root seed (default 0)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=positive_int, default=None,
+                   help="configurations run at the same time, in threads (default 2; the verdicts do not depend on it)")
     p.set_defaults(func=cmd_verify)
 
     t = subparsers.add_parser(
@@ -144,7 +146,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     argv = getattr(args, "_argv", None)
     command = "gelato " + shlex.join(argv if argv is not None else sys.argv[1:])
     rep = verify(scenario, policy, quick=args.quick, seed=args.seed, only=only, progress=False if args.quiet else None,
-                 strict=args.strict, command=command)
+                 strict=args.strict, command=command, jobs=args.jobs)
     d = rep.write(out, figures=not args.no_figures)
     if args.json:
         print(json.dumps(d, indent=2))

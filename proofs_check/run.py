@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 import time
 from typing import Any
 
@@ -111,8 +112,9 @@ class Sizes:
 
 
 QUICK = Sizes(
-    realizations=48, chunk=24, lo=-1.5, hi=2.5, n_coarse=6, n_fine=5, settle_factor=10.0, min_rounds=2000,
+    realizations=1024, chunk=512, lo=-1.5, hi=2.5, n_coarse=6, n_fine=5, settle_factor=10.0, min_rounds=2000,
     rollout_realizations=4, rollout_rounds_cap=2000, mc_samples=20_000, lossless_samples=20_000, quantiles=1024,
+    informative_decades=(0.5, 1.0), scaling_points=6, scaling_rounds=8000, scaling_burn=0.25, scaling_realizations=1024,
 )
 FULL = Sizes(
     realizations=4096, chunk=512, lo=-2.0, hi=3.7, n_coarse=10, n_fine=8, settle_factor=20.0, min_rounds=2000,
@@ -272,9 +274,15 @@ class ConfigResult:
     not_applicable: str | None = None
 
 
+# held by a configuration while it runs its V sweep, whose compiled-program count is checked
+_SWEEP_LOCK = threading.Lock()
+
+
 class _Stages:
     """Wall and CPU seconds of the stages of one configuration (``data["timings"]`` in report.json):
-    where a verify run spends its time (compilation included, it is part of each stage)."""
+    where a verify run spends its time (compilation included, it is part of each stage). ``cpu_s``
+    is the process's CPU time over the stage: with ``jobs > 1`` it includes the stages running
+    at the same time in other threads."""
 
     def __init__(self):
         self.times: dict[str, dict[str, float]] = {}
@@ -433,8 +441,11 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     inv_args: dict[str, list] = {k: [] for k in ("queue", "energy", "arrival", "pen")}
     queue_traj = []
     energy_all = []
+    from gelato_jax.engine import shared_precompute
+
+    aux_roll = shared_precompute(scenario, policy, "V", V_roll)  # one exact-proxy table for the 3 rollouts
     for V in V_roll:
-        tr = rollout(scenario, policy.replace(V=float(V)), exo)
+        tr = rollout(scenario, policy.replace(V=float(V)), exo, aux=aux_roll)
         q = np.asarray(tr.queue)  # (R, T+1): Z_0..Z_T
         b = np.asarray(tr.budget)[:, :T_roll]
         e = np.asarray(tr.energy)[:, :T_roll]
@@ -474,13 +485,14 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     roll_stage.__exit__(None, None, None)
 
     # ---------------------------------------------------------------- the V sweep
-    before = sweep_cache_size()
     t0 = time.time()
-    with stage("V sweep"):
+    with stage("V sweep"), _SWEEP_LOCK:  # (the lock: no other configuration compiles the sweep meanwhile)
+        before = sweep_cache_size()
         sw = v_sweep(scenario, policy, Vs, seed=seed, realizations=sizes.realizations, rounds=rounds, chunk=sizes.chunk, progress=progress, desc=f"verify {cfg.name}")
+        compiled = sweep_cache_size() - before
     wall = time.time() - t0
     calls = sw.pop("_calls")
-    verdicts.append(_tag(checks.check_single_compile(sweep_cache_size() - before, calls, len(Vs)), cfg))
+    verdicts.append(_tag(checks.check_single_compile(compiled, calls, len(Vs)), cfg))
     verdicts.append(
         _tag(checks.check_energy_paths(sw["energy"], sw["arrival"], sw["queue_final"], rounds=rounds), cfg, source="V sweep, every V and realization")
     )
@@ -1037,31 +1049,61 @@ def lossless_checks(sizes: Sizes, *, seed: int = 0) -> list[Verdict]:
 
 
 # ----------------------------------------------------------------------------- everything
+DEFAULT_JOBS = 2
+
+
+def check_jobs(jobs) -> int:
+    """``jobs`` (configurations run at the same time) as a positive int; ``None`` → ``DEFAULT_JOBS``."""
+    if jobs is None:
+        return DEFAULT_JOBS
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    return int(jobs)
+
+
 def run_verify(*, quick: bool = True, seed: int = 0, configs=None, sizes: Sizes | None = None, progress: bool | None = None,
-               scenario=None, policy=None) -> dict[str, Any]:
+               scenario=None, policy=None, jobs: int | None = None) -> dict[str, Any]:
     """Run every check on the configurations derived from ``scenario``/``policy``
     (``derive_configs``; ``configs``: names to keep); returns ``{"verdicts": [...], "configs":
-    [...], "sizes": ..., "wall_s": ...}``. Runs in the caller's JAX precision: use ``verify``."""
+    [...], "sizes": ..., "wall_s": ...}``. Runs in the caller's JAX precision: use ``verify``.
+
+    ``jobs``: configurations (and the global checks) run at the same time in threads (default 2).
+    Each is a pure function of its inputs and seeds, so the verdicts do not depend on ``jobs``;
+    threads overlap one configuration's compilation and host-side work (quadrature, LP) with
+    another's simulation, which alone keeps both cores busy only part of the time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = check_jobs(jobs)
     sizes = sizes or (QUICK if quick else FULL)
     all_cfgs = CONFIGS if scenario is None and policy is None else derive_configs(scenario, policy)
     if configs is None:
         configs = default_configs(scenario)
     cfgs = tuple(c for c in all_cfgs if c.name in configs)
     t0 = time.time()
-    results = [run_config(c, sizes, seed=seed, progress=progress) for c in cfgs]
-    global_v: list[Verdict] = []
     stage = _Stages()
-    with stage("closed forms vs Monte Carlo"):
-        try:
-            global_v += closed_form_checks(sizes, seed=seed, scenario=scenario)
-        except ValueError as exc:
-            global_v.append(not_run("§8.6 closed forms vs Monte Carlo (ᾱ, b̄, expected tokens)", f"not computable for this scenario: {exc}"))
-    with stage("proxy vs Monte Carlo"):
-        for c in cfgs:
-            if c.name in ("a-exact-dpp", "b-gelato-exact") and not c.not_applicable:
-                global_v.append(proxy_vs_monte_carlo(c, sizes, seed=seed))
-    with stage("losslessness"):
-        global_v += lossless_checks(sizes, seed=seed)
+
+    def closed_forms():
+        with stage("closed forms vs Monte Carlo"):
+            try:
+                return closed_form_checks(sizes, seed=seed, scenario=scenario)
+            except ValueError as exc:
+                return [not_run("§8.6 closed forms vs Monte Carlo (ᾱ, b̄, expected tokens)", f"not computable for this scenario: {exc}")]
+
+    def proxy_mc():
+        with stage("proxy vs Monte Carlo"):
+            return [proxy_vs_monte_carlo(c, sizes, seed=seed) for c in cfgs
+                    if c.name in ("a-exact-dpp", "b-gelato-exact") and not c.not_applicable]
+
+    def lossless():
+        with stage("losslessness"):
+            return lossless_checks(sizes, seed=seed)
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
+        # results are collected in the configurations' order
+        futures = [pool.submit(run_config, c, sizes, seed=seed, progress=progress) for c in cfgs]
+        global_futures = [pool.submit(f) for f in (closed_forms, proxy_mc, lossless)]
+        results = [f.result() for f in futures]
+        global_v: list[Verdict] = [v for f in global_futures for v in f.result()]
     verdicts = [v for r in results for v in r.verdicts] + global_v
     return {"verdicts": verdicts, "configs": results, "sizes": dataclasses.asdict(sizes), "quick": quick, "seed": seed,
             "wall_s": time.time() - t0, "timings": stage.times}
@@ -1174,7 +1216,8 @@ def check_api_inputs(scenario, policy, out, what: str) -> None:
 
 
 def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, only=None, out=None, progress: bool | None = None,
-           strict: bool = False, sizes: Sizes | None = None, figures: bool = True, command: str | None = None):
+           strict: bool = False, sizes: Sizes | None = None, figures: bool = True, command: str | None = None,
+           jobs: int | None = None):
     r"""Check every claim of docs/model.md §8 on the five configurations derived from ``scenario`` and
     ``policy`` (``derive_configs``) and return a ``VerifyReport`` (``proofs_check.report``).
 
@@ -1184,7 +1227,8 @@ def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, onl
     letters (``"a,b"``, ``["a", "c-gelato-paper"]``). out: write report.md, report.json, the
     sweeps and the figures (``figures=False``: no PNG) there. strict: rate claims beyond the theorem
     also set ``exit_code`` 1. command: the command line to record (the CLI passes it; default: this
-    Python call).
+    Python call). jobs: configurations run at the same time (threads; default 2; the verdicts do
+    not depend on it).
 
     Float64, whatever the caller's JAX configuration: with ``jax_enable_x64`` on, it runs in this
     process (the scenario and policy rebuilt from plain Python values; low-precision array leaves
@@ -1194,20 +1238,22 @@ def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, onl
     the environment (x64, dtype, device, how float64 was obtained).
     """
     names = resolve_only(only)
+    jobs = check_jobs(jobs)
     check_api_inputs(scenario, policy, out, "verify checks")
     cmd = command or _call_text(scenario, policy, quick=quick, seed=seed, only=names, out=out, strict=strict)
     if _x64_enabled():
         _check_float64(scenario, policy)
         rep = _verify_here(scenario, policy, quick=quick, seed=seed, names=names, progress=progress, strict=strict, sizes=sizes, command=cmd,
-                           mode="in process, jax_enable_x64 already on")
+                           mode="in process, jax_enable_x64 already on", jobs=jobs)
     else:
-        rep = _verify_child(scenario, policy, quick=quick, seed=seed, names=names, progress=progress, strict=strict, sizes=sizes, command=cmd)
+        rep = _verify_child(scenario, policy, quick=quick, seed=seed, names=names, progress=progress, strict=strict, sizes=sizes, command=cmd,
+                            jobs=jobs)
     if out is not None:
         rep.write(out, figures=figures)
     return rep
 
 
-def _verify_here(scenario, policy, *, quick, seed, names, progress, strict, sizes, command, mode):
+def _verify_here(scenario, policy, *, quick, seed, names, progress, strict, sizes, command, mode, jobs=None):
     from .report import VerifyReport
 
     import jax.numpy as jnp
@@ -1217,11 +1263,11 @@ def _verify_here(scenario, policy, *, quick, seed, names, progress, strict, size
     scenario, policy = _canonical(scenario, policy)
     if scenario is not None or policy is not None:
         derive_configs(scenario, policy)  # validates before any output
-    result = run_verify(quick=quick, seed=seed, configs=names, sizes=sizes, progress=progress, scenario=scenario, policy=policy)
+    result = run_verify(quick=quick, seed=seed, configs=names, sizes=sizes, progress=progress, scenario=scenario, policy=policy, jobs=jobs)
     return VerifyReport.from_result(result, command=command, environment=environment(mode), strict=strict)
 
 
-def _verify_child(scenario, policy, *, quick, seed, names, progress, strict, sizes, command):
+def _verify_child(scenario, policy, *, quick, seed, names, progress, strict, sizes, command, jobs=None):
     """Run ``_verify_here`` in a child Python with ``JAX_ENABLE_X64=1``; its report comes back
     pickled (numpy arrays only)."""
     import pickle
@@ -1231,7 +1277,7 @@ def _verify_child(scenario, policy, *, quick, seed, names, progress, strict, siz
         "scenario": None if scenario is None else scenario.to_dict(),
         "policy": None if policy is None else {n: _py(getattr(policy, n)) for n in type(policy)._field_names},
         "quick": quick, "seed": seed, "names": names, "progress": progress, "strict": strict,
-        "sizes": None if sizes is None else dataclasses.asdict(sizes), "command": command,
+        "sizes": None if sizes is None else dataclasses.asdict(sizes), "command": command, "jobs": jobs,
     }
     with tempfile.TemporaryDirectory(prefix="gelato-verify-") as tmp:
         src, dst = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "report.pkl")
@@ -1264,7 +1310,7 @@ def _child_main(src: str, dst: str) -> int:
         policy = None if job["policy"] is None else Gelato(**job["policy"])
         sizes = None if job["sizes"] is None else Sizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in job["sizes"].items()})
         rep = _verify_here(scenario, policy, quick=job["quick"], seed=job["seed"], names=job["names"], progress=job["progress"],
-                           strict=job["strict"], sizes=sizes, command=job["command"],
+                           strict=job["strict"], sizes=sizes, command=job["command"], jobs=job.get("jobs"),
                            mode="child process with JAX_ENABLE_X64=1 (the caller's JAX had x64 off)")
         rep = rep.to_numpy()
     except ValueError as exc:
