@@ -124,6 +124,9 @@ def _tight_row(name: str, t: dict[str, Any]) -> tuple[str, ...]:
     if flat == "resolution floor":
         floor = (t.get("floors") or {}).get("lambda")
         flat = f"floor {_fmt(floor)}"
+    kink = t.get("dual_kink") or {}
+    if kink.get("near_kink"):
+        flat = f"{flat or '—'}; near-kink ±{100 * kink['relative_half_width']:.2g} % of λ*"
     return (name, _fmt(t.get("B_worst")), _fmt(B), _fmt(t.get("drift_measured")), _fmt(meas), _fmt(t.get("measured_ci")), _fmt(pred), _fmt(r_mp), _fmt(ratio),
             str(t.get("regime") or "—"), str(flat or "—"))
 
@@ -547,7 +550,9 @@ def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = N
                "spread); `σ²/4`: the second-order prediction (docs/model.md §8.8; an asymptotic approximation, not a theorem; "
                "`σ² = Var(E_t − a_t)` at price `λ*`); `B/κ̂`: how loose the theorem's constant is; `regime`: smooth (slope −1), "
                "polyhedral (steeper) or slack (−2); `G_L at large V`: a flattening at a predicted resolution floor "
-               "(`½κΔλ²`, the λ* error) is reported as such.", "", tt, ""]
+               "(`½κΔλ²`, the λ* error) is reported as such; `near-kink ±x % of λ*`: the mean energy e(λ) makes 80 % of its "
+               "change over λ*·(1 ± 5 %) within ±x % of λ* (`proofs_check.tightness.dual_kink`), a nearly polyhedral dual: the "
+               "smooth law V·G_L → σ²/4 holds only once the queue's price spread is well inside that window.", "", tt, ""]
     md += [
         "",
         "## Sample sizes",

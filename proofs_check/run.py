@@ -814,8 +814,13 @@ def _explain_flattening(v: Verdict, tight: dict[str, Any]) -> Verdict:
     largest ``V`` at a predicted resolution floor (``tightness.classify_flattening``: the excess over
     ``σ²/4V`` within a factor 2 of the floor ``½κΔλ²`` of the price error ``Δλ``), a slope above
     −0.5 measures the floor, not the 1/V law: the verdict becomes *inconclusive* with the floor
-    stated ("flattening at the predicted floor of …"). An unexplained flattening leaves a failure
-    as it is (with the note). Stays in the rate category."""
+    stated ("flattening at the predicted floor of …"). Likewise when the dual is nearly polyhedral
+    at ``λ*`` (``tightness.dual_kink``) and the linearisation holds at none of the largest swept ``V``
+    (``V_linear`` beyond them): the swept ``V`` lie in the transition from the kinked to the smooth
+    regime, where ``G_L`` is far below ``σ²/(4V)`` and falls slower than ``1/V``, so a slope above
+    −0.5 there does not test the asymptotic law (a slope below −0.5 stays a pass: ``G_L`` does fall
+    that fast over the swept range). An unexplained flattening leaves a failure as it is (with the
+    note). Stays in the rate category."""
     flat = tight.get("flattening") or {}
     fl = tight.get("floors") or {}
     verdict = flat.get("verdict")
@@ -824,6 +829,21 @@ def _explain_flattening(v: Verdict, tight: dict[str, Any]) -> Verdict:
     details["flattening"] = verdict
     details["predicted_floor"] = floor
     details["delta_lambda"] = fl.get("delta_lambda")
+    kink = tight.get("dual_kink") or {}
+    lin = tight.get("linearisation") or {}
+    V_lin, V_max = lin.get("V_linear"), max(lin.get("V") or [0.0])
+    if kink.get("near_kink") and (V_lin is None or V_lin > V_max):
+        text = (f"near-polyhedral dual at λ* = {tight.get('lambda_star', float('nan')):.6g}: {100 * kink['share']:.0f} % of the fall of "
+                f"e(λ) over λ*·(1 ± {kink['rel']:g}) happens within ±{100 * kink['relative_half_width']:.2g} % of λ* (nearly every fading "
+                f"state switches action at the same price); the linearisation holds only from V ≈ "
+                f"{'beyond 1e6' if V_lin is None else f'{V_lin:.3g}'} on, beyond the swept V (≤ {V_max:.3g}), so these V are in the "
+                f"transition where G_L ≪ σ²/(4V) falls slower than 1/V")
+        details["explanation"] = text
+        details["dual_kink"] = kink
+        if v.passed is False:
+            details["reason"] = text + "; the slope over them is not a test of the asymptotic 1/V law"
+            return dataclasses.replace(v, passed=None, status="inconclusive", details=details)
+        return dataclasses.replace(v, details=details)
     if verdict == "resolution floor":
         text = (f"flattening at the predicted floor of {floor:.3g} tok/s (½κΔλ², κ = {tight.get('kappa', float('nan')):.3g}, "
                 f"Δλ = λ_used − λ*_quadrature = {fl.get('delta_lambda', float('nan')):.3g}): the largest V resolve the λ* error, not the 1/V law")

@@ -386,6 +386,38 @@ def linearity(quad: PriceQuadrature, lam: float, sigma2: float, kappa: float, Vs
             "linear": [bool(abs(x[0] - 1.0) <= tol) for x in r], "V_linear": V_lin, "width_sd": float(width)}
 
 
+def dual_kink(quad: PriceQuadrature, lam: float, *, rel: float = 0.05, share: float = 0.8, narrow: float = 0.1) -> dict[str, Any]:
+    r"""How concentrated the fall of the mean energy ``e(λ)`` is around ``λ*``: the smallest half-width
+    ``d`` with ``e(λ* − d) − e(λ* + d) ≥ share·[e(λ*(1 − rel)) − e(λ*(1 + rel))]`` (bisection on
+    ``d``). ``near_kink`` when ``d < narrow·rel·λ*``: most of the energy response over ``±rel`` happens
+    within a window much narrower than ``rel`` — nearly every fading state switches action at almost
+    the same price, so the dual ``G(λ)`` is nearly polyhedral at ``λ*`` (a kink smoothed over ``±d``).
+    Then the smooth second-order law (``V·G_L → σ²/4``, slope −1) holds only once the queue's price
+    spread ``sqrt(σ²/(2κV))`` is well inside ``±d``; for larger spreads the regret beyond the window is
+    that of a kinked dual, far below ``σ²/(4V)``, and ``G_L`` falls slower than ``1/V`` in the
+    transition. Measured example: the W = 5 MHz, Ē = 0.03 J, exponential-arrival scenario,
+    configuration (b): ``e`` falls from 0.0556 J (γ = 2 for all h) to 0.0300 J (γ = 1) within
+    ``±0.2 %`` of ``λ* = 98.17``."""
+    lam = float(lam)
+    if not lam > 0:
+        return {"near_kink": False, "half_width": None, "relative_half_width": None, "energy_drop": None, "rel": rel, "share": share}
+    total = quad.energy(lam * (1 - rel)) - quad.energy(lam * (1 + rel))
+    if not total > 0:
+        return {"near_kink": False, "half_width": None, "relative_half_width": None, "energy_drop": float(total), "rel": rel, "share": share}
+    lo, hi = 0.0, rel * lam
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if quad.energy(lam - mid) - quad.energy(lam + mid) >= share * total:
+            hi = mid
+        else:
+            lo = mid
+    d = hi
+    return {"near_kink": bool(d < narrow * rel * lam), "half_width": float(d), "relative_half_width": float(d / lam),
+            "energy_drop": float(total), "energy_drop_in_window": float(quad.energy(lam - d) - quad.energy(lam + d)),
+            "local_kappa": float((quad.energy(lam - d) - quad.energy(lam + d)) / (2 * d)) if d > 0 else None,
+            "rel": rel, "share": share}
+
+
 # ----------------------------------------------------------------------------- measurement
 def measured_constant(Vs, regret, *, rounds: int | None = None, burn: int | None = None, kappa: float | None = None,
                       min_fraction: float = 0.95, alpha: float = 0.05, exclude=None) -> dict[str, Any]:
@@ -711,6 +743,7 @@ def tightness_summary(scenario, policy, th, sweep, *, Vs, rounds: int, burn, lam
         per_V["var_Z_time"] = vz.tolist()
         per_V["var_Z_over_predicted"] = (vz / (pred["var_Z_over_V"] * Vs)).tolist() if pred["var_Z_over_V"] else None
     lin = linearity(quad, lam_c, sigma2, kappa, Vs) if (lam_c > 0 and kappa > 0) else None
+    kink = dual_kink(quad, lam_c) if lam_c > 0 else None
     regime = diagnose_regime(scenario, policy, lam_c if lam_q > 0 else 0.0, slope=slope, slope_ci=slope_ci, lambda_scale=max(lam_th, 1.0),
                              window_ok=bool(np.min(mc["window_fraction"]) >= min_fraction))
     flat = classify_flattening(Vs, G, G_se, predicted_constant=pred["predicted_constant"], floor=floors["lambda"])  # the RB regret carries no table floor (table_floors (i))
@@ -737,6 +770,7 @@ def tightness_summary(scenario, policy, th, sweep, *, Vs, rounds: int, burn, lam
         "ratio_B_to_predicted": None if B is None else float(B) / float(pred["predicted_constant"]),
         "ratio_measured_to_predicted": meas / float(pred["predicted_constant"]) if pred["predicted_constant"] > 0 else None,
         "linearisation": lin,
+        "dual_kink": kink,
         "prediction_applies": None if lin is None else bool(all(lin["linear"])),
         "measurement": mc,
         "per_V": per_V,

@@ -109,3 +109,21 @@ def test_flattening_at_the_predicted_floor_is_not_a_failed_law():
     assert w.status == "FAIL" and "no predicted resolution floor" in w.details["explanation"]
     ok = Verdict(v.claim, -1.0, -0.5, (-1.1, -0.9), True, {}, category=RATE)
     assert vrun._explain_flattening(ok, dict(floor, flattening={"verdict": "no flattening"})).status == "pass"
+
+
+def test_near_kink_transition_is_not_a_failed_law():
+    from proofs_check.verdict import RATE
+
+    v = Verdict("§8.5 scaling: stationary Lagrangian gap G_L(V) falls like 1/V", -0.32, -0.5, (-0.33, -0.31), False,
+                {"slope": -0.32}, direction="CI high < bound", category=RATE)
+    kink = {"near_kink": True, "relative_half_width": 1e-3, "rel": 0.05, "share": 0.8}
+    tight = {"flattening": {"verdict": "no flattening"}, "floors": {"lambda": 5e-19}, "lambda_star": 98.17, "dual_kink": kink,
+             "linearisation": {"V": [0.1, 1.0, 9.7], "V_linear": 5.6e3}}
+    w = vrun._explain_flattening(v, tight)
+    assert w.status == "inconclusive" and w.passed is None and w.category == RATE
+    assert "near-polyhedral dual" in w.details["reason"] and "5.6e+03" in w.details["reason"]
+    # the linearisation reached inside the swept range: the slope is a test of the law, the failure stays
+    reached = dict(tight, linearisation={"V": [0.1, 1.0, 9.7], "V_linear": 1.0})
+    assert vrun._explain_flattening(v, reached).status == "FAIL"
+    # a smooth dual: unchanged
+    assert vrun._explain_flattening(v, dict(tight, dual_kink={"near_kink": False})).status == "FAIL"

@@ -177,3 +177,26 @@ def test_table_floors_and_summary_plumbing(config_a):
     assert out["ratio_B_to_measured"] == pytest.approx(0.034 / out["measured_constant"])
     lin = tg.linearity(q, lam, 4 * c, kap, [0.003, 0.1])  # price spread 7.6 → 1.4 (tok/s/J)
     assert lin["linear"] == [False, True] and 0.003 < lin["V_linear"] < 0.1
+
+
+def _two_action_quadrature(switch_price):
+    """Toy dual: γ = 0 costs nothing, γ = 1 gives T = switch_price(h)·E with E = 1 J, over n
+    equal-probability nodes of h ~ Exp(1) (a discrete law: no switch correction)."""
+    n = 4000
+    u = (np.arange(n) + 0.5) / n
+    h = -np.log1p(-u)
+    T = np.stack([np.zeros(n), switch_price(h)], axis=1)
+    E = np.stack([np.zeros(n), np.ones(n)], axis=1)
+    return tg.PriceQuadrature(nodes=h, weights=np.full(n, 1 / n), u_edges=np.linspace(0, 1, n + 1), T=T, E=E,
+                              allowed=np.ones((n, 2), bool), E_bar=0.5, exact_law=True, continuous=False)
+
+
+def test_dual_kink_separates_a_near_polyhedral_dual_from_a_smooth_one():
+    # every fading state switches within ±0.05 % of λ = 100: e(λ) falls 1 → 0 inside that window
+    kinked = _two_action_quadrature(lambda h: 100.0 * (1 + 5e-4 * np.tanh(h - 1.0)))
+    k = tg.dual_kink(kinked, 100.0)
+    assert k["near_kink"] and k["relative_half_width"] <= 5e-4 * (1 + 1e-6)
+    # switching price = h: e(λ) = P(h > λ) = exp(−λ), smooth; at λ = 0.69 the ±5 % change needs a ±4 % window
+    smooth = _two_action_quadrature(lambda h: h)
+    s = tg.dual_kink(smooth, math.log(2))
+    assert not s["near_kink"] and s["relative_half_width"] == pytest.approx(0.04, abs=0.002)
