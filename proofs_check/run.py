@@ -41,37 +41,36 @@ from .verdict import RATE, Verdict, not_applicable, not_run, observation
 __all__ = ["Sizes", "QUICK", "FULL", "CONFIGS", "CONFIG_NAMES", "Config", "ConfigResult", "derive_configs", "default_configs", "resolve_only", "verify", "run_verify", "run_config", "plan_grid", "informative_v_apriori", "gap_fit_threshold"]
 
 
-# Sizing. QUICK (``gelato verify --quick``): 48 realizations × 10–14 values of V per configuration:
-# the coarse/fine grid V₀·10^-1.5 … V₀·10^2.5 plus, where the 1/V law of the gap is claimed or
-# observed (C = 0: (a), (b), (d), (e)), 4 values over V_a·[10^0.5, 10^1.5], V_a = B/(T* − T_ε)
-# (``plan_grid``): the bound (B+C)/V is informative only above B/gap(V_min) (80 V₀ for (b), 7 V₀
-# for (a)), which the plain grid reached with one V for (b). Horizon 10·V_max/V₀: 3,200 rounds for
-# (a), (c), (d) and 9,400 for (b), (e) (V_max ≈ 940 V₀); ≈ 1.3·10⁷ rounds in all; per-round checks
-# on 4 × ≤ 2,000 rounds at 3 values of V.
+# Sizing. QUICK (``gelato verify --quick``): 1,024 realizations (float64) × 11–14 values of V per
+# configuration: the coarse/fine grid V₀·10^-1.5 … V₀·10^2.5 plus, where the 1/V law of the gap is
+# claimed or observed (C = 0: (a), (b), (d), (e)), 4 values over V_a·[10^0.5, 10^1], V_a = B/(T* − T_ε)
+# (``plan_grid``): the bound (B+C)/V is informative only above B/gap(V_min). Horizon 10·V_max/V₀
+# (3,200 rounds at the defaults), in chunks of 512 realizations; per-round checks on 4 × ≤ 2,000
+# rounds at 3 values of V.
 # The plain gap T* − T̄(V) cannot show the 1/V law over these horizons: where (B+C)/V is informative
 # it is ≤ 0 (finite horizons overspend, Z_T/T > 0). The Lagrangian-corrected gap
 # G_L = T* − T̄ + λ*(Ē − ā) can: it is ≥ 0 and ≤ (B+C)/V + horizon term on the same sweep, and its
 # 1/V law is measured on a second sweep in the stationary regime (``_lagrangian_checks``):
-# 8 values V₀·10^[1, 4.5], warm start Z_0 = Vλ* (so no horizon ∝ V is needed: the queue relaxes in
-# ≈ V/κ rounds, κ = |dĒ/dλ| near λ* ≈ 0.027 J per tok/s/J for (b), read off optimum()'s tables:
-# ≈ 1,800 rounds at its largest V, 10 relaxation times in the 18,000-round window; the mean regret
-# over the whole horizon differs from the window's by < 0.5%, measured), 48 realizations × 20,000
-# rounds, first 2,000 discarded; ≈ 7.7·10⁶ rounds
-# per C = 0 configuration, 7–16 s each. G_L is read from the mean per-round Lagrangian regret (same
-# expectation, relative standard error 1–4% vs ≈ 0.01 tok/s absolute for the raw G_L, which is
-# ≥ 100× G_L itself there). Measured: 2 min 57 s wall (2 min 54 s CPU) on 2 CPU cores shared with
-# other jobs (load 2–3.6), `time gelato verify --quick`; 2 min 04 s before the G_L sweep (load 2.5).
+# 6 values V₀·10^[1, 4.5], warm start Z_0 = Vλ* (so no horizon ∝ V is needed: the queue relaxes in
+# ≈ V/κ rounds; ≈ 1,800 rounds at the largest V of (b) at the defaults), 1,024 realizations × 8,000
+# rounds, the first 2,000 (≈ 1.1 relaxation times there) discarded: the ensemble's Var Z reaches
+# 1 − e^{−2.2} = 89 % of its stationary value at the window start and ≈ 98 % on average over the
+# window, and 1,024 realizations give the G_L estimate a relative standard error of ≈ 0.3–1 %.
+# G_L is read from the mean per-round Lagrangian regret (same expectation, far lower variance than
+# the raw G_L). Configurations run two at a time in threads (``jobs``). Measured on 2 CPU cores at
+# load ≈ 2: `time gelato verify --quick` 4 min 03 s wall, 7 min 39 s CPU (``jobs=1``: 4 min 53 s).
 # False-failure probabilities: ≤ α = 1e-3 per statistical check (Bonferroni over n_V); the G_L slope
 # test fails a true 1/V law with probability Φ(3.09 − 0.5/se) (se ≈ 0.01–0.06 here: < 1e-7), and
 # passes a 1/√V law with probability ≤ α (``checks.check_lagrangian_slope``); the plain-gap scaling
-# verdict (``checks.check_gap_slope``) keeps α = 1e-3. FULL (``gelato verify``): 4,096
-# realizations × 100,300 rounds × 20 values of V (V₀·10^-2 … V₀·10^3.7 plus the 4 scaling values)
-# per configuration, ≈ 8·10⁹ rounds each, 4·10¹⁰ in all, plus the stationary G_L sweep: 1,024
-# realizations × 400,000 rounds × 10 values of V (V₀·10^[1, 5.5]; relaxation time ≈ 18,000 rounds at
-# the largest V of (b), 20 in the window), 4·10⁹ rounds per C = 0 configuration: sized for a
-# GPU/TPU (on these CPUs, ≈ 3·10⁵–10⁶ rounds/s, it would take 15–50 hours).
-# Memory is O(chunk × n_V) per compiled call (chunk = 512 realizations); the same compiled
-# program serves every chunk.
+# verdict (``checks.check_gap_slope``) keeps α = 1e-3.
+# FULL (``gelato verify``), sized to finish on 2 CPU cores within an hour: 4,096 realizations (the
+# standard errors of every per-V mean half those of QUICK, so a bound violated by 2.3·SE_quick is
+# caught with probability ≥ 0.99 at α = 1e-3/n_V) × 14–18 values of V (V₀·10^-2 … V₀·10^3 plus the
+# scaling values), horizon 10·V_max/V₀ = 10,000 rounds; the stationary sweep: 1,024 realizations ×
+# 40,000 rounds × 8 values of V (V₀·10^[1, 5]; relaxation time ≈ 5,700 rounds at the largest V of
+# (b), the first 6,000 rounds discarded, 6 relaxation times in the window); per-round checks on
+# 16 × ≤ 10,000 rounds. Memory is O(chunk × n_V) per compiled call (chunk = 512 realizations); the
+# same compiled program serves every chunk.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +116,10 @@ QUICK = Sizes(
     informative_decades=(0.5, 1.0), scaling_points=6, scaling_rounds=8000, scaling_burn=0.25, scaling_realizations=1024,
 )
 FULL = Sizes(
-    realizations=4096, chunk=512, lo=-2.0, hi=3.7, n_coarse=10, n_fine=8, settle_factor=20.0, min_rounds=2000,
-    rollout_realizations=16, rollout_rounds_cap=25_000, mc_samples=200_000, lossless_samples=200_000, quantiles=4096,
-    scaling_points=10, scaling_decades=(1.0, 5.5), scaling_rounds=400_000, scaling_realizations=1024,
-    tightness_sim_realizations=256, tightness_sim_rounds=20_000,
+    realizations=4096, chunk=512, lo=-2.0, hi=3.0, n_coarse=8, n_fine=6, settle_factor=10.0, min_rounds=2000,
+    rollout_realizations=16, rollout_rounds_cap=10_000, mc_samples=200_000, lossless_samples=200_000, quantiles=4096,
+    scaling_points=8, scaling_decades=(1.0, 5.0), scaling_rounds=40_000, scaling_burn=0.15, scaling_realizations=1024,
+    tightness_sim_realizations=256, tightness_sim_rounds=10_000,
 )
 
 
