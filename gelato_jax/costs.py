@@ -27,6 +27,7 @@ from .scenario import Scenario
 
 __all__ = [
     "PAYLOADS",
+    "check_payload",
     "token_bits",
     "uplink_bits",
     "downlink_bits",
@@ -41,14 +42,14 @@ __all__ = [
 PAYLOADS = ("topp", "full", "scalar")
 
 
-def _check_payload(payload: str) -> None:
+def check_payload(payload: str) -> None:
     if payload not in PAYLOADS:
         raise ValueError(f"payload must be one of {list(PAYLOADS)}, got {payload!r}")
 
 
 def token_bits(scenario: Scenario, payload: str, entropy):
     """Uplink bits of each drafted token (same shape as ``entropy``)."""
-    _check_payload(payload)
+    check_payload(payload)
     if payload == "topp":
         return tokens.topp_bits(scenario, entropy)
     if payload == "full":
@@ -67,7 +68,7 @@ def uplink_bits(scenario: Scenario, payload: str, entropy, sent):
 
 def downlink_bits(scenario: Scenario, payload: str, rejected):
     """Downlink bits: ``b_dl``, plus a full target distribution on a rejection under ``scalar``."""
-    _check_payload(payload)
+    check_payload(payload)
     base = jnp.asarray(scenario.b_dl) + jnp.zeros_like(rejected, dtype=jnp.result_type(float))
     if payload == "scalar":
         return base + jnp.where(rejected, scenario.V_vocab * scenario.b_prob, 0.0)
@@ -109,7 +110,7 @@ def mean_token_bits(scenario: Scenario, payload: str, *, after_reject: bool = Fa
     """``b̄``: mean uplink bits per sent token under ``payload`` (exact, §5); ``after_reject=True``:
     at the first drafted position after a rejection (``b̄_r``; differs only for ``topp`` with
     ``after_reject_H_scale ≠ 1``)."""
-    _check_payload(payload)
+    check_payload(payload)
     if payload == "topp":
         return tokens.mean_topp_bits_after_reject(scenario) if after_reject else tokens.mean_topp_bits(scenario)
     return token_bits(scenario, payload, jnp.zeros(()))

@@ -72,7 +72,7 @@ def level_edges(scenario, payload: str, h_reach: float) -> np.ndarray:
     ``c_p < k < min(V_vocab, m_max)``), plus cuts every ``CUT`` nats up to ``h_reach + 1``. The
     continuation branch needs ``c_i ≤ Θ_th + H_th < e_n``: ``h_reach`` must bound
     ``Θ_th + H_th`` over every threshold the table is evaluated at (``table`` checks it)."""
-    costs._check_payload(payload)
+    costs.check_payload(payload)
     top = float(h_reach) + 1.0
     cuts = [np.concatenate([[0.0], np.arange(CUT_OFFSET, top + CUT, CUT)])]
     if payload == "topp":
@@ -94,7 +94,7 @@ def _level_bits(scenario, payload, edges):
 
 def _prepare(scenario, payload, H_th, Theta_th, edges, samples, chunk):
     """Checked arguments of ``table``/``means``: ``(chunk, dtype, H_th, Θ_th, edges, level bits)``."""
-    costs._check_payload(payload)
+    costs.check_payload(payload)
     chunk = min(chunk, samples)
     if samples % chunk:
         raise ValueError(f"samples ({samples}) must be a multiple of chunk ({chunk})")
@@ -110,7 +110,7 @@ def _draws(scenario, chunk: int, dtype, i, seed):
     from theory import exact_proxy
 
     if seed is None:
-        return exact_proxy._entropies(scenario, chunk, dtype, i)
+        return exact_proxy.table_entropies(scenario, chunk, dtype, i)
     key = jax.random.fold_in(jax.random.key(seed), i)
     k = jnp.asarray(scenario.k_H, dtype)
     return scenario.theta_H * jax.random.gamma(key, k, (chunk, scenario.gamma_max), dtype=dtype)
@@ -179,7 +179,7 @@ def table(scenario, *, payload: str, H_th, Theta_th, edges, samples: int = 13107
     r_ref = channel.uplink_rate(scenario, jnp.asarray(1.0, dtype))
     r_floor = jnp.maximum(scenario.r_min, channel.uplink_rate(scenario, scenario.h_min))
     v_grid = jnp.linspace(0.0, 1.0, K, dtype=dtype) * (r_ref / (r_floor + r_ref))
-    r_k, r_dl_k = jax.vmap(lambda v: exact_proxy._rates_from_v(scenario, v, r_ref))(v_grid)
+    r_k, r_dl_k = jax.vmap(lambda v: exact_proxy.rates_from_v(scenario, v, r_ref))(v_grid)
     topp = payload == "topp"
     gi = jnp.arange(G + 1)
     pos = jnp.arange(1, G + 1)  # exit position j (L = j − 1, P = j)
@@ -345,10 +345,10 @@ def means(scenario, *, payload: str, H_th, Theta_th, edges, samples: int = 13107
 
 def renewal_on_nodes(scenario, payload: str, tab, nodes):
     """``(N̂, D̂, Ê)`` ``(n, γ_max+1)`` of renewal means ``tab`` at gains ``nodes``."""
-    from .renewal import _table_costs
+    from .renewal import table_costs
 
     def one(h):
-        pc = _table_costs(scenario, payload, tab, channel.uplink_rate(scenario, h), channel.downlink_rate(scenario, h))
+        pc = table_costs(scenario, payload, tab, channel.uplink_rate(scenario, h), channel.downlink_rate(scenario, h))
         return pc.tokens, pc.latency, pc.energy
 
     return jax.vmap(one)(jnp.asarray(nodes))

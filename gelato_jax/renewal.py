@@ -43,7 +43,7 @@ from .policies.base import Policy, RoundObs
 from .scenario import Scenario
 
 __all__ = [
-    "RenewalTable", "RenewalAux", "RenewalTables", "RenewalOptimum", "build_table", "renewal_costs",
+    "RenewalTable", "RenewalAux", "RenewalTables", "RenewalOptimum", "build_table", "renewal_costs", "table_costs",
     "fading_nodes", "node_costs", "ratio_theta", "ratio_objective", "ratio_budget", "renewal_tables",
     "time_average_optimum", "charnes_cooper_lp", "dinkelbach",
 ]
@@ -86,7 +86,7 @@ def build_table(scenario: Scenario, *, payload: str, exit: str, H_th, Theta_th, 
     chunk = min(exact_proxy.EXACT_CHUNK if chunk is None else chunk, samples)
     if samples % chunk:
         raise ValueError(f"samples ({samples}) must be a multiple of chunk ({chunk})")
-    costs._check_payload(payload)
+    costs.check_payload(payload)
     if exit not in ("bucket", "none"):
         raise ValueError(f"exit must be 'bucket' or 'none', got {exit!r}")
     dtype = jnp.result_type(float)
@@ -94,7 +94,7 @@ def build_table(scenario: Scenario, *, payload: str, exit: str, H_th, Theta_th, 
     a = jnp.arange(G + 1, dtype=dtype)
 
     def body(acc, i):
-        H = exact_proxy._entropies(scenario, chunk, dtype, i)
+        H = exact_proxy.table_entropies(scenario, chunk, dtype, i)
         L, P, B, pi = jax.vmap(
             lambda e: exact_proxy.round_laws(scenario, e, payload=payload, exit=exit, H_th=H_th, Theta_th=Theta_th))(H)
         n = jnp.sum(pi * (a + 1.0), axis=-1)  # (c, G+1) E[N | H, γ̃]
@@ -107,7 +107,7 @@ def build_table(scenario: Scenario, *, payload: str, exit: str, H_th, Theta_th, 
     return RenewalTable(*(s / samples for s in sums))
 
 
-def _table_costs(scenario: Scenario, payload: str, table: RenewalTable, rate, rate_dl) -> costs.ProxyCosts:
+def table_costs(scenario: Scenario, payload: str, table: RenewalTable, rate, rate_dl) -> costs.ProxyCosts:
     """``(E[N], E[D], E[E])`` per budget at one round's rates: ``D`` and ``E`` are linear in
     ``P``, ``L``, ``B`` and the downlink bits (docs/model.md §3), so their means are exact."""
     bits_dl = scenario.b_dl + jnp.zeros_like(table.p_reject)
@@ -126,7 +126,7 @@ def renewal_costs(scenario: Scenario, policy: Policy, aux, state, obs: RoundObs)
     other policies: the scenario's ``ᾱ``)."""
     table = getattr(aux, "table", None)
     if isinstance(table, RenewalTable):
-        return _table_costs(scenario, policy.payload, table, obs.rate, obs.rate_dl)
+        return table_costs(scenario, policy.payload, table, obs.rate, obs.rate_dl)
     est = policy.acceptance_estimate(aux, state) if hasattr(policy, "acceptance_estimate") else aux.alpha_bar
     return policy.mean_proxy(scenario, aux, est, obs)
 

@@ -99,7 +99,7 @@ def test_mean_proxy_is_the_exact_renewal_mean_without_exit():
     with jax.enable_x64(True):
         tab = jax.jit(lambda s: renewal.build_table(s, payload="topp", exit="none", H_th=1.5, Theta_th=1.0,
                                                     samples=M, chunk=M))(scen)
-        H = exact_proxy._entropies(scen, M, np.float64, 0)
+        H = exact_proxy.table_entropies(scen, M, np.float64, 0)
         _, _, B, pi = jax.vmap(lambda e: exact_proxy.round_laws(scen, e, payload="topp", exit="none", H_th=1.5,
                                                                 Theta_th=1.0))(H)
     n_per = np.asarray((pi * (np.arange(scen.gamma_max + 1) + 1.0)).sum(-1))  # (M, G+1)

@@ -84,7 +84,7 @@ def test_topp_interpolation_matches_direct_sample_average():
     s = Scenario()
     tab = jax.jit(lambda s: ep.build_table(s, payload="topp", exit="bucket", H_th=1.5, Theta_th=1.0,
                                            samples=2048, grid=ep.EXACT_GRID))(s)
-    H = ep._entropies(s, 2048, np.float64, 0)
+    H = ep.table_entropies(s, 2048, np.float64, 0)
     L, P, B, pi = jax.vmap(lambda e: ep.round_laws(s, e, payload="topp", exit="bucket", H_th=1.5, Theta_th=1.0))(H)
     for h in (0.05, 0.7, 4.0):
         r, r_dl = channel.uplink_rate(s, h), channel.downlink_rate(s, h)

@@ -37,7 +37,7 @@ from . import _generated
 
 __all__ = [
     "EXACT_SAMPLES", "EXACT_GRID", "EXACT_CHUNK", "EXACT_SEED", "ExactTable", "ExactAux", "ExactCosts",
-    "round_laws", "build_table", "exact_costs", "table_error", "policy_table_error",
+    "round_laws", "build_table", "exact_costs", "table_error", "policy_table_error", "table_entropies", "rates_from_v",
 ]
 
 EXACT_SAMPLES = 131072
@@ -73,7 +73,7 @@ class ExactCosts(NamedTuple):
     energy: Any  # E[E | γ̃, h]
 
 
-def _entropies(scenario, n: int, dtype, chunk: int = 0):
+def table_entropies(scenario, n: int, dtype, chunk: int = 0):
     """``(n, γ_max)`` i.i.d. ``Gamma(k_H, θ_H)`` entropies of chunk ``chunk`` (key
     ``fold_in(key(EXACT_SEED), chunk)``)."""
     key = jax.random.fold_in(jax.random.key(EXACT_SEED), chunk)
@@ -103,7 +103,7 @@ def round_laws(scenario, entropy, *, payload: str, exit: str, H_th, Theta_th):
     return jax.vmap(per_budget)(jnp.arange(G + 1))
 
 
-def _rates_from_v(scenario, v, r_ref):
+def rates_from_v(scenario, v, r_ref):
     """Uplink rate, downlink rate at grid point ``v`` (``v = 0``: infinite rates)."""
     r = jnp.where(v > 0, r_ref * (1.0 - v) / jnp.where(v > 0, v, 1.0), jnp.inf)
     snr0 = scenario.mean_snr
@@ -115,7 +115,7 @@ def build_table(scenario, *, payload: str, exit: str, H_th, Theta_th, samples: i
                 grid: int = EXACT_GRID, chunk: int = EXACT_CHUNK) -> ExactTable:
     """The exact-proxy table (JAX; call inside ``jit``). The sample is processed in chunks of
     ``chunk`` entropy vectors (memory ``O(chunk · γ_max² + chunk · γ_max · grid)``)."""
-    costs._check_payload(payload)
+    costs.check_payload(payload)
     if exit not in ("bucket", "none"):
         raise ValueError(f"exit must be 'bucket' or 'none', got {exit!r}")
     chunk = min(chunk, samples)
@@ -127,12 +127,12 @@ def build_table(scenario, *, payload: str, exit: str, H_th, Theta_th, samples: i
     r_ref = channel.uplink_rate(scenario, jnp.asarray(1.0, dtype))
     r_floor = jnp.maximum(scenario.r_min, channel.uplink_rate(scenario, scenario.h_min))
     v_grid = jnp.linspace(0.0, 1.0, K, dtype=dtype) * (r_ref / (r_floor + r_ref))
-    r_k, r_dl_k = jax.vmap(lambda v: _rates_from_v(scenario, v, r_ref))(v_grid)  # (K,)
+    r_k, r_dl_k = jax.vmap(lambda v: rates_from_v(scenario, v, r_ref))(v_grid)  # (K,)
     a = jnp.arange(G + 1, dtype=dtype)
     topp = payload == "topp"
 
     def body(acc, i):
-        H = _entropies(scenario, chunk, dtype, i)
+        H = table_entropies(scenario, chunk, dtype, i)
         L, P, B, pi = jax.vmap(
             lambda e: round_laws(scenario, e, payload=payload, exit=exit, H_th=H_th, Theta_th=Theta_th))(H)
         # L, P, B: (c, G+1); pi: (c, G+1, G+1)
