@@ -124,6 +124,8 @@ def _tight_row(name: str, t: dict[str, Any]) -> tuple[str, ...]:
     if flat == "resolution floor":
         floor = (t.get("floors") or {}).get("lambda")
         flat = f"floor {_fmt(floor)}"
+    if (t.get("measurement") or {}).get("converged") is False:
+        flat = f"{flat or '—'}; V·G_L not converged"
     kink = t.get("dual_kink") or {}
     if kink.get("near_kink"):
         flat = f"{flat or '—'}; near-kink ±{100 * kink['relative_half_width']:.2g} % of λ*"
@@ -552,7 +554,8 @@ def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = N
                "polyhedral (steeper) or slack (−2); `G_L at large V`: a flattening at a predicted resolution floor "
                "(`½κΔλ²`, the λ* error) is reported as such; `near-kink ±x % of λ*`: the mean energy e(λ) makes 80 % of its "
                "change over λ*·(1 ± 5 %) within ±x % of λ* (`proofs_check.tightness.dual_kink`), a nearly polyhedral dual: the "
-               "smooth law V·G_L → σ²/4 holds only once the queue's price spread is well inside that window.", "", tt, ""]
+               "smooth law V·G_L → σ²/4 holds only once the queue's price spread is well inside that window; `V·G_L not converged`: "
+               "κ̂ is read at the two largest V of the stationary sweep and they disagree beyond their CI.", "", tt, ""]
     md += [
         "",
         "## Sample sizes",
