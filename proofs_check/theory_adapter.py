@@ -20,7 +20,7 @@ class TheoryConstants:
     T_star_method: str | None = None  # "exact" (integration between switching points) or "quantised" (LP on bins, fallback)
     lambda_star_precision: float | None = None  # bound on |λ* − λ*_true| (exact method)
     kappa: float | None = None  # −de/dλ at λ* (exact method)
-    proxy_mc_error: float | None = None  # proxy="exact": estimated Monte Carlo floor of T* from the table's sample (≈ 2 SE)
+    proxy_mc_error: float | None = None  # proxy="exact": Monte Carlo floor of T* from the table's sample (one-sided 1 − 1e-3 t-bound over its 16 chunk tables)
     B: float | None = None  # drift constant B = ½ sup E[(E_t − a_t)²] (theory kind="actual": sup over laws on [0, E_max])
     B_worst: float | None = None  # cruder range bound (kind="worst"), reported
     delta_T: float | None = None  # sup_{γ,h} (T̂ − T): proxy over-estimate; C(V) = V·max(0, delta_T)

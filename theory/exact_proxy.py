@@ -112,9 +112,12 @@ def rates_from_v(scenario, v, r_ref):
 
 
 def build_table(scenario, *, payload: str, exit: str, H_th, Theta_th, samples: int = EXACT_SAMPLES,
-                grid: int = EXACT_GRID, chunk: int = EXACT_CHUNK) -> ExactTable:
+                grid: int = EXACT_GRID, chunk: int = EXACT_CHUNK, chunk_offset=0) -> ExactTable:
     """The exact-proxy table (JAX; call inside ``jit``). The sample is processed in chunks of
-    ``chunk`` entropy vectors (memory ``O(chunk · γ_max² + chunk · γ_max · grid)``)."""
+    ``chunk`` entropy vectors (memory ``O(chunk · γ_max² + chunk · γ_max · grid)``);
+    ``chunk_offset`` (may be traced) starts at that chunk of the fixed-seed sample, so
+    ``samples=chunk, chunk_offset=j`` is the table of chunk ``j`` alone (``optimum``'s Monte Carlo
+    error of ``T*`` uses them)."""
     costs.check_payload(payload)
     if exit not in ("bucket", "none"):
         raise ValueError(f"exit must be 'bucket' or 'none', got {exit!r}")
@@ -132,7 +135,7 @@ def build_table(scenario, *, payload: str, exit: str, H_th, Theta_th, samples: i
     topp = payload == "topp"
 
     def body(acc, i):
-        H = table_entropies(scenario, chunk, dtype, i)
+        H = table_entropies(scenario, chunk, dtype, i + chunk_offset)
         L, P, B, pi = jax.vmap(
             lambda e: round_laws(scenario, e, payload=payload, exit=exit, H_th=H_th, Theta_th=Theta_th))(H)
         # L, P, B: (c, G+1); pi: (c, G+1, G+1)
