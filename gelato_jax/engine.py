@@ -162,7 +162,7 @@ def shared_precompute(scenario: Scenario, policy: Policy, field: str, values):
 
     try:
         jax.eval_shape(jax.vmap(at, out_axes=None), values[:1])
-    except ValueError:
+    except Exception:  # noqa: BLE001 - batched output (ValueError) or a precompute that cannot trace V: per point
         return None
     return precompute(scenario, policy)  # the same for every value of ``field``
 

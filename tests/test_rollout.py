@@ -195,3 +195,28 @@ def test_values_not_representable_in_float32_are_refused(scen, pol, needle):
     # the same values are fine in float64
     res = simulate(scen, pol, realizations=2, rounds=5, dtype=jnp.float64)
     assert res.throughput.shape == (2,)
+
+
+def test_shared_precompute_only_when_independent_of_the_swept_field():
+    import dataclasses as dc
+
+    from gelato_jax import engine
+
+    # Gelato's precompute does not read V: one aux for every V, equal to the policy's own
+    shared = engine.shared_precompute(SCEN, Gelato(V=1.0), "V", jnp.asarray([0.1, 1.0, 10.0]))
+    own = engine.precompute(SCEN, Gelato(V=1.0))
+    assert shared is not None
+    for a, b in zip(jax.tree.leaves(shared), jax.tree.leaves(own)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    @dc.dataclass(frozen=True)
+    class ReadsV:  # a policy whose precompute depends on the swept field
+        V: float = 1.0
+
+        def replace(self, **kw):
+            return dc.replace(self, **kw)
+
+        def precompute(self, scenario):
+            return jnp.asarray(self.V) * 2.0
+
+    assert engine.shared_precompute(SCEN, ReadsV(), "V", jnp.asarray([0.1, 1.0])) is None
