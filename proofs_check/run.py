@@ -25,6 +25,7 @@ Configurations (``CONFIGS``):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -286,20 +287,15 @@ class _Stages:
     def __init__(self):
         self.times: dict[str, dict[str, float]] = {}
 
+    @contextlib.contextmanager
     def __call__(self, name: str):
-        import contextlib
-
-        @contextlib.contextmanager
-        def cm():
-            t0, c0 = time.time(), time.process_time()
-            try:
-                yield
-            finally:
-                t = self.times.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
-                t["wall_s"] += time.time() - t0
-                t["cpu_s"] += time.process_time() - c0
-
-        return cm()
+        t0, c0 = time.time(), time.process_time()
+        try:
+            yield
+        finally:
+            t = self.times.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+            t["wall_s"] += time.time() - t0
+            t["cpu_s"] += time.process_time() - c0
 
 
 # ----------------------------------------------------------------------------- proxies
@@ -430,66 +426,62 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
     # ---------------------------------------------------------------- per-round checks (rollout)
     T_roll = min(rounds, sizes.rollout_rounds_cap)
     R_roll = sizes.rollout_realizations
-    roll_stage = stage("per-round checks (rollouts)")
-    roll_stage.__enter__()
-    exo = sample_exogenous(scenario, seed=seed + 1, realizations=R_roll, rounds=T_roll + 1)
-    V_roll = np.array([0.3 * V0, 3.0 * V0, float(Vs[-1])])
-    h = np.maximum(np.asarray(exo.channel_gain), float(scenario.h_min))
-    T_hat, E_hat, outage = (np.asarray(x) for x in proxy_tables(scenario, policy, jnp.asarray(h)))
-    opt_args: dict[str, list] = {k: [] for k in ("V", "queue", "T", "E", "out", "budget")}
-    inv_args: dict[str, list] = {k: [] for k in ("queue", "energy", "arrival", "pen")}
-    queue_traj = []
-    energy_all = []
-    from gelato_jax.engine import shared_precompute
+    with stage("per-round checks (rollouts)"):
+        exo = sample_exogenous(scenario, seed=seed + 1, realizations=R_roll, rounds=T_roll + 1)
+        V_roll = np.array([0.3 * V0, 3.0 * V0, float(Vs[-1])])
+        h = np.maximum(np.asarray(exo.channel_gain), float(scenario.h_min))
+        T_hat, E_hat, outage = (np.asarray(x) for x in proxy_tables(scenario, policy, jnp.asarray(h)))
+        opt_args: dict[str, list] = {k: [] for k in ("V", "queue", "T", "E", "out", "budget")}
+        inv_args: dict[str, list] = {k: [] for k in ("queue", "energy", "arrival", "pen")}
+        queue_traj = []
+        energy_all = []
+        from gelato_jax.engine import shared_precompute
 
-    aux_roll = shared_precompute(scenario, policy, "V", V_roll)  # one exact-proxy table for the 3 rollouts
-    for V in V_roll:
-        tr = rollout(scenario, policy.replace(V=float(V)), exo, aux=aux_roll)
-        q = np.asarray(tr.queue)  # (R, T+1): Z_0..Z_T
-        b = np.asarray(tr.budget)[:, :T_roll]
-        e = np.asarray(tr.energy)[:, :T_roll]
-        a = np.asarray(tr.arrival)[:, :T_roll]
-        n = R_roll * T_roll
-        opt_args["V"].append(np.full(n, V))
-        opt_args["queue"].append(q[:, :T_roll].reshape(-1))
-        opt_args["T"].append(T_hat[:, :T_roll].reshape(n, -1))
-        opt_args["E"].append(E_hat[:, :T_roll].reshape(n, -1))
-        opt_args["out"].append(outage[:, :T_roll].reshape(-1))
-        opt_args["budget"].append(b.reshape(-1))
-        chosen = np.take_along_axis(T_hat[:, :T_roll], b[..., None].astype(np.int64), axis=-1)[..., 0]
-        inv_args["queue"].append(q)
-        inv_args["energy"].append(e)
-        inv_args["arrival"].append(a)
-        inv_args["pen"].append(V * chosen)
-        queue_traj.append(q)
-        energy_all.append(e)
-    cat = lambda xs: np.concatenate(xs, axis=0)
-    verdicts.append(
-        _tag(checks.check_per_slot_optimality(cat(opt_args["V"]), cat(opt_args["queue"]), cat(opt_args["T"]), cat(opt_args["E"]), cat(opt_args["out"]), cat(opt_args["budget"])), cfg, V_roll=V_roll)
-    )
-    verdicts.append(
-        _tag(checks.check_energy_paths(cat(inv_args["energy"]), cat(inv_args["arrival"]), cat(inv_args["queue"])[:, -1]), cfg, source="rollout", V_roll=V_roll)
-    )
-    verdicts.append(
-        _tag(checks.check_drift_invariant(cat(inv_args["queue"]), cat(inv_args["energy"]), cat(inv_args["arrival"]), 1.0, cat(inv_args["pen"])), cfg, V_roll=V_roll)
-    )
-    if th.B is not None:
-        verdicts.append(_tag(checks.check_drift_constant(cat(inv_args["energy"]), cat(inv_args["arrival"]), th.B), cfg))
-    else:
-        verdicts.append(not_run("§8.3 drift constant: mean of ½(E_t − a_t)² ≤ B along the trajectories", th.need("B")).with_config(cfg.name))
-    if th.E_max is not None:
-        verdicts.append(_tag(checks.check_energy_bounded(cat(energy_all), th.E_max), cfg))
-    else:
-        verdicts.append(not_run("§8 assumption: per-round energy E_t ≤ E_max on every round", th.need("E_max")).with_config(cfg.name))
-    roll_stage.__exit__(None, None, None)
+        aux_roll = shared_precompute(scenario, policy, "V", V_roll)  # one exact-proxy table for the 3 rollouts
+        for V in V_roll:
+            tr = rollout(scenario, policy.replace(V=float(V)), exo, aux=aux_roll)
+            q = np.asarray(tr.queue)  # (R, T+1): Z_0..Z_T
+            b = np.asarray(tr.budget)[:, :T_roll]
+            e = np.asarray(tr.energy)[:, :T_roll]
+            a = np.asarray(tr.arrival)[:, :T_roll]
+            n = R_roll * T_roll
+            opt_args["V"].append(np.full(n, V))
+            opt_args["queue"].append(q[:, :T_roll].reshape(-1))
+            opt_args["T"].append(T_hat[:, :T_roll].reshape(n, -1))
+            opt_args["E"].append(E_hat[:, :T_roll].reshape(n, -1))
+            opt_args["out"].append(outage[:, :T_roll].reshape(-1))
+            opt_args["budget"].append(b.reshape(-1))
+            chosen = np.take_along_axis(T_hat[:, :T_roll], b[..., None].astype(np.int64), axis=-1)[..., 0]
+            inv_args["queue"].append(q)
+            inv_args["energy"].append(e)
+            inv_args["arrival"].append(a)
+            inv_args["pen"].append(V * chosen)
+            queue_traj.append(q)
+            energy_all.append(e)
+        cat = lambda xs: np.concatenate(xs, axis=0)
+        verdicts.append(
+            _tag(checks.check_per_slot_optimality(cat(opt_args["V"]), cat(opt_args["queue"]), cat(opt_args["T"]), cat(opt_args["E"]), cat(opt_args["out"]), cat(opt_args["budget"])), cfg, V_roll=V_roll)
+        )
+        verdicts.append(
+            _tag(checks.check_energy_paths(cat(inv_args["energy"]), cat(inv_args["arrival"]), cat(inv_args["queue"])[:, -1]), cfg, source="rollout", V_roll=V_roll)
+        )
+        verdicts.append(
+            _tag(checks.check_drift_invariant(cat(inv_args["queue"]), cat(inv_args["energy"]), cat(inv_args["arrival"]), 1.0, cat(inv_args["pen"])), cfg, V_roll=V_roll)
+        )
+        if th.B is not None:
+            verdicts.append(_tag(checks.check_drift_constant(cat(inv_args["energy"]), cat(inv_args["arrival"]), th.B), cfg))
+        else:
+            verdicts.append(not_run("§8.3 drift constant: mean of ½(E_t − a_t)² ≤ B along the trajectories", th.need("B")).with_config(cfg.name))
+        if th.E_max is not None:
+            verdicts.append(_tag(checks.check_energy_bounded(cat(energy_all), th.E_max), cfg))
+        else:
+            verdicts.append(not_run("§8 assumption: per-round energy E_t ≤ E_max on every round", th.need("E_max")).with_config(cfg.name))
 
     # ---------------------------------------------------------------- the V sweep
-    t0 = time.time()
     with stage("V sweep"), _SWEEP_LOCK:  # (the lock: no other configuration compiles the sweep meanwhile)
         before = sweep_cache_size()
         sw = v_sweep(scenario, policy, Vs, seed=seed, realizations=sizes.realizations, rounds=rounds, chunk=sizes.chunk, progress=progress, desc=f"verify {cfg.name}")
         compiled = sweep_cache_size() - before
-    wall = time.time() - t0
     calls = sw.pop("_calls")
     verdicts.append(_tag(checks.check_single_compile(compiled, calls, len(Vs)), cfg))
     verdicts.append(
@@ -502,7 +494,7 @@ def run_config(cfg: Config, sizes: Sizes, *, seed: int = 0, progress: bool | Non
         "V0": V0,
         "rounds": rounds,
         "realizations": sizes.realizations,
-        "sweep_wall_s": wall,
+        "sweep_wall_s": stage.times["V sweep"]["wall_s"],
         "throughput_mean": thr.mean(axis=1),
         "throughput_sem": thr.std(axis=1, ddof=1) / math.sqrt(thr.shape[1]),
         "energy_mean": sw["energy"].mean(axis=1),
@@ -727,16 +719,13 @@ def _lagrangian_checks(cfg, scenario, policy, th, sizes, Vs, sw, rounds, V0, dat
     Vs_s = V0 * np.logspace(d0, d1, sizes.scaling_points)
     Tsc = int(sizes.scaling_rounds)
     burn = int(sizes.scaling_burn * Tsc)
-    t0 = time.time()
-    sweep_stage = stage("stationary G_L sweep")
-    sweep_stage.__enter__()
-    ls = lagrangian_sweep(
-        scenario, policy, Vs_s, np.full(Vs_s.shape, burn), th.lambda_star, z0=Vs_s * th.lambda_star, seed=seed + 2,
-        realizations=sizes.scaling_realizations, rounds=Tsc, chunk=min(sizes.chunk, sizes.scaling_realizations), progress=progress,
-        desc=f"verify {cfg.name} G_L",
-    )
-    sweep_stage.__exit__(None, None, None)
-    wall = time.time() - t0
+    with stage("stationary G_L sweep"):
+        ls = lagrangian_sweep(
+            scenario, policy, Vs_s, np.full(Vs_s.shape, burn), th.lambda_star, z0=Vs_s * th.lambda_star, seed=seed + 2,
+            realizations=sizes.scaling_realizations, rounds=Tsc, chunk=min(sizes.chunk, sizes.scaling_realizations), progress=progress,
+            desc=f"verify {cfg.name} G_L",
+        )
+    wall = stage.times["stationary G_L sweep"]["wall_s"]
     ls.pop("_calls")
     raw = checks.lagrangian_gap(ls["throughput_w"], ls["energy_w"], ls["arrival_w"], th.T_star, th.lambda_star)
     v_rb = checks.check_regret_consistency(Vs_s, raw, ls["regret_w"], t_star_tol=tol)
@@ -1073,11 +1062,9 @@ DEFAULT_JOBS = 2
 
 def check_jobs(jobs) -> int:
     """``jobs`` (configurations run at the same time) as a positive int; ``None`` → ``DEFAULT_JOBS``."""
-    if jobs is None:
-        return DEFAULT_JOBS
-    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    return int(jobs)
+    from gelato_jax.engine import check_positive_int
+
+    return DEFAULT_JOBS if jobs is None else check_positive_int("jobs", jobs)
 
 
 def run_verify(*, quick: bool = True, seed: int = 0, configs=None, sizes: Sizes | None = None, progress: bool | None = None,

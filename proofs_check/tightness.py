@@ -397,7 +397,7 @@ def dual_kink(quad: PriceQuadrature, lam: float, *, rel: float = 0.05, share: fl
     that of a kinked dual, far below ``σ²/(4V)``, and ``G_L`` falls slower than ``1/V`` in the
     transition. Measured example: the W = 5 MHz, Ē = 0.03 J, exponential-arrival scenario,
     configuration (b): ``e`` falls from 0.0556 J (γ = 2 for all h) to 0.0300 J (γ = 1) within
-    ``±0.2 %`` of ``λ* = 98.17``."""
+    ``±0.1 %`` of ``λ* = 98.17``."""
     lam = float(lam)
     if not lam > 0:
         return {"near_kink": False, "half_width": None, "relative_half_width": None, "energy_drop": None, "rel": rel, "share": share}
@@ -412,10 +412,10 @@ def dual_kink(quad: PriceQuadrature, lam: float, *, rel: float = 0.05, share: fl
         else:
             lo = mid
     d = hi
+    inside = quad.energy(lam - d) - quad.energy(lam + d)
     return {"near_kink": bool(d < narrow * rel * lam), "half_width": float(d), "relative_half_width": float(d / lam),
-            "energy_drop": float(total), "energy_drop_in_window": float(quad.energy(lam - d) - quad.energy(lam + d)),
-            "local_kappa": float((quad.energy(lam - d) - quad.energy(lam + d)) / (2 * d)) if d > 0 else None,
-            "rel": rel, "share": share}
+            "energy_drop": float(total), "energy_drop_in_window": float(inside),
+            "local_kappa": float(inside / (2 * d)) if d > 0 else None, "rel": rel, "share": share}
 
 
 # ----------------------------------------------------------------------------- measurement
