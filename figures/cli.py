@@ -176,6 +176,12 @@ def _docs_copies(results_dir: str, docs_dir: str) -> list[str]:
 def cmd_headline(args) -> int:
     from . import headline
 
+    if args.draw_only:  # nothing is computed: the run's options would be ignored, so refuse them
+        given = [f for f, v in (("--quick", args.quick), ("--seed", args.seed is not None)) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} {'do' if len(given) > 1 else 'does'} not apply to --draw-only "
+                             "(it only rewrites the table from the saved results)")
+    args.seed = 0 if args.seed is None else args.seed
     if args.fair:
         from . import fair
 
@@ -226,7 +232,7 @@ def add_parsers(subparsers) -> None:
     h.add_argument("--results", default=os.path.join("runs", "headline"), help="saved results folder")
     h.add_argument("--quick", action="store_true", help="16 realizations x 1000 rounds instead of 64 x 3000")
     h.add_argument("--draw-only", action="store_true", help="only rewrite the table from saved results")
-    h.add_argument("--seed", type=nonneg_int, default=0)
+    h.add_argument("--seed", type=nonneg_int, default=None, help="seed of the runs (default 0; refused with --draw-only)")
     h.add_argument("--print", action="store_true", help="print the markdown")
     h.add_argument("--quiet", action="store_true")
     h.set_defaults(func=cmd_headline)

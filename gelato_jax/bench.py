@@ -303,8 +303,15 @@ def format_report(rep: dict[str, Any]) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import io as gio
 
-    devices = tuple(int(x) for x in str(args.devices).split(","))
-    dtypes = tuple(str(args.dtype).split(","))
+    if args.scaling:  # the scaling run reads --rounds, one --dtype, --seed: refuse the rest (not ignore them)
+        given = [flag for attr, flag in _NOT_SCALING if getattr(args, attr) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to bench --scaling "
+                             "(it reads --rounds, --dtype, --seed, --out, --json, --quiet)")
+        if args.dtype is not None and "," in str(args.dtype):
+            raise ValueError(f"bench --scaling runs one dtype, got --dtype {args.dtype}")
+    devices = tuple(int(x) for x in str(args.devices or _DEFAULT_DEVICES).split(","))
+    dtypes = tuple(str(args.dtype or (_DEFAULT_DTYPES if not args.scaling else "float32")).split(","))
     for d in dtypes:
         if d not in ("float32", "float64"):
             raise ValueError(f"--dtype must be float32, float64 or both (comma-separated), got {d!r}")
@@ -321,11 +328,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(gio._jsonable(rep), indent=2) if args.json else format_report(rep))
         return 0
     rep = run_benchmark(
-        realizations=args.realizations,
+        realizations=args.realizations or 4096,
         rounds=args.rounds,
-        numpy_rounds=args.numpy_rounds,
-        python_realizations=args.python_realizations,
-        python_rounds=args.python_rounds,
+        numpy_rounds=args.numpy_rounds or 200,
+        python_realizations=args.python_realizations or 4,
+        python_rounds=args.python_rounds or 2000,
         dtypes=dtypes,
         devices=devices,
         seed=args.seed,
@@ -339,19 +346,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+_DEFAULT_DTYPES, _DEFAULT_DEVICES = "float32,float64", "1,2"
+# options of the benchmark that bench --scaling does not read (their defaults: None = not given)
+_NOT_SCALING = (("realizations", "--realizations"), ("numpy_rounds", "--numpy-rounds"),
+                ("python_realizations", "--python-realizations"), ("python_rounds", "--python-rounds"),
+                ("devices", "--devices"))
+
+
 def add_parsers(subparsers) -> None:
     from .cli_inputs import positive_int
 
     p = subparsers.add_parser("bench", help="benchmark the JAX simulator against the numpy reference and a Python loop")
-    p.add_argument("--realizations", type=positive_int, default=4096)
+    p.add_argument("--realizations", type=positive_int, default=None, help="default 4096")
     p.add_argument("--rounds", type=positive_int, default=10_000, help="rounds of the JAX runs")
-    p.add_argument("--numpy-rounds", type=positive_int, default=200, help="rounds of the numpy runs (rate per round)")
-    p.add_argument("--python-realizations", type=positive_int, default=4)
-    p.add_argument("--python-rounds", type=positive_int, default=2000)
-    p.add_argument("--dtype", default="float32,float64", help="float32, float64 or both, comma-separated")
-    p.add_argument("--devices", default="1,2", help="CPU device counts for the JAX runs, comma-separated")
+    p.add_argument("--numpy-rounds", type=positive_int, default=None, help="rounds of the numpy runs (rate per round; default 200)")
+    p.add_argument("--python-realizations", type=positive_int, default=None, help="default 4")
+    p.add_argument("--python-rounds", type=positive_int, default=None, help="default 2000")
+    p.add_argument("--dtype", default=None, help="float32, float64 or both, comma-separated (default both; --scaling: one, default float32)")
+    p.add_argument("--devices", default=None, help="CPU device counts for the JAX runs, comma-separated (default 1,2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scaling", metavar="R1,R2,...", help="instead: JAX rate and memory vs realizations (--rounds each)")
+    p.add_argument("--scaling", metavar="R1,R2,...", help="instead: JAX rate and memory vs realizations (--rounds each; "
+                   "refuses the other benchmark's options)")
     p.add_argument("--out", metavar="DIR", help="save bench.json here")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")

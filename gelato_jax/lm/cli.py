@@ -19,15 +19,25 @@ __all__ = ["add_parsers", "main", "cmd_train_lm", "cmd_calibrate", "add_simulate
 # realization-round and compilation time: BENCHMARKS.md, LM mode).
 LM_DEFAULT_REALIZATIONS = 16
 LM_DEFAULT_ROUNDS = 50
+# `gelato train-lm` steps per model when neither --steps nor --target-steps/--draft-steps is given
+_TARGET_STEPS, _DRAFT_STEPS = 1400, 3000
 
 
 def cmd_train_lm(args: argparse.Namespace) -> int:
     from .train import train
 
     which = ["draft", "target"] if args.which == "both" else [args.which]
+    # refuse a step count that would not be used (no silently ignored input)
+    if args.steps is not None and (args.target_steps is not None or args.draft_steps is not None):
+        raise ValueError("--steps sets the steps of every model trained; give it or --target-steps/--draft-steps, not both")
+    for attr, w in (("target_steps", "target"), ("draft_steps", "draft")):
+        if getattr(args, attr) is not None and w not in which:
+            raise ValueError(f"--{attr.replace('_', '-')} does not apply to --which {args.which}")
+    default_steps = {"target": _TARGET_STEPS, "draft": _DRAFT_STEPS}
     out = {}
     for w in which:
-        steps = args.steps if args.steps is not None else (args.target_steps if w == "target" else args.draft_steps)
+        steps = args.steps if args.steps is not None else getattr(args, f"{w}_steps")
+        steps = default_steps[w] if steps is None else steps
         rec = train(w, steps=steps, batch=args.batch, lr=args.lr, seed=args.seed, out_dir=args.out,
                     ckpt_dir=args.ckpt_dir, ckpt_every=args.ckpt_every, eval_every=args.eval_every,
                     quiet=args.quiet)
@@ -41,20 +51,50 @@ def cmd_train_lm(args: argparse.Namespace) -> int:
     return 0
 
 
+# options of `gelato calibrate` that only LM mode reads (default None = not given) and their defaults
+_CALIBRATE_LM_ONLY = (("rounds", "--rounds", 100), ("sequences", "--sequences", 64), ("gamma_max", "--gamma-max", 10),
+                      ("top_p", "--top-p", 0.95), ("seed", "--seed", 0), ("weights", "--weights", None))
+
+
+def _calibrate_lm_args(args: argparse.Namespace) -> dict:
+    """The LM-mode options of ``calibrate`` (and ``entropy_process``) with their defaults filled in;
+    with ``--csv`` (no LM run) a given one is refused (exit status 2) instead of ignored, and so
+    are ``--entropy-process``, ``--write-rho`` and ``--export-csv`` for a flat CSV (no round
+    structure for them to act on)."""
+    if args.csv is not None:
+        given = [flag for attr, flag, _ in _CALIBRATE_LM_ONLY if getattr(args, attr, None) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only {'apply' if len(given) > 1 else 'applies'} to LM mode; "
+                             f"calibrate --csv fits the logged pairs and would ignore {'them' if len(given) > 1 else 'it'}")
+        # options that need the round structure of the structured schema
+        structural = [flag for flag, v in (("--entropy-process", getattr(args, "entropy_process", None) is not None),
+                                           ("--write-rho", getattr(args, "write_rho", False)),
+                                           ("--export-csv", getattr(args, "export_csv", None) is not None)) if v]
+        if structural:
+            from .calibrate import read_pairs_csv
+
+            if "round_sequence" not in read_pairs_csv(args.csv):
+                raise ValueError(f"{', '.join(structural)} need{'' if len(structural) > 1 else 's'} the round structure "
+                                 f"of the structured schema (sequence,round,position,...); {args.csv} is a flat CSV")
+    out = {attr: (default if getattr(args, attr, None) is None else getattr(args, attr))
+           for attr, _, default in _CALIBRATE_LM_ONLY}
+    out["entropy_process"] = getattr(args, "entropy_process", None) or "text"
+    return out
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import run_calibration
 
+    lm = _calibrate_lm_args(args)
     res = run_calibration(
-        csv=args.csv, out_dir=args.out, rounds=args.rounds, sequences=args.sequences,
-        gamma_max=args.gamma_max, top_p=args.top_p, seed=args.seed, weights_dir=args.weights,
+        csv=args.csv, out_dir=args.out, rounds=lm["rounds"], sequences=lm["sequences"],
+        gamma_max=lm["gamma_max"], top_p=lm["top_p"], seed=lm["seed"], weights_dir=lm["weights"],
         quiet=args.quiet, write_rho=args.write_rho, positional=not args.pooled,
-        entropy_process=args.entropy_process, export_csv=getattr(args, "export_csv", None),
+        entropy_process=lm["entropy_process"], export_csv=getattr(args, "export_csv", None),
     )
     for w in res.get("warnings", []):
         print(f"gelato calibrate: warning: {w}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(res, indent=2))
-    else:
+    if not args.json:  # (--json: printed at the end, with the validation rows under "validation")
         f = res["fit"]
         print(f"pairs: {res['n_pairs']}  mean acceptance: {res['mean_acceptance']:.4f}  "
               f"corr(H, accepted): {res['corr_entropy_accepted']:.4f}")
@@ -88,7 +128,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     elif args.validate:
         from .calibrate import validate_calibration
 
-        rows = validate_calibration(res["toml"], seed=args.seed, weights_dir=args.weights, out_dir=args.out,
+        rows = validate_calibration(res["toml"], seed=lm["seed"], weights_dir=lm["weights"], out_dir=args.out,
                                     quiet=args.quiet)
         if not args.json:
             print("calibrated surrogate vs LM mode (z = (surrogate − LM)/s.e.; |z| ≤ 3.29 agrees at 1e-3):")
@@ -96,6 +136,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 print(f"  {r['policy'][:44]:44s} {r['metric']:10s} LM {r['lm']:9.4f}  surrogate {r['surrogate']:9.4f}  "
                       f"z {r['z']:+6.2f}{'' if r['within'] else '  DISAGREES'}")
             print(f"wrote {args.out}/validation.md")
+    if args.json:
+        if args.validate:
+            res = dict(res, validation=rows)
+        print(json.dumps(res, indent=2))
     return 0
 
 
@@ -130,7 +174,7 @@ def _refuse_lm_flags_for_surrogate(args: argparse.Namespace) -> None:
         return
     hint = (" (to run the surrogate on a calibration, pass it as --config FILE.toml, plus --set V_vocab=256 for the "
             "byte-level LM's vocabulary as LM mode does)" if "--calibration" in given else "")
-    raise ValueError(f"{', '.join(given)} only apply to LM mode (--tokens lm); the surrogate would ignore "
+    raise ValueError(f"{', '.join(given)} only {'apply' if len(given) > 1 else 'applies'} to LM mode (--tokens lm); the surrogate would ignore "
                      f"{'them' if len(given) > 1 else 'it'}{hint}")
 
 
@@ -179,9 +223,9 @@ def add_parsers(subparsers) -> None:
     """Register ``train-lm`` and ``calibrate`` on an ``argparse`` subparsers object."""
     p = subparsers.add_parser("train-lm", help="train the byte-level draft/target LM pair (LM mode)")
     p.add_argument("--which", choices=["draft", "target", "both"], default="both")
-    p.add_argument("--steps", type=int, default=None, help="steps for every model trained (overrides the two below)")
-    p.add_argument("--target-steps", type=int, default=1400)
-    p.add_argument("--draft-steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=None, help="steps for every model trained (instead of the two below)")
+    p.add_argument("--target-steps", type=int, default=None, help=f"default {_TARGET_STEPS}")
+    p.add_argument("--draft-steps", type=int, default=None, help=f"default {_DRAFT_STEPS}")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -198,19 +242,20 @@ def add_parsers(subparsers) -> None:
                    help="CSV of logged pairs: structured sequence,round,position,entropy,accepted (optional support, "
                         "after_reject; fits everything LM mode fits) or flat entropy,accepted (docs/lm_logs.md)")
     c.add_argument("--out", default="runs/calibration")
-    c.add_argument("--rounds", type=int, default=100)
-    c.add_argument("--sequences", type=int, default=64)
-    c.add_argument("--gamma-max", type=int, default=10)
-    c.add_argument("--top-p", type=float, default=0.95)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--weights", default=None, help="weights directory (default: the committed pair)")
-    c.add_argument("--entropy-process", choices=("text", "round"), default="text",
+    c.add_argument("--rounds", type=int, default=None, help="LM mode: rounds per sequence (default 100; refused with --csv)")
+    c.add_argument("--sequences", type=int, default=None, help="LM mode: sequences (default 64; refused with --csv)")
+    c.add_argument("--gamma-max", type=int, default=None, help="LM mode: drafts per round (default 10; refused with --csv)")
+    c.add_argument("--top-p", type=float, default=None, help="LM mode: top-p of the drafts (default 0.95; refused with --csv)")
+    c.add_argument("--seed", type=int, default=None, help="LM mode: seed (default 0; refused with --csv)")
+    c.add_argument("--weights", default=None, help="LM mode: weights directory (default: the committed pair; refused with --csv)")
+    c.add_argument("--entropy-process", choices=("text", "round"), default=None,
                    help="surrogate entropy process to calibrate (LM mode): 'text' (default) continues a latent "
                         "AR(1) along the text across rounds with the fitted rho_H; 'round' draws each round afresh "
-                        "(docs/model.md §4)")
+                        "(docs/model.md §4); refused for a flat --csv")
     c.add_argument("--write-rho", action="store_true",
                    help="with --entropy-process round: also write the within-round AR(1) correlation rho_H "
-                        "(always reported in calibration.json); it makes the surrogate agree worse with LM mode")
+                        "(always reported in calibration.json); it makes the surrogate agree worse with LM mode; refused for a "
+                        "flat --csv")
     c.add_argument("--validate", action="store_true",
                    help="then validate: in LM mode, run LM mode and the calibrated surrogate side by side (Gelato no "
                         "exit / bucket exit, StaticSD(4)) and report z statistics; with --csv, fit on half of the "
@@ -218,7 +263,7 @@ def add_parsers(subparsers) -> None:
                         "writes validation.md")
     c.add_argument("--export-csv", default=None, metavar="FILE",
                    help="also write the pairs in the structured log schema (sequence, round, position, entropy, "
-                        "accepted, support, after_reject; docs/lm_logs.md)")
+                        "accepted, support, after_reject; docs/lm_logs.md); refused for a flat --csv")
     c.add_argument("--pooled", action="store_true",
                    help="fit one entropy law and acceptance map for all positions (docs/model.md §4 as written); by "
                         "default the first draft of a round after a rejection gets its own scale and intercept "
