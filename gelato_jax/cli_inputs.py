@@ -25,6 +25,7 @@ __all__ = [
     "parse_assignments",
     "read_model_tables",
     "explicit_scenario_fields",
+    "explicit_policy_fields",
     "scenario_and_policy_from_args",
     "add_model_args",
     "positive_int",
@@ -102,6 +103,16 @@ def explicit_scenario_fields(args: argparse.Namespace) -> set[str]:
         keys |= set(scen_kw)
     keys |= set(parse_assignments(getattr(args, "set", None)))
     return keys & set(Scenario._field_names)
+
+
+def explicit_policy_fields(args: argparse.Namespace, names) -> set[str]:
+    """Which of the policy fields ``names`` the user gave in ``--config`` (either table: a policy
+    field in ``[scenario]`` goes to the policy) or ``--set``."""
+    keys: set[str] = set(parse_assignments(getattr(args, "set", None)))
+    if getattr(args, "config", None):
+        scen_kw, pol_kw, _ = read_model_tables(args.config)
+        keys |= set(scen_kw) | set(pol_kw)
+    return keys & set(names)
 
 
 def scenario_and_policy_from_args(args: argparse.Namespace, *, default_policy: str = "gelato", allowed_policies: Sequence[str] | None = None):

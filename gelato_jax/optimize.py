@@ -454,9 +454,15 @@ def _positive_float(text: str) -> float:
 def cmd_optimize(args) -> int:
     import sys
 
-    from .cli_inputs import scenario_and_policy_from_args
+    from .cli_inputs import explicit_policy_fields, scenario_and_policy_from_args
 
     scenario, policy, _ = scenario_and_policy_from_args(args, allowed_policies=("gelato",))
+    # the optimised problem is the exact-proxy one: these policy fields would be ignored, so refuse them
+    unused = sorted(explicit_policy_fields(args, ("proxy", "ewma_beta", "ratio", "ratio_nodes")) - (
+        {"proxy"} if policy.proxy == "exact" else set()))
+    if unused:
+        raise ValueError(f"{', '.join(unused)}: gelato optimize would ignore the given value (it optimises the "
+                         "exact-proxy problem, proxy='exact', whatever the policy's proxy)")
     box = _check_box((args.h_range, args.theta_range))
     say = None if (args.json or args.quiet) else (lambda m: print(f"[optimize] {m}", file=sys.stderr))
     res = optimize(scenario, policy, objective=args.objective, box=box, grid=args.grid, starts=args.starts,

@@ -73,6 +73,36 @@ def add_parsers(subparsers) -> None:
     t.set_defaults(func=cmd_tightness)
 
 
+def _uses_field(cfg, field: str, base_p) -> bool:
+    """Does configuration ``cfg`` (``run.derive_configs``) read the user's policy ``field``? ``V``
+    is swept by every configuration; a field the configuration sets is not the user's; the bucket's
+    thresholds act only with ``exit="bucket"``, ``ewma_beta`` only with ``proxy="ewma"``, the
+    ratio rule's fields only in the time-average configuration (f)."""
+    if field == "V" or field in cfg.policy:
+        return False
+    eff = {**{n: getattr(base_p, n) for n in type(base_p)._field_names}, **cfg.policy}
+    if field in ("H_th", "Theta_th"):
+        return eff["exit"] == "bucket"
+    if field == "ewma_beta":
+        return eff["proxy"] == "ewma"
+    if field in ("ratio", "ratio_nodes"):
+        return cfg.name == "f-time-average"
+    return True
+
+
+def refuse_unused_policy_fields(args, configs, base_p, command: str) -> None:
+    """A policy field given with ``--set``/``--config`` that none of ``configs`` reads would be
+    silently ignored: refuse it (one line, exit status 2)."""
+    from gelato_jax.cli_inputs import explicit_policy_fields
+
+    for field in sorted(explicit_policy_fields(args, type(base_p)._field_names)):
+        if not any(_uses_field(c, field, base_p) for c in configs):
+            why = ("it sweeps V over its own grid" if field == "V" else
+                   f"configuration{'s' if len(configs) > 1 else ''} {', '.join(c.name for c in configs)} "
+                   f"set{'' if len(configs) > 1 else 's'} or do{'' if len(configs) > 1 else 'es'} not use {field}")
+            raise ValueError(f"{field}: gelato {command} would ignore the given value ({why})")
+
+
 def _g(x) -> str:
     if x is None:
         return "—"
@@ -101,6 +131,10 @@ def cmd_tightness(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out!r} exists and is not a directory")
     grid = parse_grid(args.grid)
     scenario, policy, _ = scenario_and_policy_from_args(args, allowed_policies=("gelato",))
+    from .run import derive_configs
+
+    cfg = {c.name.split("-", 1)[0]: c for c in derive_configs(scenario, policy)}[args.configuration]
+    refuse_unused_policy_fields(args, [cfg], policy, "tightness")
     res = tightness_atlas(scenario, policy, grid, quick=args.quick, seed=args.seed, out=out, progress=False if args.quiet else None,
                           configuration=args.configuration, figures=not args.no_figures)
     if args.json:
@@ -134,7 +168,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     jax.config.update("jax_enable_x64", True)  # the CLI owns its process: the checks run in float64
     from gelato_jax.cli_inputs import scenario_and_policy_from_args
 
-    from .run import derive_configs, resolve_only, verify
+    from .run import default_configs, derive_configs, resolve_only, verify
 
     # every input is validated before anything runs or is written
     out = args.out
@@ -142,7 +176,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out!r} exists and is not a directory")
     only = resolve_only(args.only)
     scenario, policy, _ = scenario_and_policy_from_args(args, allowed_policies=("gelato",))
-    derive_configs(scenario, policy)
+    configs = derive_configs(scenario, policy)
+    selected = only if only is not None else default_configs(scenario)
+    runnable = [c for c in configs if c.name in selected and not c.not_applicable]
+    if runnable:  # (none applicable: the report says why; nothing is ignored that would have run)
+        refuse_unused_policy_fields(args, runnable, policy, "verify")
     argv = getattr(args, "_argv", None)
     command = "gelato " + shlex.join(argv if argv is not None else sys.argv[1:])
     rep = verify(scenario, policy, quick=args.quick, seed=args.seed, only=only, progress=False if args.quiet else None,

@@ -78,6 +78,8 @@ def tiny_result():
 def _files(tmp):
     cfg = tmp / "c.toml"
     cfg.write_text("[scenario]\ndelta = 0.05\n")
+    vcfg = tmp / "v.toml"
+    vcfg.write_text('[policy]\nname = "gelato"\nV = 2.0\n')
     flat = tmp / "flat.csv"
     flat.write_text("entropy,accepted\n" + "".join(f"{0.1 * i:.1f},{i % 2}\n" for i in range(1, 21)))
     structured = tmp / "structured.csv"
@@ -86,7 +88,7 @@ def _files(tmp):
         for t in range(3):
             rows += [f"{s},{t},1,0.5,1", f"{s},{t},2,1.5,0", f"{s},{t},3,2.0,"]
     structured.write_text("\n".join(rows) + "\n")
-    return {"CFG": str(cfg), "FLAT": str(flat), "STRUCT": str(structured), "TMP": str(tmp)}
+    return {"CFG": str(cfg), "VCFG": str(vcfg), "FLAT": str(flat), "STRUCT": str(structured), "TMP": str(tmp)}
 
 
 def _setup(command, monkeypatch, calls, tiny):
@@ -419,6 +421,17 @@ REFUSALS = [
     (["bench", "--scaling", "10", "--devices", "1"], "--devices does not apply to bench --scaling"),
     (["bench", "--scaling", "10", "--dtype", "float32,float64"], "runs one dtype"),
     (["launch", "--processes", "2", "--", "simulate"], "does not split its work"),
+    # a --set/--config field the command would override or not read
+    (["theory", "--V", "3", "--set", "V=2"], "--V and --set V=... both set V"),
+    (["verify", "--set", "V=2"], "V: gelato verify would ignore the given value (it sweeps V"),
+    (["verify", "--set", "proxy=exact"], "proxy: gelato verify would ignore"),
+    (["verify", "--set", "ewma_beta=0.2"], "ewma_beta: gelato verify would ignore"),
+    (["verify", "--only", "a", "--set", "H_th=2"], "H_th: gelato verify would ignore"),
+    (["verify", "--config", "VCFG"], "V: gelato verify would ignore"),
+    (["tightness", "--grid", "W=1e6,2e6", "--set", "V=2"], "V: gelato tightness would ignore"),
+    (["tightness", "--grid", "W=1e6,2e6", "--set", "H_th=2"], "configuration a-exact-dpp sets or does not use H_th"),
+    (["optimize", "--set", "proxy=mean"], "proxy: gelato optimize would ignore"),
+    (["optimize", "--set", "ewma_beta=0.2"], "ewma_beta: gelato optimize would ignore"),
 ]
 
 
@@ -427,9 +440,23 @@ def test_option_without_effect_is_refused(argv, needle, run):
     r = run(argv)
     assert r.rc == 2, (r.rc, r.out, r.err)
     assert len(r.err.strip().splitlines()) == 1 and needle in r.err, r.err
-    heavy = {"simulate", "simulate_lm", "run_calibration", "run_benchmark", "run_scaling", "train", "run", "optimize",
-             "Popen"}
+    heavy = {"simulate", "simulate_lm", "run_calibration", "run_benchmark", "run_scaling", "train", "run", "fair_run",
+             "optimize", "Popen", "verify", "tightness_atlas", "constants", "check_policy"}
     assert not heavy & set(r.calls), r.calls  # refused before any work
+
+
+@pytest.mark.parametrize("argv,probe,expected", [
+    (["verify", "--set", "H_th=2"], lambda r: r.arg("verify", 1).H_th, 2.0),  # (b), (c), (e) use the bucket
+    (["verify", "--only", "f", "--set", "ratio_nodes=64"], lambda r: r.arg("verify", 1).ratio_nodes, 64),
+    (["tightness", "--grid", "W=1e6,2e6", "--configuration", "b", "--set", "H_th=2"],
+     lambda r: r.arg("tightness_atlas", 1).H_th, 2.0),
+    (["optimize", "--set", "proxy=exact", "--set", "H_th=2"], lambda r: r.arg("optimize", 1).H_th, 2.0),
+    (["theory", "--config", "VCFG", "--V", "3"], lambda r: r.arg("constants", 1).V, 3.0),  # the shortcut beats the file
+])
+def test_policy_fields_the_command_reads_are_not_refused(argv, probe, expected, run):
+    r = run(argv + (["--out", "TMP/o"] if argv[0] in ("verify", "tightness") else []))
+    assert r.rc == 0, r.err
+    assert probe(r) == expected
 
 
 def test_seed_changes_a_real_simulation(capsys):

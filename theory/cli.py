@@ -4,7 +4,8 @@ and policy (``add_parsers`` registers the ``gelato`` subcommand).
 Scenario and policy input as for every ``gelato`` command (``gelato_jax.cli_inputs``):
 ``--config FILE.toml`` (``[scenario]`` and ``[policy]`` tables) and repeatable
 ``--set field=value``; the policy is ``Gelato``. ``--V``, ``--proxy``, ``--exit``, ``--payload``
-are shortcuts that override the file and ``--set`` (``V`` defaults to 10 when given nowhere).
+are shortcuts that override the file (refused beside ``--set`` of the same field; ``V`` defaults
+to 10 when given nowhere).
 With ``--set objective=time_average`` (and ``--set P_bar=…``, W) it prints the time-average problem
 of docs/model.md §11 instead (``theory.renewal.constants``): ``T_star`` (tokens/s) by the Charnes–Cooper LP
 and ``T_star_dinkelbach`` by Dinkelbach's iteration, ``lambda_star``, ``theta_star``, ``B``,
@@ -39,9 +40,12 @@ def scenario_and_policy(args):
     field otherwise)."""
     scenario, policy, _ = scenario_and_policy_from_args(args, allowed_policies=("gelato",))
     given = set(parse_assignments(getattr(args, "set", None)))
+    over = {k: getattr(args, k) for k in ("V", "proxy", "exit", "payload") if getattr(args, k, None) is not None}
+    both = sorted(given & set(over))
+    if both:  # the shortcut would silently replace the --set value: refuse (both are on the command line)
+        raise ValueError(f"--{both[0]} and --set {both[0]}=... both set {both[0]}; give one")
     if getattr(args, "config", None):
         given |= set(read_model_tables(args.config)[1])
-    over = {k: getattr(args, k) for k in ("V", "proxy", "exit", "payload") if getattr(args, k, None) is not None}
     if "V" not in over and "V" not in given:
         over["V"] = _DEFAULT_V
     if over:
