@@ -20,10 +20,12 @@ Accuracy: the Kolmogorov distance between the sampled law and ``Gamma(k)`` is th
 ``k ∈ [0.05, 1000]`` (float32 tables are limited by float32 rounding, ≈1e-7). The uniforms
 themselves are discrete (``2^-23`` or ``2^-52`` grids, midpoints used so that ``u ∈ (0, 1)``).
 
-Two tables: ``gamma_table`` (indexed by ``logit(u)``, described above; it also serves the
-Gaussian-copula text process through ``gamma_quantile_of_normal``) and ``gamma_table_bits``
-(the simulator's: indexed by the float bits of ``min(u, 1 − u)``, no ``log`` per draw; see its
-section below). ``gamma_quantile`` dispatches on the table type.
+Three tables: ``gamma_table`` (indexed by ``logit(u)``, described above; it also serves the
+Gaussian-copula text process through ``gamma_quantile_of_normal``), ``gamma_table_poly`` (the
+simulator's: a few polynomials in ``log min(u, 1 − u)`` chosen by comparisons, no gather; see its
+section below) and ``gamma_table_bits`` (indexed by the float bits of ``min(u, 1 − u)``; the
+simulator's until the gather it needs was found to cost two thirds of a round on CPU, kept as the
+gather-based reference of ``bench/gather_cost.py``). ``gamma_quantile`` dispatches on the table type.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaincc, gammaln
 
-__all__ = ["TABLE_SIZE", "GammaTable", "gamma_table", "BitsGammaTable", "gamma_table_bits", "gamma_quantile", "gamma_quantile_of_normal", "open_unit"]
+__all__ = ["TABLE_SIZE", "GammaTable", "gamma_table", "BitsGammaTable", "gamma_table_bits", "PolyGammaTable",
+           "gamma_table_poly", "poly_pieces", "gamma_quantile", "gamma_quantile_of_normal", "open_unit"]
 
 TABLE_SIZE = 2048  # even: the grid is split in two symmetric halves
 _BISECT = 44  # from a bracket of width < 2^10 to < 2^-34, then Newton
@@ -120,6 +123,8 @@ def gamma_quantile(table, u):
     """``Q̂_k(u)`` for ``u ∈ (0, 1)`` (any shape): cubic Hermite interpolation of ``table``
     (a ``GammaTable``, indexed by ``logit(u)``, or a ``BitsGammaTable``, indexed by the bits of
     ``min(u, 1 − u)``)."""
+    if isinstance(table, PolyGammaTable):
+        return _quantile_poly(table, u)
     if isinstance(table, BitsGammaTable):
         return _quantile_from_bits(table, u)
     return _quantile_at_logit(table, jnp.log(u) - jnp.log1p(-u))
@@ -237,6 +242,130 @@ def bits_row(u):
     t = (bits & itype(2**low - 1)).astype(dtype) * jnp.asarray(2.0**-low, dtype)
     row = (upper.astype(jnp.int32) * n_oct + octave) * (2**b) + cell
     return row, t
+
+
+# ----------------------------------------------------------------------------- polynomial table
+# The simulator's sampler: no gather. XLA's CPU gather costs ≈ 40 ns per element inside the round
+# loop (profiled: two thirds of a GELATO round with the bits-indexed table, BENCHMARKS.md), while a
+# select or a multiply-add on a vector of realizations costs a fraction of a nanosecond. So the
+# quantile is a handful of polynomials chosen by comparisons: with ``v = min(u, 1 − u)`` and
+# ``s = log v ∈ [log 2^-b, log ½]`` (``b`` = 24 in float32, 53 in float64: the generator's
+# smallest uniform), each side (``u < ½``: ``Q_k(v)``; ``u ≥ ½``: ``Q_k(1 − v)``) is cut into
+# ``P`` pieces of ``s`` (finer towards the median, where ``y`` bends most; the pieces are
+# ``s_hi − (s_hi − s_lo)·(i/P)²``) and on each ``y = log Q_k`` is the Chebyshev–Lobatto
+# interpolant of degree ``d`` (exact at both ends of every piece, so the sampler is continuous),
+# stored as monomial coefficients in the piece coordinate ``x ∈ [−1, 1]``. In ``s`` both tails are
+# smooth (``y ≈ (s + log Γ(k+1))/k`` below, ``y ≈ log(−s)`` above, singular only at ``s = 0``),
+# so a few pieces reach the float's resolution: float32 ``P = 3, d = 12`` (interpolation error of
+# the law < 3e-8 in Kolmogorov distance for k ∈ [0.05, 1000]), float64 ``P = 5, d = 20``
+# (< 2e-13). Cost per draw: one ``log``, ``(2P − 1)(d + 1)`` selects, ``d`` multiply-adds, one
+# ``exp`` (the caller's).
+POLY_PIECES = {jnp.dtype("float32"): (3, 12), jnp.dtype("float64"): (5, 20)}
+
+
+class PolyGammaTable(NamedTuple):
+    """``coef`` ``(2, P, d + 1)``: side (0: ``u < ½``), piece, monomial coefficients of ``y = log Q_k``
+    in the piece coordinate ``x = (s − mid_p)/half_p`` (the pieces: ``poly_pieces(dtype)``)."""
+
+    coef: Any
+
+
+@functools.lru_cache(maxsize=4)
+def poly_pieces(dtype) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """``(bounds, mids, halves)`` of the ``P`` pieces of ``s = log min(u, 1 − u)`` in ``dtype``."""
+    dtype = jnp.dtype(dtype)
+    n, _ = POLY_PIECES[dtype]
+    s_lo = math.log(2.0 ** -(24 if dtype == jnp.float32 else 53))
+    s_hi = math.log(0.5)
+    bounds = tuple(s_hi - (s_hi - s_lo) * (i / n) ** 2 for i in range(n, -1, -1))
+    mids = tuple(0.5 * (a + b) for a, b in zip(bounds[:-1], bounds[1:]))
+    halves = tuple(0.5 * (b - a) for a, b in zip(bounds[:-1], bounds[1:]))
+    return bounds, mids, halves
+
+
+def gamma_table_poly(k, dtype) -> PolyGammaTable:
+    """Build the polynomial log-quantile table of ``Gamma(k, 1)`` (``k`` may be traced; the
+    coefficients are fitted on the host in float64 through ``jax.pure_callback``, cached, once per
+    compiled call; under ``vmap`` over ``k`` once per value)."""
+    out_dtype = jnp.dtype(dtype)
+    n, d = POLY_PIECES[out_dtype]
+    kdt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    shape = jax.ShapeDtypeStruct((2, n, d + 1), out_dtype)
+    coef = jax.pure_callback(lambda kk: _poly_table_host(kk, out_dtype.name), shape, jnp.asarray(k, kdt),
+                             vmap_method="sequential")
+    return PolyGammaTable(coef)
+
+
+def _poly_table_host(k, dtype_name: str):
+    import numpy as np
+
+    k = np.asarray(k, np.float64)
+    if k.ndim:
+        return np.stack([_poly_table_host(x, dtype_name) for x in k.reshape(-1)]).reshape(*k.shape, *_poly_shape(dtype_name))
+    return _poly_table_cached(float(k), dtype_name)
+
+
+def _poly_shape(dtype_name: str):
+    n, d = POLY_PIECES[jnp.dtype(dtype_name)]
+    return (2, n, d + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _poly_table_cached(k: float, dtype_name: str):
+    import numpy as np
+    from numpy.polynomial import chebyshev
+    from scipy.special import gammainccinv, gammaincinv
+    from scipy.special import gammaln as np_gammaln
+
+    out_dtype = jnp.dtype(dtype_name)
+    n, d = POLY_PIECES[out_dtype]
+    bounds, mids, halves = poly_pieces(out_dtype)
+    x = np.cos(np.pi * np.arange(d + 1) / d)  # Chebyshev–Lobatto nodes: both ends of the piece
+    out = np.zeros((2, n, d + 1))
+    with np.errstate(divide="ignore"):
+        for side, inv in enumerate((gammaincinv, gammainccinv)):
+            for p in range(n):
+                s = mids[p] + halves[p] * x
+                q = inv(k, np.exp(s))
+                # Q below the float64 range (k ≪ 1, far lower tail): there Q^k/Γ(k+1) = v to double
+                # precision, so y = (s + log Γ(k+1))/k continues the smooth function (the
+                # evaluation clamps it to the float's range)
+                y = np.where(q > 0, np.log(np.where(q > 0, q, 1.0)), (s + np_gammaln(k + 1.0)) / k)
+                out[side, p] = chebyshev.cheb2poly(chebyshev.chebfit(x, y, d))
+    out = out.astype(out_dtype)
+    out.setflags(write=False)
+    return out
+
+
+def _quantile_poly(table: PolyGammaTable, u):
+    u = jnp.asarray(u)
+    dtype = u.dtype
+    bounds, mids, halves = poly_pieces(dtype)
+    n = len(mids)
+    upper = u >= 0.5
+    v = jnp.maximum(jnp.where(upper, 1.0 - u, u), jnp.asarray(math.exp(bounds[0]), dtype))
+    s = jnp.log(v)
+    inner = [s > jnp.asarray(b, dtype) for b in bounds[1:-1]]  # piece p: s above p inner bounds
+
+    def pick(vals):
+        """``vals[p]`` of each element's piece (selects only: no gather)."""
+        out = vals[n - 1]
+        for p in range(n - 2, -1, -1):
+            out = jnp.where(inner[p], out, vals[p])
+        return out
+
+    x = (s - pick([jnp.asarray(m, dtype) for m in mids])) * pick([jnp.asarray(1.0 / h, dtype) for h in halves])
+    coef = table.coef
+    d = coef.shape[-1] - 1
+
+    def c(j):
+        return jnp.where(upper, pick([coef[1, p, j] for p in range(n)]), pick([coef[0, p, j] for p in range(n)]))
+
+    y = c(d)
+    for j in range(d - 1, -1, -1):
+        y = y * x + c(j)
+    # Q at least e·(smallest normal number): never flushed to 0, monotone where the law falls below
+    return jnp.exp(jnp.maximum(y, jnp.asarray(math.log(float(jnp.finfo(dtype).tiny)) + 1.0, dtype)))
 
 
 def gamma_quantile_of_normal(table: GammaTable, x):

@@ -212,7 +212,7 @@ def _init_realization(scenario: Scenario, root, index, dtype):
     """Round stream key and initial ``(channel state, Gamma table)`` of realization ``index``.
     The table depends on the scenario only (under ``vmap`` over realizations it is not batched)."""
     k_init, k_rounds = jax.random.split(jax.random.fold_in(root, index))
-    table = _gamma_table.gamma_table_bits(scenario.k_H, dtype)
+    table = _gamma_table.gamma_table_poly(scenario.k_H, dtype)
     return rng.stream_key(scenario.rng, k_rounds), (channel.init_fading(k_init, scenario, dtype), table)
 
 
