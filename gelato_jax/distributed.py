@@ -1,6 +1,7 @@
 r"""Several processes on ``jax.distributed``: initialisation, agreement, barrier.
 
-A sweep runs as ``N`` processes (one per host, or several on one machine) that share one results
+Used by ``gelato sweep`` and ``gelato tightness`` (``proofs_check.atlas``: each process runs the
+grid points it owns, process 0 merges the point files). A sweep runs as ``N`` processes (one per host, or several on one machine) that share one results
 folder. Each process computes only the chunks it owns on its own devices and writes them with
 the usual atomic chunk files and sidecars; process 0 writes the manifest and, after a barrier,
 the summary (``gelato_jax.sweep``). Realization ``r`` draws from its own key
@@ -64,6 +65,7 @@ ENV_ADDRESS = "JAX_COORDINATOR_ADDRESS"
 ENV_COUNT = "JAX_NUM_PROCESSES"
 ENV_ID = "JAX_PROCESS_ID"
 #: test hook: ``"I:K"`` makes process ``I`` SIGKILL itself right after writing its ``K``-th chunk
+#: (a sweep's chunk file, or a tightness atlas's point file)
 ENV_FAULT = "GELATO_FAULT_KILL_AFTER_CHUNKS"
 
 DEFAULT_CONNECT_TIMEOUT_S = 120
@@ -145,6 +147,9 @@ def layout_from_args(args: argparse.Namespace) -> Layout | None:
     elif getattr(args, "distributed", False):
         lay = Layout(os.environ.get(ENV_ADDRESS) or None, None, None, timeout, "auto-detect")
     else:
+        if getattr(args, "connect_timeout", None) is not None:  # nothing to connect to: not silently ignored
+            raise ValueError("--connect-timeout applies to several processes only (--coordinator/--num-processes/"
+                             f"--process-id, ${ENV_COUNT}/${ENV_ID}, --distributed or gelato launch)")
         return None
     if lay.source == "auto-detect" and lay.coordinator is None and detect_cluster() is None:
         raise ValueError("--distributed: no cluster detected (SLURM, Cloud TPU, Open MPI); give --coordinator, "
@@ -322,7 +327,7 @@ _written = [0]
 
 
 def chunk_written() -> None:
-    """Called after a process writes a chunk. Fault injection for the tests: with
+    """Called after a process writes a chunk (or an atlas point file). Fault injection for the tests: with
     ``GELATO_FAULT_KILL_AFTER_CHUNKS=I:K`` process ``I`` kills itself (SIGKILL, no cleanup) right
     after its ``K``-th chunk, as a crash or a preempted host would."""
     _written[0] += 1

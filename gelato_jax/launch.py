@@ -6,7 +6,7 @@ For tests and a workstation: picks a free local port, starts ``N`` copies of
 ``gelato_jax.distributed`` reads), and waits. Standard output and error are the children's (only
 process 0 prints a summary). If a process fails, the others are stopped (``SIGTERM``, then
 ``SIGKILL`` after a grace period) and ``launch`` exits with the failed process's status — a
-killed ``sweep`` leaves only whole chunk files, and rerunning the command (with any ``N``)
+killed ``sweep`` (``tightness``) leaves only whole chunk (point) files, and rerunning the command (with any ``N``)
 resumes it. On a cluster use the scheduler instead (SLURM ``srun``, the TPU-pod ``--worker=all``
 ssh): see docs/distributed.md.
 
@@ -31,7 +31,7 @@ from .distributed import ENV_ADDRESS, ENV_COUNT, ENV_ID
 __all__ = ["LAUNCHABLE", "free_port", "launch", "add_parsers"]
 
 #: commands that split their work over the processes of a ``jax.distributed`` job
-LAUNCHABLE = ("sweep",)
+LAUNCHABLE = ("sweep", "tightness")
 _GRACE_S = 10.0
 
 

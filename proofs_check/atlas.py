@@ -27,6 +27,18 @@ with ``JAX_ENABLE_X64=1``.
 
 Points are run one after another (each its own compiled sweep: a field such as ``gamma_max``
 changes the shapes), not stacked into one program.
+
+Several processes (``jax.distributed``; ``gelato launch --processes N -- tightness ...``, or
+``gelato tightness --coordinator/--num-processes/--process-id``, SLURM, TPU pods:
+docs/distributed.md): process 0 lists the points still to run (no point file with the right
+hash), every process runs the points it owns (``gelato_jax.distributed.owned``: round-robin over
+that list) on its own devices and writes their point files, and after a barrier process 0 merges
+all point files into ``atlas.json`` and draws the heatmaps. A point's seed is the root seed (no
+process index, no point count enters it), so every point, and ``atlas.json``'s numbers, are the
+same for any process count; a process killed mid-run leaves only whole point files and a rerun
+(any process count) resumes from them. ``out`` must be a folder every process can read and
+write; the processes must already compute in float64 (``jax_enable_x64`` on before
+``jax.distributed.initialize``): the float64 child process cannot join the job.
 """
 
 from __future__ import annotations
@@ -43,7 +55,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["AtlasSizes", "ATLAS_QUICK", "ATLAS_FULL", "tightness_atlas", "parse_grid", "plan_stationary", "ATLAS_CONFIGURATIONS"]
+__all__ = ["AtlasSizes", "ATLAS_QUICK", "ATLAS_FULL", "tightness_atlas", "parse_grid", "parse_sizes", "plan_stationary",
+           "ATLAS_CONFIGURATIONS"]
 
 ATLAS_CONFIGURATIONS = ("a", "b")
 _VERSION = 1
@@ -101,6 +114,36 @@ def parse_grid(grid) -> dict[str, list]:
             raise ValueError(f"--grid: field {name!r} given twice")
         out[name] = list(vals)
     return out
+
+
+def parse_sizes(base: AtlasSizes, items) -> AtlasSizes:
+    """``base`` with the ``FIELD=VALUE`` overrides in ``items`` (``gelato tightness --size``): any
+    ``AtlasSizes`` field; integers >= 1 (``n_V`` >= 2), ``burn`` in [0, 1), the other numbers > 0.
+    ``ValueError`` (one line) otherwise."""
+    kinds = {f.name: f.type for f in dataclasses.fields(AtlasSizes)}
+    new: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = str(item).partition("=")
+        name = name.strip()
+        if not sep or name not in kinds:
+            raise ValueError(f"--size expects FIELD=VALUE with FIELD one of {', '.join(kinds)}, got {item!r}")
+        if name in new:
+            raise ValueError(f"--size: {name} given twice")
+        try:
+            v = int(text) if kinds[name] in ("int", int) else float(text)
+        except ValueError:
+            raise ValueError(f"--size {name}: expected {'an integer' if kinds[name] in ('int', int) else 'a number'}, got {text!r}") from None
+        if kinds[name] in ("int", int):
+            lo = 2 if name == "n_V" else 1
+            if v < lo:
+                raise ValueError(f"--size {name} must be >= {lo}, got {v}")
+        elif name == "burn":
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"--size burn must be in [0, 1), got {v:g}")
+        elif not (math.isfinite(v) and v > 0):
+            raise ValueError(f"--size {name} must be a finite number > 0, got {text!r}")
+        new[name] = v
+    return dataclasses.replace(base, **new)
 
 
 def _points(grid: dict[str, list]) -> list[dict[str, Any]]:
@@ -316,6 +359,12 @@ def tightness_atlas(scenario=None, policy=None, grid=None, *, quick: bool = True
         Scenario.from_dict({**base.to_dict(), **pt})
     from .run import _x64_enabled
 
+    if _processes() > 1:
+        if out is None:
+            raise ValueError("a tightness atlas over several processes needs out (a folder every process can read and write)")
+        if not _x64_enabled():
+            raise ValueError("a tightness atlas over several processes needs jax_enable_x64 on in every process before "
+                             "jax.distributed.initialize (the float64 child process cannot join the job)")
     if _x64_enabled():
         from .run import _check_float64
 
@@ -325,8 +374,30 @@ def tightness_atlas(scenario=None, policy=None, grid=None, *, quick: bool = True
     return _atlas_child(scenario, policy, g, sizes=sizes, seed=seed, out=out, progress=progress, configuration=configuration, figures=figures)
 
 
+def _processes() -> int:
+    """The number of processes of the ``jax.distributed`` job this process is in (1 without one;
+    does not start a JAX backend when there is none)."""
+    from gelato_jax import distributed
+
+    return distributed.process_count() if distributed.is_initialized() else 1
+
+
+def _load_point(path: str, h: str):
+    """The record in the point file ``path`` if it is readable and carries the hash ``h``, else ``None``."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as fh:
+            old = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) and old.get("config_hash") == h else None
+
+
 def _atlas_here(scenario, policy, grid, *, sizes, seed, out, progress, configuration, figures, mode) -> dict[str, Any]:
     import jax.numpy as jnp
+
+    from gelato_jax import distributed
 
     from .run import _canonical, environment
 
@@ -345,32 +416,56 @@ def _atlas_here(scenario, policy, grid, *, sizes, seed, out, progress, configura
     if out is not None:
         pdir = os.path.join(out, "points")
         os.makedirs(pdir, exist_ok=True)
-    records = []
-    for i, pt in enumerate(pts):
+    n_proc = _processes()
+    rank = distributed.process_index() if n_proc > 1 else 0
+    hashes = []
+    for pt in pts:
         s_pt = Scenario.from_dict({**base_s.to_dict(), **pt})
-        h = _hash({"v": _VERSION, "scenario": s_pt.to_dict(), "policy": _policy_dict(base_p), "configuration": configuration,
-                   "sizes": dataclasses.asdict(sizes), "seed": seed})
-        path = None if pdir is None else os.path.join(pdir, f"point_{i:04d}.json")
-        if path is not None and os.path.exists(path):
-            try:
-                with open(path) as fh:
-                    old = json.load(fh)
-            except (OSError, ValueError):
-                old = None
-            if old is not None and old.get("config_hash") == h:
+        hashes.append(_hash({"v": _VERSION, "scenario": s_pt.to_dict(), "policy": _policy_dict(base_p), "configuration": configuration,
+                             "sizes": dataclasses.asdict(sizes), "seed": seed}))
+    paths = [None if pdir is None else os.path.join(pdir, f"point_{i:04d}.json") for i in range(len(pts))]
+    # process 0's view of the finished points decides what runs (another process may be writing
+    # its first point file while a later one looks); every process runs the points it owns
+    records: dict[int, dict] = {}
+    todo = []
+    if rank == 0:
+        for i in range(len(pts)):
+            old = None if paths[i] is None else _load_point(paths[i], hashes[i])
+            if old is None:
+                todo.append(i)
+            else:
                 old["resumed"] = True
-                records.append(old)
+                records[i] = old
                 show(i, len(pts), old, True)
-                continue
+    if n_proc > 1:
+        todo = distributed.share(todo, "atlas-todo")
+        mine = distributed.owned(todo)
+    else:
+        mine = todo
+    for i in mine:
         t_pt = time.time()
-        rec = _run_point(i, pt, base_s, base_p, configuration, sizes, seed)
-        rec["config_hash"] = h
+        rec = _run_point(i, pts[i], base_s, base_p, configuration, sizes, seed)
+        rec["config_hash"] = hashes[i]
         if rec.get("wall_s") is None:
             rec["wall_s"] = time.time() - t_pt
-        if path is not None:
-            _atomic_json(path, rec)
-        records.append(rec)
+        if paths[i] is not None:
+            _atomic_json(paths[i], rec)
+            distributed.chunk_written()  # test hook: GELATO_FAULT_KILL_AFTER_CHUNKS kills a process here
+        records[i] = rec
         show(i, len(pts), rec, False)
+    if n_proc > 1:
+        distributed.barrier("atlas-points")  # every point file is written before anyone merges
+        for i in range(len(pts)):
+            if i in records:
+                continue
+            rec = _load_point(paths[i], hashes[i])
+            if rec is None:
+                raise RuntimeError(f"tightness atlas: point {i}'s file {paths[i]} is missing or damaged after every "
+                                   "process finished; rerun the same command to compute it")
+            if i not in todo:
+                rec["resumed"] = True
+            records[i] = rec
+    records = [records[i] for i in range(len(pts))]
     from .report import _plain
 
     result = {
@@ -383,13 +478,15 @@ def _atlas_here(scenario, policy, grid, *, sizes, seed, out, progress, configura
         "seed": seed,
         "points": [_plain(r) for r in records],
         "wall_s": time.time() - t0,
-        "environment": environment(mode),
+        "environment": {**environment(mode), "processes": n_proc},
         "heatmaps": [],
     }
-    if out is not None:
+    if out is not None and rank == 0:  # several processes: process 0 merges
         if figures:
             result["heatmaps"] = _heatmaps(result, out)
         _atomic_json(os.path.join(out, "atlas.json"), result)
+    if n_proc > 1:
+        distributed.barrier("atlas-merged")  # atlas.json is there when any process returns
     return result
 
 

@@ -15,7 +15,11 @@ imports happen inside ``cmd_verify`` so ``gelato --help`` stays fast.
 [--quick] [--out DIR] [--json]``: the tightness atlas (``proofs_check.atlas.tightness_atlas``) —
 per grid point ``T*``, ``λ*``, ``B``, the measured ``κ̂ = lim V·G_L`` with its CI, the
 second-order ``σ²/4``, ``κ̂/B``, the regime; ``DIR/atlas.json`` (``"points"``), per-point files
-(a rerun skips finished points) and heatmaps when two grid fields vary.
+(a rerun skips finished points) and heatmaps when two grid fields vary. ``--size FIELD=VALUE``
+overrides one of the sizes (``proofs_check.atlas.AtlasSizes``). Several processes
+(``gelato launch --processes N -- tightness ...``, ``--coordinator/--num-processes/--process-id``,
+``--distributed``; docs/distributed.md): each process runs the grid points it owns, process 0
+merges them into ``atlas.json`` and prints the table.
 """
 
 from __future__ import annotations
@@ -65,11 +69,21 @@ def add_parsers(subparsers) -> None:
     t.add_argument("--configuration", choices=("a", "b"), default="a",
                    help="C = 0 configuration per point: a (exact DPP, default) or b (GELATO with the exact proxy)")
     t.add_argument("--quick", action="store_true", help="small sizes (a 2x2 grid in a few minutes on 2 CPU cores)")
+    t.add_argument("--size", action="append", default=None, metavar="FIELD=VALUE",
+                   help="override one size of the run (--quick's or the full run's; repeatable): realizations, chunk, n_V, "
+                        "decades, relax_times, top_decades, burn, min_rounds, rounds_cap, quantiles, plan_quantiles, "
+                        "tightness_quantiles, sim_realizations, sim_rounds (proofs_check.atlas.AtlasSizes), e.g. "
+                        "--size realizations=128 --size rounds_cap=200000")
     t.add_argument("--out", metavar="DIR", default="tightness-atlas", help="output folder (default: tightness-atlas); a rerun resumes")
     t.add_argument("--json", action="store_true", help="print the atlas JSON instead of the table")
     t.add_argument("--seed", type=nonneg_int, default=0, help="root seed (default 0)")
     t.add_argument("--no-figures", action="store_true", help="skip the heatmaps")
     t.add_argument("--quiet", action="store_true", help="no per-point progress lines")
+    t.add_argument("--distributed", action="store_true",
+                   help="several processes, layout auto-detected (SLURM, TPU pod, Open MPI): see docs/distributed.md")
+    from gelato_jax.distributed import add_args as add_distributed_args
+
+    add_distributed_args(t)  # --coordinator, --num-processes, --process-id, --connect-timeout
     t.set_defaults(func=cmd_tightness)
 
 
@@ -121,22 +135,29 @@ def cmd_tightness(args: argparse.Namespace) -> int:
 
     import jax
 
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", True)  # before jax.distributed: the atlas runs float64 in this process
+    from gelato_jax import distributed
     from gelato_jax.cli_inputs import scenario_and_policy_from_args
 
-    from .atlas import parse_grid, tightness_atlas
+    from .atlas import ATLAS_FULL, ATLAS_QUICK, parse_grid, parse_sizes, tightness_atlas
 
+    layout = distributed.layout_from_args(args)  # several processes: checked before anything runs
     out = args.out
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"--out {out!r} exists and is not a directory")
     grid = parse_grid(args.grid)
+    sizes = parse_sizes(ATLAS_QUICK if args.quick else ATLAS_FULL, args.size) if args.size else None
     scenario, policy, _ = scenario_and_policy_from_args(args, allowed_policies=("gelato",))
     from .run import derive_configs
 
     cfg = {c.name.split("-", 1)[0]: c for c in derive_configs(scenario, policy)}[args.configuration]
     refuse_unused_policy_fields(args, [cfg], policy, "tightness")
+    if layout is not None and layout.num_processes != 1:
+        distributed.initialize(layout)
     res = tightness_atlas(scenario, policy, grid, quick=args.quick, seed=args.seed, out=out, progress=False if args.quiet else None,
-                          configuration=args.configuration, figures=not args.no_figures)
+                          configuration=args.configuration, figures=not args.no_figures, sizes=sizes)
+    if distributed.is_initialized() and distributed.process_index() != 0:  # process 0 prints the table
+        return 0
     if args.json:
         print(json.dumps(res, indent=1))
         return 0

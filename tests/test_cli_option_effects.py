@@ -256,6 +256,7 @@ EFFECTS = [
     ("tightness", ["--set", "E_bar=0.03"], lambda r: r.arg("tightness_atlas", 0).E_bar, 0.03),
     ("tightness", ["--config", "CFG"], lambda r: r.arg("tightness_atlas", 0).delta, 0.05),
     ("tightness", ["--json"], lambda r: r.is_json, True),
+    ("tightness", ["--size", "realizations=8"], lambda r: r.kw("tightness_atlas", "sizes").realizations, 8),
     # headline
     ("headline", ["--fair"], lambda r: (r.n("fair_run"), r.n("run"), os.path.basename(r.kw("fair_run", "out_md"))),
      (1, 0, "h.md")),
@@ -430,6 +431,10 @@ REFUSALS = [
     (["verify", "--config", "VCFG"], "V: gelato verify would ignore"),
     (["tightness", "--grid", "W=1e6,2e6", "--set", "V=2"], "V: gelato tightness would ignore"),
     (["tightness", "--grid", "W=1e6,2e6", "--set", "H_th=2"], "configuration a-exact-dpp sets or does not use H_th"),
+    # several processes (the real runs: tests/test_distributed.py)
+    (["tightness", "--grid", "W=1e6,2e6", "--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
+     "--process-id must be in 0..1"),
+    (["tightness", "--grid", "W=1e6,2e6", "--connect-timeout", "5"], "--connect-timeout applies to several processes only"),
     (["optimize", "--set", "proxy=mean"], "proxy: gelato optimize would ignore"),
     (["optimize", "--set", "ewma_beta=0.2"], "ewma_beta: gelato optimize would ignore"),
 ]
