@@ -335,7 +335,8 @@ def tightness_atlas(scenario=None, policy=None, grid=None, *, quick: bool = True
     ``not applicable`` with ``reason``), ``T_star``, ``lambda_star``, ``B``, ``B_worst``, ``V``,
     ``rounds``, ``measured_constant``, ``measured_ci``, ``predicted_constant``,
     ``ratio_measured_to_B``, ``ratio_measured_to_predicted``, ``regime``, ``flattening``,
-    ``sigma2``, ``kappa``, ``tightness`` (the full ``tightness_summary``), ``config_hash``, ``wall_s``.
+    ``sigma2``, ``kappa``, ``tightness`` (the full ``tightness_summary``), ``config_hash``, ``wall_s``,
+    ``process`` (the process that ran it), ``resumed`` (read from an earlier run's point file).
 
     scenario: base ``Scenario`` (default docs/model.md §9); policy: base ``Gelato`` (as for verify);
     grid: ``{field: values}`` or ``["FIELD=VALUES", ...]`` over scenario fields; quick:
@@ -343,6 +344,11 @@ def tightness_atlas(scenario=None, policy=None, grid=None, *, quick: bool = True
     or ``"b"`` (GELATO, exact proxy); out: folder for the per-point files, ``atlas.json`` and the
     heatmaps (a rerun resumes); progress: ``None``/``True`` one line per point on stderr, ``False``
     nothing, or a callable ``(i, n, record, skipped)`` (in-process only).
+
+    Several processes: in a ``jax.distributed`` job (initialised before the call, with
+    ``jax_enable_x64`` on) every process calls this with the same arguments and an ``out`` they
+    all see; each runs the points it owns, process 0 writes ``atlas.json`` and the heatmaps, and
+    every process returns the same points (see the module docstring).
     """
     g = parse_grid(grid)
     if configuration not in ATLAS_CONFIGURATIONS:
@@ -382,6 +388,16 @@ def _processes() -> int:
     return distributed.process_count() if distributed.is_initialized() else 1
 
 
+def _point_hash(base_s, base_p, point: dict, configuration: str, sizes: AtlasSizes, seed: int) -> str:
+    """The hash a point file carries: everything that determines the point's result (its
+    scenario, the base policy, the configuration, the sizes, the root seed; not the process count)."""
+    from gelato_jax.scenario import Scenario
+
+    s_pt = Scenario.from_dict({**base_s.to_dict(), **point})
+    return _hash({"v": _VERSION, "scenario": s_pt.to_dict(), "policy": _policy_dict(base_p), "configuration": configuration,
+                  "sizes": dataclasses.asdict(sizes), "seed": seed})
+
+
 def _load_point(path: str, h: str):
     """The record in the point file ``path`` if it is readable and carries the hash ``h``, else ``None``."""
     if not os.path.exists(path):
@@ -418,11 +434,7 @@ def _atlas_here(scenario, policy, grid, *, sizes, seed, out, progress, configura
         os.makedirs(pdir, exist_ok=True)
     n_proc = _processes()
     rank = distributed.process_index() if n_proc > 1 else 0
-    hashes = []
-    for pt in pts:
-        s_pt = Scenario.from_dict({**base_s.to_dict(), **pt})
-        hashes.append(_hash({"v": _VERSION, "scenario": s_pt.to_dict(), "policy": _policy_dict(base_p), "configuration": configuration,
-                             "sizes": dataclasses.asdict(sizes), "seed": seed}))
+    hashes = [_point_hash(base_s, base_p, pt, configuration, sizes, seed) for pt in pts]
     paths = [None if pdir is None else os.path.join(pdir, f"point_{i:04d}.json") for i in range(len(pts))]
     # process 0's view of the finished points decides what runs (another process may be writing
     # its first point file while a later one looks); every process runs the points it owns
@@ -446,6 +458,7 @@ def _atlas_here(scenario, policy, grid, *, sizes, seed, out, progress, configura
         t_pt = time.time()
         rec = _run_point(i, pts[i], base_s, base_p, configuration, sizes, seed)
         rec["config_hash"] = hashes[i]
+        rec["process"] = rank  # provenance, like wall_s: the numbers do not depend on it
         if rec.get("wall_s") is None:
             rec["wall_s"] = time.time() - t_pt
         if paths[i] is not None:

@@ -127,3 +127,26 @@ def test_near_kink_transition_is_not_a_failed_law():
     assert vrun._explain_flattening(v, reached).status == "FAIL"
     # a smooth dual: unchanged
     assert vrun._explain_flattening(v, dict(tight, dual_kink={"near_kink": False})).status == "FAIL"
+
+
+def test_size_overrides_and_several_process_refusals(monkeypatch, tmp_path, capsys):
+    from gelato_jax.cli import main
+
+    s = vatlas.parse_sizes(vatlas.ATLAS_QUICK, ["realizations=8", "burn=0.2", "rounds_cap=1000"])
+    assert (s.realizations, s.burn, s.rounds_cap, s.n_V) == (8, 0.2, 1000, vatlas.ATLAS_QUICK.n_V)
+    for bad, match in ((["nope=1"], "FIELD one of"), (["realizations=1.5"], "an integer"), (["n_V=1"], "n_V must be >= 2"),
+                       (["burn=1"], r"burn must be in \[0, 1\)"), (["decades=-1"], "decades must be a finite number > 0"),
+                       (["chunk=2", "chunk=3"], "given twice"), (["chunk"], "FIELD=VALUE")):
+        with pytest.raises(ValueError, match=match):
+            vatlas.parse_sizes(vatlas.ATLAS_QUICK, bad)
+    out = tmp_path / "atlas"
+    assert main(["tightness", "--grid", "E_bar=0.05", "--size", "sim_rounds=0", "--out", str(out)]) == 2
+    assert "sim_rounds must be >= 1" in capsys.readouterr().err and not out.exists()
+    # in a jax.distributed job (faked here: the real runs are in tests/test_distributed.py) the atlas
+    # needs a shared folder, and float64 in this process (the float64 child cannot join the job)
+    monkeypatch.setattr(vatlas, "_processes", lambda: 2)
+    with pytest.raises(ValueError, match="needs out"):
+        vatlas.tightness_atlas(grid={"E_bar": [0.05]})
+    monkeypatch.setattr(vrun, "_x64_enabled", lambda: False)
+    with pytest.raises(ValueError, match="float64 child process cannot join"):
+        vatlas.tightness_atlas(grid={"E_bar": [0.05]}, out=str(out))

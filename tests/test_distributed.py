@@ -1,4 +1,5 @@
-"""Sweeps as several processes on ``jax.distributed`` (gelato_jax.distributed, gelato launch).
+"""Sweeps and the tightness atlas as several processes on ``jax.distributed`` (gelato_jax.distributed,
+gelato launch, proofs_check.atlas).
 
 Real multi-process runs on this machine: ``gelato launch --processes 2 -- sweep ...`` gives the same
 ``load_sweep`` arrays as one process (the issue's "done when" command); a process killed mid-run
@@ -104,6 +105,67 @@ def test_killed_process_leaves_whole_chunks_and_any_process_count_resumes(env, r
     _assert_same(sw.load_sweep(str(out)), reference[128])
 
 
+# ----------------------------------------------------------------------------- gelato tightness
+# three points whose configuration does not apply (entropy_process=text: the rounds are not
+# i.i.d.): the whole several-process path (process 0's to-do list, the points each process owns,
+# per-process point files, barrier, merge) at the cost of the interpreter starts; the real numbers:
+# test_tightness_two_processes_same_numbers_as_one_process (slow)
+TIGHT_NA = ["tightness", "--grid", "E_bar=0.05,0.06,0.07", "--set", "entropy_process=text", "--no-figures", "--quiet"]
+# AtlasSizes small enough for a test (the sizes of tests/test_atlas.py's TINY_ATLAS)
+TINY_SIZES = ["realizations=4", "chunk=4", "n_V=2", "relax_times=2", "top_decades=2", "min_rounds=200", "rounds_cap=600",
+              "quantiles=256", "plan_quantiles=1024", "tightness_quantiles=2048", "sim_realizations=4", "sim_rounds=200"]
+_PROVENANCE = ("wall_s", "process", "resumed")
+
+
+def _atlas_numbers(d):
+    """atlas.json without what records how it was run (wall times, processes, environment)."""
+    a = json.loads((d / "atlas.json").read_text())
+    a.pop("wall_s"), a.pop("environment")
+    a["points"] = [{k: v for k, v in p.items() if k not in _PROVENANCE} for p in a["points"]]
+    return a
+
+
+def test_tightness_killed_process_and_two_process_resume_match_one_process(env, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    r = gelato(*TIGHT_NA, "--out", one, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # process 0 owns points 0 and 2, process 1 point 1; process 1 is SIGKILLed right after writing
+    # it, so process 0 never passes the barrier: no atlas.json, only whole point files
+    fault = dict(env, **{distributed.ENV_FAULT: "1:1"})
+    r = gelato("launch", "--processes", 2, "--", *TIGHT_NA, "--out", two, env=fault)
+    assert r.returncode == 128 + 9, (r.returncode, r.stderr[-3000:])
+    assert not (two / "atlas.json").exists()
+    written = {p.name: json.loads(p.read_text()) for p in (two / "points").glob("point_*.json")}
+    assert written["point_0001.json"]["process"] == 1 and all(w["process"] == 0 for n, w in written.items() if n != "point_0001.json")
+    # the same command again: the finished points are read back, the others computed; process 0 merges
+    # and prints the table once
+    r = gelato("launch", "--processes", 2, "--", *TIGHT_NA, "--out", two, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("gelato tightness: 3 points") == 1
+    res = json.loads((two / "atlas.json").read_text())
+    assert [p.get("resumed", False) for p in res["points"]] == [f"point_000{i}.json" in written for i in range(3)]
+    assert res["environment"]["processes"] == 2 and json.loads((one / "atlas.json").read_text())["environment"]["processes"] == 1
+    assert [p["status"] for p in res["points"]] == ["not applicable"] * 3
+    assert _atlas_numbers(two) == _atlas_numbers(one)
+
+
+@pytest.mark.slow
+def test_tightness_two_processes_same_numbers_as_one_process(env, tmp_path):
+    # ≈ 70 CPU-s: each process compiles the point's programs (process 1 cannot reuse process 0's cache)
+    # and samples theory.bounds' exact-proxy table; two real points, one per process
+    sizes = [a for s in TINY_SIZES for a in ("--size", s)]
+    cmd = ["tightness", "--grid", "E_bar=0.05,0.06", "--quick", *sizes, "--no-figures", "--quiet"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    r = gelato(*cmd, "--out", one, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = gelato("launch", "--processes", 2, "--", *cmd, "--out", two, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((two / "atlas.json").read_text())
+    assert [p["process"] for p in res["points"]] == [0, 1] and [p["status"] for p in res["points"]] == ["done", "done"]
+    assert res["points"][0]["measured_constant"] > 0
+    assert _atlas_numbers(two) == _atlas_numbers(one)
+
+
 def test_unreachable_coordinator_fails_within_the_timeout(tmp_path):
     env = dict(os.environ, JAX_ENABLE_X64="1")
     port = free_port()  # nothing listens there
@@ -147,6 +209,12 @@ def test_layout_from_flags_and_environment(monkeypatch):
                       (dict(coordinator="h:0"), "port")):
         with pytest.raises(ValueError, match=match):
             distributed.layout_from_args(ns(**kw))
+    with pytest.raises(ValueError, match="--connect-timeout applies to several processes only"):
+        for var in (distributed.ENV_COUNT, distributed.ENV_ID):
+            monkeypatch.delenv(var)
+        distributed.layout_from_args(ns(connect_timeout=5))  # nothing to connect to: refused, not ignored
+    monkeypatch.setenv(distributed.ENV_COUNT, "2")
+    monkeypatch.setenv(distributed.ENV_ID, "1")
     monkeypatch.delenv(distributed.ENV_ADDRESS)
     with pytest.raises(ValueError, match="missing: --coordinator"):
         distributed.layout_from_args(ns())
