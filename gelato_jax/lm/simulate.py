@@ -9,7 +9,9 @@ Each round of each realization ``r``:
 2. rates, outage and the policy's budget ``γ̃_t`` (0 in outage): ``simulator.round_decision``;
 3. one LM round on the realization's own text — KV-cached (:mod:`.cached`, the default for the
    committed rotary/sliding-window pair: each sequence keeps its caches across rounds, the
-   models see the whole text through their attention window) or windowed
+   models see the whole text through their attention window; computed by :mod:`.packed`, which
+   evaluates only the draft passes and target tokens the round uses, with every round of a chunk
+   in one jitted ``lax.scan``) or windowed
    (:func:`~.rounds.lm_round`'s two phases on the last ``context_len`` bytes; learned-position
    models, ``kv_cache=False``): the draft model drafts all ``γ̃_t`` budgeted positions (entropies ``H_1..H_γ̃``);
    the policy's *own* inner loop ``policy.draft(scenario, aux, state, γ̃_t, H, obs)`` — the very
@@ -75,7 +77,8 @@ from ..simulator import (
     round_decision,
     round_settle,
 )
-from .cached import check_cached_pair, draft_phase_cached, prefill, verify_phase_cached
+from .cached import check_cached_pair
+from .packed import draft_packed, prefill_rows, verify_packed
 from .rounds import DraftOut, LMPair, draft_phase, validate_round_args, verify_phase
 
 __all__ = [
@@ -244,27 +247,40 @@ def _lm_verify(pair, ctx, d, sent, passes, b_id, b_prob, *, gamma_max):
 
 @functools.partial(jax.jit, static_argnames=("gamma_max",))
 def _prefill(pair, ctx, *, gamma_max):
-    """KV-cached path: every realization's :class:`~.cached.SeqState` after its starting context."""
-    return jax.vmap(lambda c: prefill(pair, c, gamma_max))(ctx)
+    """KV-cached path: every realization's :class:`~.cached.SeqState` after its starting context
+    (:func:`~.packed.prefill_rows`: the state of ``vmap(cached.prefill)`` in the layout of
+    :func:`~.packed.to_rows_layout`)."""
+    return prefill_rows(pair, ctx, gamma_max)
 
 
-@functools.partial(jax.jit, static_argnames=("gamma_max",))
-def _lm_draft_cached(pair, root, indices, state, budget, t, top_p, *, gamma_max):
-    """KV-cached drafting phase (all budgeted positions, no exit), same round keys as
-    :func:`_lm_draft`."""
-    zero = jnp.zeros((), jnp.float32)
+@functools.partial(jax.jit, static_argnames=("dtype", "gamma_max", "record"), donate_argnames=("state",))
+def _rounds_packed(scenario, policy, aux, pair, root, indices, key_r, fading, carry, state, ts, top_p, b_id, b_prob, *,
+                   dtype, gamma_max, record):
+    """KV-cached rounds ``ts`` of every realization in one ``lax.scan`` (no per-round dispatch; the
+    caches are updated in place): the same steps as the per-round path (:func:`_before`,
+    drafting, :func:`_decide`, verification, :func:`_after`), the LM phases by
+    :func:`~.packed.draft_packed` / :func:`~.packed.verify_packed` (only the positions the round
+    uses).  ``state`` (the caches, :func:`~.packed.to_rows_layout`) is donated.  ``record``: 0 rows
+    only, 1 also the entropies, 2 also ``(entropy, support, sent, accepted)``."""
 
-    def one(index, st, budget_r):
-        k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, index), _TAG), t)
-        return draft_phase_cached(pair, st, budget_r, k, zero, zero, jnp.asarray(False), top_p, gamma_max)
+    def step(c, t):
+        fading, carry, state = c
+        fading, arrival, obs, budget = _before(scenario, policy, aux, key_r, fading, carry, t, dtype=dtype)
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, i), _TAG), t))(indices)
+        d = draft_packed(pair, state, budget, keys, top_p, gamma_max)
+        sent, passes = _decide(scenario, policy, aux, carry, obs, budget, d.entropy, dtype=dtype)
+        out = verify_packed(pair, d, sent, passes, b_id, b_prob, gamma_max)
+        carry, row = _after(scenario, policy, aux, carry, obs, budget, arrival, out.sent, out.passes, out.accepted,
+                            out.bits, dtype=dtype, gamma_max=gamma_max)
+        ys = (row,)
+        if record >= 1:
+            ys = ys + (out.entropy,)
+        if record >= 2:
+            ys = ys + (out.support, out.sent, out.accepted)
+        return (fading, carry, out.state), ys
 
-    return jax.vmap(one)(indices, state, budget)
-
-
-@functools.partial(jax.jit, static_argnames=("gamma_max",))
-def _lm_verify_cached(pair, d, sent, passes, b_id, b_prob, *, gamma_max):
-    return jax.vmap(lambda d_r, s_r, p_r: verify_phase_cached(pair, d_r, s_r, p_r, b_id, b_prob, gamma_max))(
-        d, sent, passes)
+    (fading, carry, state), ys = jax.lax.scan(step, (fading, carry, state), ts)
+    return fading, carry, state, ys
 
 
 def uses_kv_cache(pair: LMPair) -> bool:
@@ -334,6 +350,9 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
     rows, q_final, ents, pair_log = [], [], [], []
     bar = tqdm(total=n_chunks * rounds, desc="simulate (LM)", unit="round",
                disable=(not progress) if progress is not None else None)
+    # rounds per compiled scan (KV-cached path): all of them, or with a progress bar the largest
+    # divisor of ``rounds`` giving ≥ 10 updates (one compiled length; results do not depend on it)
+    seg = rounds if bar.disable else max(d for d in range(1, max(1, rounds // 10) + 1) if rounds % d == 0)
     try:
         for c in range(n_chunks):
             part = all_idx[c * chunk:(c + 1) * chunk]
@@ -342,23 +361,30 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
             idx = jnp.asarray(part.astype(np.uint32))
             aux, (key_r, fading, carry) = _init(scenario, policy, root, idx, dtype=dtype)
             ctx = _initial_contexts(root, idx, pair.context_len)
+            chunk_rows, chunk_ents, chunk_pairs = [], [], []
             if cached:
                 state = _prefill(pair, ctx, gamma_max=g)
-            chunk_rows, chunk_ents, chunk_pairs = [], [], []
-            for t in range(rounds):
+                record = 2 if record_pairs else (1 if record_entropy else 0)
+                for t0 in range(0, rounds, seg):
+                    ts = jnp.arange(t0, min(t0 + seg, rounds), dtype=jnp.int32)
+                    fading, carry, state, ys = _rounds_packed(
+                        scenario, policy, aux, pair, root, idx, key_r, fading, carry, state, ts, top_p_arr, b_id,
+                        b_prob, dtype=dtype, gamma_max=g, record=record)
+                    # (T, R) → per-round lists as the per-round path produces them
+                    chunk_rows.extend(jax.tree.map(lambda a, i=i: a[i], ys[0]) for i in range(ts.shape[0]))
+                    if record_entropy:
+                        chunk_ents.extend(np.asarray(ys[1]))
+                    if record_pairs:
+                        chunk_pairs.extend(zip(*(np.asarray(a) for a in ys[1:])))
+                    bar.update(int(ts.shape[0]))
+                del state
+            for t in (range(rounds) if not cached else ()):
                 tt = jnp.asarray(t, jnp.int32)
                 fading, arrival, obs, budget = _before(scenario, policy, aux, key_r, fading, carry, tt, dtype=dtype)
-                if cached:
-                    d = _lm_draft_cached(pair, root, idx, state, budget, tt, top_p_arr, gamma_max=g)
-                else:
-                    d = _lm_draft(pair, root, idx, ctx, budget, tt, top_p_arr, gamma_max=g)
+                d = _lm_draft(pair, root, idx, ctx, budget, tt, top_p_arr, gamma_max=g)
                 sent, passes = _decide(scenario, policy, aux, carry, obs, budget, d.entropy, dtype=dtype)
-                if cached:
-                    out = _lm_verify_cached(pair, d, sent, passes, b_id, b_prob, gamma_max=g)
-                    state = out.state
-                else:
-                    out = _lm_verify(pair, ctx, d, sent, passes, b_id, b_prob, gamma_max=g)
-                    ctx = out.context
+                out = _lm_verify(pair, ctx, d, sent, passes, b_id, b_prob, gamma_max=g)
+                ctx = out.context
                 carry, row = _after(scenario, policy, aux, carry, obs, budget, arrival, out.sent, out.passes,
                                     out.accepted, out.bits, dtype=dtype, gamma_max=g)
                 chunk_rows.append(row)
