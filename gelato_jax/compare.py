@@ -51,14 +51,14 @@ METRICS = (
     ("mismatch_rate", "mismatch rate (unverified)", ""),
     ("mismatch_per_token", "mismatched per token", ""),
 )
-def _realization(scenario, policy, root, index, *, rounds, ar, dtype):
-    """Time averages of one realization on ``simulate``'s draws (vmappable over ``index``):
-    ``simulator.simulate_realization`` plus the comparison's derived metrics."""
+def _chunk_metrics(scenario, policy, root, indices, *, rounds, ar, dtype):
+    """Time averages of the realizations ``indices`` on ``simulate``'s draws:
+    ``simulator.simulate_chunk`` plus the comparison's derived metrics (each ``(R,)``)."""
     import jax.numpy as jnp
 
-    from .simulator import simulate_realization
+    from .simulator import simulate_chunk
 
-    s = simulate_realization(scenario, policy, root, index, rounds=rounds, ar=ar, dtype=dtype)
+    s = simulate_chunk(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype)
     return {
         "throughput": s["throughput"],
         "goodput": s["goodput"],
@@ -83,7 +83,7 @@ def _compiled():
 
     @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
     def run(scenario, policy, root, indices, *, rounds, ar, dtype):
-        return jax.vmap(lambda i: _realization(scenario, policy, root, i, rounds=rounds, ar=ar, dtype=dtype))(indices)
+        return _chunk_metrics(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype)
 
     return run
 
@@ -185,7 +185,7 @@ class Comparison:
 
 def metrics_from_sweep(m: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """This module's ``METRICS`` from ``gelato_jax.sweep``'s per-realization metrics (same
-    definitions as ``_realization``: power ``ΣE/ΣD``, mismatch rate over kept-unverified tokens)."""
+    definitions as ``_chunk_metrics``: power ``ΣE/ΣD``, mismatch rate over kept-unverified tokens)."""
     unv, mis = np.asarray(m["unverified"], np.float64), np.asarray(m["mismatch"], np.float64)
     f = {k: np.asarray(v, np.float64) for k, v in m.items()}
     return {

@@ -5,7 +5,7 @@ r"""Parameter sweeps: a grid of scenario/policy fields × realizations, sharded,
 slowest) on the same realizations. Grid fields must be pytree *leaves* of ``Scenario`` or of
 the policy (numeric knobs such as ``V``, ``E_bar``, ``W``, ``delta``, ``k_H``): all grid points
 then run in **one compiled program** (``vmap`` over the stacked leaves, ``vmap`` over
-realizations, ``lax.scan`` over rounds; ``simulator.simulate_realization`` per realization).
+realizations, ``lax.scan`` over rounds; ``simulator.simulate_chunk`` per chunk).
 Static fields (``gamma_max``, ``channel``, ``proxy``…) change shapes or code and are refused.
 
 Several policies: ``gelato sweep --policies gelato,dssd,static --grid W=... --out DIR`` (or
@@ -312,13 +312,12 @@ def _kernel():
 
     import jax
 
-    from .simulator import simulate_realization
+    from .simulator import simulate_chunk
 
     @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "s_axes", "p_axes"))
     def run(scen, pol, root, indices, *, rounds, ar, dtype, s_axes, p_axes):
         def per_point(s, p):
-            fn = lambda i: simulate_realization(s, p, root, i, rounds=rounds, ar=ar, dtype=dtype)
-            return jax.vmap(fn)(indices)
+            return simulate_chunk(s, p, root, indices, rounds=rounds, ar=ar, dtype=dtype)
 
         return jax.vmap(per_point, in_axes=(s_axes.tree, p_axes.tree))(scen, pol)
 

@@ -1,7 +1,7 @@
 r"""The V sweep as one compiled program, and the choice of the V grid and horizon.
 
-``v_sweep`` runs ``jax.vmap`` over ``V`` (a leaf of the policy pytree) of ``jax.vmap`` over
-realizations of ``gelato_jax.simulator.simulate_realization``; chunks of realizations reuse the
+``v_sweep`` runs ``jax.vmap`` over ``V`` (a leaf of the policy pytree) of a chunk of
+realizations (``gelato_jax.simulator.simulate_chunk``); chunks of realizations reuse the
 same compiled program (every call has the same shapes; the last chunk is padded). Realization
 ``r`` uses ``fold_in(key(seed), r)`` for every ``V`` (common random numbers), so results do not
 depend on the chunk size and differences between ``V`` values are not blurred by independent noise.
@@ -27,7 +27,7 @@ import numpy as np
 
 from gelato_jax import engine
 from gelato_jax.model import entropy_ar
-from gelato_jax.simulator import simulate_realization
+from gelato_jax.simulator import simulate_chunk
 
 __all__ = ["v_grid", "horizon", "v_sweep", "sweep_cache_size", "SWEEP_FIELDS", "lagrangian_sweep", "LAGRANGIAN_FIELDS"]
 
@@ -65,8 +65,7 @@ def horizon(V_max: float, V0: float, *, settle_factor: float, minimum: int, mult
 def _sweep_chunk(scenario, policy, Vs, root, indices, aux, *, rounds, ar, dtype):
     def per_V(V):
         pol = policy.replace(V=V)
-        one = lambda i: simulate_realization(scenario, pol, root, i, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
-        out = jax.vmap(one)(indices)
+        out = simulate_chunk(scenario, pol, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
         return {k: out[k] for k in SWEEP_FIELDS}
 
     return jax.vmap(per_V)(Vs)

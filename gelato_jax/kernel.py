@@ -1,0 +1,273 @@
+r"""The round with realizations on the minor axis: ``simulate``'s time averages for a whole chunk.
+
+``engine.realization_sums`` runs one realization and is ``vmap``-ed over a chunk, so every array of
+a round has the layout ``(R, γ_max)``: XLA's CPU loops then run over rows of 10 positions, and the
+reductions over positions (the accepted run, the uplink bits, the budget search) are reductions
+along a minor axis of length 10. Profiled (``bench/BENCHMARKS.md``, issue 14), the same round with
+the layout ``(γ_max, R)`` — every position a contiguous vector of the chunk's realizations, every
+reduction over positions an unrolled chain of elementwise operations — runs ≈ 1.5–1.8× faster per
+CPU-second. This module is that round, for the common case:
+
+* the scenario: Rayleigh fading, i.i.d. round entropies (``entropy_process="round"``, ``rho_H = 0``),
+  ``after_reject_*`` at their defaults (1, 0), ``objective="per_round"``, the ``mix32`` generator;
+* any policy: its hooks (``choose_budget``, ``draft``, ``update_state``, ``skip_verification``,
+  ``downlink_bits``) are called per realization under ``vmap`` with the positions axis kept major;
+  GELATO's drift-plus-penalty search (``Gelato.choose_budget`` with the per-round objective) is
+  done on the ``(γ_max + 1, R)`` proxy by an unrolled comparison chain (the same maximiser as
+  ``controller.dpp_budget``: the first maximum, ``γ = 0`` in outage).
+
+It draws exactly the words of ``model.scan_rounds`` and applies exactly the operations of
+``model.round_step`` (the bucket levels, acceptances, costs and queue in the same order), so its
+results equal the per-realization path's (``tests/test_kernel.py`` checks every policy × payload ×
+arrival law); ``supports`` says when it applies, and ``simulator.simulate_chunk_sums`` falls back to
+the per-realization path otherwise.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _gamma_table, channel, costs, early_exit, rng
+from .model import RoundCarry, Trajectory
+from .policies.base import Policy, RoundObs, RoundOutcome
+from .scenario import Scenario
+
+__all__ = ["supports", "chunk_sums"]
+
+
+def _concrete_equal(x, value) -> bool:
+    try:
+        return bool(np.all(np.asarray(x) == value))
+    except (TypeError, jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return False
+
+
+def supports(scenario: Scenario, policy: Policy, *, ar: bool, queue0=None) -> bool:
+    """Whether ``chunk_sums`` reproduces ``model.round_step`` for this pair (static checks; a
+    traced ``after_reject_*`` leaf, e.g. in a sweep over it, is not supported)."""
+    return (scenario.channel == "rayleigh" and scenario.entropy_process == "round" and not ar
+            and scenario.objective == "per_round" and scenario.rng == "mix32" and queue0 is None
+            and _concrete_equal(scenario.after_reject_H_scale, 1.0)
+            and _concrete_equal(scenario.after_reject_a0_shift, 0.0))
+
+
+def _is_dpp(policy: Policy, scenario: Scenario) -> bool:
+    from .policies.gelato import Gelato
+
+    return (isinstance(policy, Gelato) and type(policy).choose_budget is Gelato.choose_budget
+            and type(policy).proxy_costs is Gelato.proxy_costs and policy.proxy == "mean"
+            and not policy._uses_ratio(scenario))
+
+
+def _dpp_budget(V, queue, throughput, energy, outage):
+    """``controller.dpp_budget`` for ``(n, R)`` proxies: the same scaled objective, its first
+    maximiser by an unrolled chain (``>`` keeps the first of equal values, as ``argmax``)."""
+    dtype = jnp.result_type(V, queue, throughput, energy, float)
+    V = jnp.asarray(V, dtype)
+    queue = jnp.asarray(queue, dtype)
+    maxexp = jnp.finfo(dtype).maxexp
+    _, e = jnp.frexp(jnp.maximum(V, queue))
+    e = jnp.clip(e, -(maxexp - 3), maxexp - 3)
+    scale = jnp.ldexp(jnp.ones((), dtype), -e)
+    u = (V * scale) * throughput - (queue * scale) * energy
+    ok = jnp.logical_not(outage)
+    best = u[0]
+    budget = jnp.zeros(jnp.shape(outage), jnp.int32)
+    for g in range(1, u.shape[0]):
+        ug = jnp.where(ok & jnp.logical_not(jnp.isnan(u[g])), u[g], -jnp.inf)
+        better = ug > best
+        best = jnp.where(better, ug, best)
+        budget = jnp.where(better, g, budget)
+    return budget
+
+
+def _flat_draft(policy: Policy):
+    """The inner loop on ``(γ_max, R)`` entropies where the policy's ``draft`` is one of the
+    layout-free rules of ``early_exit`` (they scan the leading axis and compare elementwise), else
+    ``None`` (then ``draft`` runs per realization under ``vmap``: XLA re-evaluated the bucket's
+    recursion there many times over inside its fusions, ≈ 10× slower)."""
+    from .policies.base import Policy as Base
+    from .policies.gelato import Gelato
+
+    if isinstance(policy, Gelato) and type(policy).draft is Gelato.draft and policy.exit in ("bucket", "none"):
+        if policy.exit == "bucket":
+            return lambda entropy, budget: _leaky_bucket(entropy, budget, policy.H_th, policy.Theta_th)
+        return early_exit.no_exit
+    if type(policy).draft is Base.draft:
+        return early_exit.no_exit
+    return None
+
+
+def _leaky_bucket(entropy, budget, H_th, Theta_th):
+    """``early_exit.leaky_bucket_exit`` on ``(γ_max, R)`` entropies: the same recursion and first
+    overflow, unrolled over the positions in Python (each step on vectors of the chunk)."""
+    dtype = jnp.result_type(entropy, H_th)
+    theta = jnp.zeros(budget.shape, dtype)
+    first = jnp.full(budget.shape, -1, jnp.int32)
+    for i in range(entropy.shape[0]):
+        theta = jnp.maximum(0.0, theta + entropy[i] - H_th)
+        over = (theta > Theta_th) & (i < budget) & (first < 0)
+        first = jnp.where(over, i, first)
+    any_exit = first >= 0
+    return jnp.where(any_exit, first, budget), jnp.where(any_exit, first + 1, budget)
+
+
+def _materialise(x):
+    """``x`` computed once and stored: a conditional is a fusion boundary for XLA (an
+    ``optimization_barrier`` is removed before fusion on CPU), so consumers read the stored
+    values instead of each re-evaluating the chain that produced them (profiled: the bucket
+    recursion and the accepted run were re-evaluated by four fusions)."""
+    leaves = jax.tree.leaves(x)
+    pred = jnp.all(leaves[0] >= jnp.zeros((), leaves[0].dtype)) | jnp.any(leaves[0] < 0)
+    return jax.lax.cond(pred, lambda v: v, lambda v: jax.tree.map(jnp.zeros_like, v), x)
+
+
+def _row_min(x):
+    out = x[0]
+    for i in range(1, x.shape[0]):
+        out = jnp.minimum(out, x[i])
+    return out
+
+
+def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, dtype, aux, metrics):
+    """Sums over ``rounds`` rounds of ``metrics(scenario, t, carry, draws, row)`` (each metric an
+    elementwise function of the round: it receives ``(R,)`` arrays, and ``(γ_max, R)`` entropies and
+    uniforms in ``draws``) for the realizations ``indices`` ``(R,)``; returns ``(sums: dict of (R,),
+    final RoundCarry with (R,) leaves)``. Only for pairs ``supports`` accepts."""
+    g = scenario.gamma_max
+    dtype = jnp.dtype(dtype)
+    R = indices.shape[0]
+
+    # per-realization stream keys and initial state, as model.init_realization / initial_carry
+    def init(i):
+        _, k_rounds = jax.random.split(jax.random.fold_in(root, i))
+        return rng.stream_key("mix32", k_rounds)
+
+    keys = jax.vmap(init)(indices)
+    k0, k1 = keys[:, 0], keys[:, 1]
+    table = _gamma_table.gamma_table_poly(scenario.k_H, dtype)
+    pstate0 = jax.vmap(lambda _: policy.init_state(scenario, aux))(indices)
+    carry0 = RoundCarry(jnp.zeros((), jnp.int32), jnp.zeros((R,), dtype), pstate0, jnp.zeros((R,), bool))
+
+    n_u = 2 * g + 2
+    slots = jnp.arange(2 * n_u if dtype == jnp.float64 else n_u, dtype=jnp.uint32)[:, None]
+
+    def uniforms(t):
+        """``rng.round_draws("mix32", key, t, n_u, 0, dtype)`` of every realization, as ``(n_u, R)``."""
+        x = rng.mix32(t.astype(jnp.uint32) ^ k0)
+        w = rng.mix32((x[None, :] + slots * jnp.uint32(rng._PHI)) ^ k1[None, :])
+        if dtype == jnp.float32:
+            return rng._to_unit32(w)
+        w = w.reshape(n_u, 2, R).astype(jnp.float64)
+        hi = jnp.floor(w[:, 0] * 2.0**-6)
+        lo = jnp.floor(w[:, 1] * 2.0**-6)
+        return (hi * 2.0**26 + lo) * 2.0**-52 + 2.0**-53
+
+    pos = jnp.arange(g, dtype=jnp.int32)[:, None]
+    dpp = _is_dpp(policy, scenario)
+    if dpp:
+        gcol = jnp.arange(g + 1).astype(jnp.result_type(float))[:, None]
+        n_hat = costs.expected_tokens_iid(aux.alpha_bar, g)[:, None]
+        b_bar = policy.mean_bits(scenario, aux)
+    flat_draft = _flat_draft(policy)
+    vm = jax.vmap  # per-realization hooks: realizations on axis 0 of (R,) leaves, axis 1 of (γ, R)
+
+    def draws_of(u):
+        h = jnp.maximum(-jnp.log(u[0]), jnp.asarray(scenario.h_min, dtype))
+        if scenario.energy_arrival == "constant":
+            a = jnp.broadcast_to(jnp.asarray(scenario.E_bar, dtype), (R,))
+        elif scenario.energy_arrival == "exponential":
+            a = -scenario.E_bar * jnp.log(u[1])
+        else:
+            a = 2.0 * scenario.E_bar * u[1]
+        entropy = jnp.asarray(scenario.theta_H, dtype) * _gamma_table.gamma_quantile(table, u[2 : g + 2])
+        uniform = u[g + 2 :] - jnp.asarray(2.0 ** -(24 if dtype == jnp.float32 else 53), dtype)
+        return h, a, entropy, uniform
+
+    def step(carry, t, draws):
+        h, arrival, entropy, uniform = draws
+        pstate, rejected = carry.policy_state, carry.rejected
+        rate = channel.uplink_rate(scenario, h)
+        rate_dl = channel.downlink_rate(scenario, h)
+        outage = channel.in_outage(scenario, rate)
+        tt = jnp.broadcast_to(carry.t, (R,))
+        obs = RoundObs(tt, carry.queue, h, rate, rate_dl, outage, rejected)
+        if dpp:
+            # the mean proxy (costs.proxy_costs at after_reject's defaults, where ᾱ_1 = ᾱ and b̄_1 = b̄
+            # exactly) for every budget: (γ_max + 1, R)
+            bits_ul_hat = gcol * b_bar
+            bits_dl_hat = scenario.b_dl + jnp.zeros_like(gcol)
+            if policy.payload == "scalar":
+                bits_dl_hat = bits_dl_hat + (1.0 - jnp.asarray(aux.alpha_bar) ** gcol) * scenario.V_vocab * scenario.b_prob
+            d_hat = costs.latency(scenario, gcol, gcol, bits_ul_hat, bits_dl_hat, rate[None], rate_dl[None])
+            e_hat = costs.energy(scenario, gcol, bits_ul_hat, rate[None])
+            budget = _dpp_budget(policy.V, carry.queue, n_hat / d_hat, e_hat, outage)
+        else:
+            budget = vm(lambda s, o: policy.choose_budget(scenario, aux, s, o))(pstate, obs)
+        budget = _materialise(jnp.where(outage, 0, jnp.clip(budget, 0, g)).astype(jnp.int32))
+        if flat_draft is not None:
+            sent, passes = flat_draft(entropy, budget)
+        else:
+            sent, passes = vm(lambda s, b, e, o: policy.draft(scenario, aux, s, b, e, o), in_axes=(0, 0, 1, 0))(
+                pstate, budget, entropy, obs)
+        # materialised: otherwise XLA copies the whole bucket recursion into each consumer's fusion
+        sent, passes = _materialise((jnp.asarray(sent, jnp.int32), jnp.asarray(passes, jnp.int32)))
+
+        accept = (uniform < jax.nn.sigmoid((scenario.a0 + 0.0) - scenario.a1 * entropy)) & (pos < sent[None])
+        accepted = _materialise(_row_min(jnp.where(accept, g, pos)).astype(jnp.int32))
+        n_tokens = accepted + 1
+        bits = costs.token_bits(scenario, policy.payload, entropy)
+        bits_ul = jnp.sum(jnp.where(pos < sent[None], bits, 0.0), axis=0)
+        if policy.downlink_bits is None:
+            bits_dl = costs.downlink_bits(scenario, policy.payload, accepted < sent)
+        else:
+            bits_dl = vm(lambda r: policy.downlink_bits(scenario, r))(accepted < sent)
+        lat = costs.latency(scenario, passes, sent, bits_ul, bits_dl, rate, rate_dl)
+        en = costs.energy(scenario, passes, bits_ul, rate)
+        zero = jnp.zeros((R,), jnp.int32)
+        unverified, mismatch = zero, zero
+        if policy.skip_verification is not None:
+            skip = vm(lambda s, e, l: policy.skip_verification(scenario, aux, s, e, l), in_axes=(0, 1, 0))(
+                pstate, entropy, sent) & (sent > 0)
+            unverified = jnp.where(skip, sent, zero)
+            mismatch = jnp.where(skip, sent - accepted, zero)
+            n_tokens = jnp.where(skip, sent, n_tokens)
+            accepted = jnp.where(skip, zero, accepted)
+            sent = jnp.where(skip, zero, sent)
+            bits_ul = jnp.where(skip, 0.0, bits_ul)
+            bits_dl = jnp.where(skip, 0.0, bits_dl)
+            lat = jnp.where(skip, passes * scenario.tau_d, lat)
+            en = jnp.where(skip, passes * scenario.e_d, en)
+        row = Trajectory(budget, sent, passes, accepted, n_tokens, lat, en, carry.queue, rate, arrival, bits_ul, bits_dl,
+                         unverified, mismatch)
+        outcome = RoundOutcome(row.budget, row.sent, row.passes, row.accepted, row.tokens, row.latency, row.energy,
+                               row.arrival)
+        new_pstate = vm(lambda s, o: policy.update_state(scenario, aux, s, o))(pstate, outcome)
+        new_queue = jnp.maximum(carry.queue + row.energy - row.arrival, 0.0)
+        new_rejected = (row.accepted < row.sent) | (row.passes > row.sent)
+        new = carry._replace(t=carry.t + 1, queue=new_queue, policy_state=new_pstate, rejected=new_rejected)
+        return new, row
+
+    # metric names (static), from a shape-only trace of one round
+    probe_u = jnp.full((2 * g + 2, R), 0.5, dtype)
+    names = list(jax.eval_shape(lambda: metrics(scenario, carry0.t, carry0, draws_of(probe_u),
+                                                step(carry0, carry0.t, draws_of(probe_u))[1])))
+
+    def body(c, t):
+        carry, (total, comp), u = c
+        draws = draws_of(u)
+        new_carry, row = step(carry, t, draws)
+        m = metrics(scenario, t, carry, draws, row)
+        x = jnp.stack([jnp.broadcast_to(jnp.asarray(m[k]).astype(dtype), (R,)) for k in names])
+        y = x - comp  # compensated summation, as engine._kahan
+        new_total = total + y
+        return (new_carry, (new_total, (new_total - total) - y), uniforms(t + 1)), None
+
+    zero = jnp.zeros((len(names), R), dtype)
+    t0 = jnp.zeros((), jnp.int32)
+    (carry, (total, _), _), _ = jax.lax.scan(body, (carry0, (zero, zero), uniforms(t0)),
+                                             jnp.arange(rounds, dtype=jnp.int32))
+    return {k: total[i] for i, k in enumerate(names)}, carry
+
