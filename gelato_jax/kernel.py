@@ -5,7 +5,7 @@ a round has the layout ``(R, γ_max)``: XLA's CPU loops then run over rows of 10
 reductions over positions (the accepted run, the uplink bits, the budget search) are reductions
 along a minor axis of length 10. Profiled (``bench/BENCHMARKS.md``, issue 14), the same round with
 the layout ``(γ_max, R)`` — every position a contiguous vector of the chunk's realizations, every
-reduction over positions an unrolled chain of elementwise operations — runs ≈ 1.5–1.8× faster per
+reduction over positions an unrolled chain of elementwise operations — runs 1.2–3.4× faster per
 CPU-second. This module is that round, for the common case:
 
 * the scenario: Rayleigh fading, i.i.d. round entropies (``entropy_process="round"``, ``rho_H = 0``),
@@ -16,11 +16,13 @@ CPU-second. This module is that round, for the common case:
   done on the ``(γ_max + 1, R)`` proxy by an unrolled comparison chain (the same maximiser as
   ``controller.dpp_budget``: the first maximum, ``γ = 0`` in outage).
 
-It draws exactly the words of ``model.scan_rounds`` and applies exactly the operations of
-``model.round_step`` (the bucket levels, acceptances, costs and queue in the same order), so its
-results equal the per-realization path's (``tests/test_kernel.py`` checks every policy × payload ×
-arrival law); ``supports`` says when it applies, and ``simulator.simulate_chunk_sums`` falls back to
-the per-realization path otherwise.
+It draws exactly the words of ``model.scan_rounds`` and applies the operations of
+``model.round_step`` in the same order (the bucket levels, acceptances, costs and queue), so its
+results equal the per-realization path's: integers exactly, floats to the last bit of XLA's
+vectorised transcendental functions, which may differ by an ulp between the two programs
+(``tests/test_kernel.py``: 12 policy variants, three arrival laws, under ``vmap`` over ``V``).
+``supports`` says when it applies; ``simulator.simulate_chunk`` falls back to the per-realization
+path otherwise.
 """
 
 from __future__ import annotations
