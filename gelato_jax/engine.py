@@ -13,6 +13,9 @@ atlas:
   (profiled: 13 separate Kahan accumulators were ~40 of the ~70 kernels of a GELATO round).
   ``metrics`` chooses what is summed (the default is ``simulate``'s); ``queue0`` warm-starts
   ``Z_0``.
+* ``chunk_sums``: ``realization_sums`` for a chunk of realizations — ``gelato_jax.kernel`` (the round
+  with realizations on the minor axis, 1.2–3.4× faster on CPU) where it supports the pair, else
+  ``realization_sums`` under ``vmap``.
 * ``run_chunks``: realizations in chunks of a fixed size (the last one padded, so one compiled
   program serves every chunk), optionally sharded over devices, with a progress bar; chunks can
   be skipped (resume) and handed to a callback as they finish (chunk files).
@@ -34,7 +37,8 @@ from .model import initial_carry, init_realization, round_step, scan_rounds
 from .policies.base import Policy
 from .scenario import Scenario
 
-__all__ = ["prepare", "check_positive_int", "precompute", "shared_precompute", "realization_sums", "simulate_metrics", "run_chunks"]
+__all__ = ["prepare", "check_positive_int", "precompute", "shared_precompute", "realization_sums", "chunk_sums",
+           "simulate_metrics", "run_chunks"]
 
 
 def prepare(scenario: Scenario, policy: Policy, dtype):
@@ -224,6 +228,23 @@ def realization_sums(scenario: Scenario, policy: Policy, root, index, *, rounds:
     zero = jnp.zeros((len(names),), dtype)
     carry, (total, _) = scan_rounds(scenario, key_r, fading, (carry0, (zero, zero)), step, rounds, ar=ar, dtype=dtype)
     return {k: total[i] for i, k in enumerate(names)}, carry
+
+
+def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, ar: bool, dtype,
+               metrics: Callable = simulate_metrics, queue0=None, aux=None):
+    """``realization_sums`` for every realization of ``indices`` ``(R,)``: ``(sums: dict of (R,),
+    final RoundCarry with (R,) leaves)``. Runs ``gelato_jax.kernel`` (the round with realizations
+    on the minor axis) where it supports the pair, otherwise ``realization_sums`` under ``vmap``;
+    the results are the same (integers exactly, floats to the last bit). Vmappable over
+    scenario/policy leaves."""
+    from . import kernel
+
+    aux = policy.precompute(scenario) if aux is None else aux
+    if kernel.supports(scenario, policy, ar=ar):
+        return kernel.chunk_sums(scenario, policy, root, indices, rounds=rounds, dtype=dtype, aux=aux, metrics=metrics,
+                                 queue0=queue0)
+    return jax.vmap(lambda i: realization_sums(scenario, policy, root, i, rounds=rounds, ar=ar, dtype=dtype,
+                                               metrics=metrics, queue0=queue0, aux=aux))(indices)
 
 
 def _probe(scenario, policy, aux, carry0, dtype):

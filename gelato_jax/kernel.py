@@ -46,11 +46,11 @@ def _concrete_equal(x, value) -> bool:
         return False
 
 
-def supports(scenario: Scenario, policy: Policy, *, ar: bool, queue0=None) -> bool:
+def supports(scenario: Scenario, policy: Policy, *, ar: bool) -> bool:
     """Whether ``chunk_sums`` reproduces ``model.round_step`` for this pair (static checks; a
     traced ``after_reject_*`` leaf, e.g. in a sweep over it, is not supported)."""
     return (scenario.channel == "rayleigh" and scenario.entropy_process == "round" and not ar
-            and scenario.objective == "per_round" and scenario.rng == "mix32" and queue0 is None
+            and scenario.objective == "per_round" and scenario.rng == "mix32"
             and _concrete_equal(scenario.after_reject_H_scale, 1.0)
             and _concrete_equal(scenario.after_reject_a0_shift, 0.0))
 
@@ -133,11 +133,11 @@ def _row_min(x):
     return out
 
 
-def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, dtype, aux, metrics):
-    """Sums over ``rounds`` rounds of ``metrics(scenario, t, carry, draws, row)`` (each metric an
-    elementwise function of the round: it receives ``(R,)`` arrays, and ``(γ_max, R)`` entropies and
-    uniforms in ``draws``) for the realizations ``indices`` ``(R,)``; returns ``(sums: dict of (R,),
-    final RoundCarry with (R,) leaves)``. Only for pairs ``supports`` accepts."""
+def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, dtype, aux, metrics, queue0=None):
+    """Sums over ``rounds`` rounds of ``metrics(scenario, t, carry, draws, row)`` (the per-realization
+    function of ``engine.realization_sums``, called here under ``vmap``) for the realizations
+    ``indices`` ``(R,)``, from ``Z_0 = queue0`` (default 0); returns ``(sums: dict of (R,), final
+    RoundCarry with (R,) leaves)``. Only for pairs ``supports`` accepts."""
     g = scenario.gamma_max
     dtype = jnp.dtype(dtype)
     R = indices.shape[0]
@@ -151,7 +151,8 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
     k0, k1 = keys[:, 0], keys[:, 1]
     table = _gamma_table.gamma_table_poly(scenario.k_H, dtype)
     pstate0 = jax.vmap(lambda _: policy.init_state(scenario, aux))(indices)
-    carry0 = RoundCarry(jnp.zeros((), jnp.int32), jnp.zeros((R,), dtype), pstate0, jnp.zeros((R,), bool))
+    z0 = jnp.zeros((R,), dtype) if queue0 is None else jnp.broadcast_to(jnp.asarray(queue0, dtype), (R,))
+    carry0 = RoundCarry(jnp.zeros((), jnp.int32), z0, pstate0, jnp.zeros((R,), bool))
 
     n_u = 2 * g + 2
     slots = jnp.arange(2 * n_u if dtype == jnp.float64 else n_u, dtype=jnp.uint32)[:, None]
@@ -252,16 +253,22 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
         new = carry._replace(t=carry.t + 1, queue=new_queue, policy_state=new_pstate, rejected=new_rejected)
         return new, row
 
+    def metrics_of(t, carry, draws, row):
+        """``metrics`` per realization (carry leaves and row fields on axis 0, the draws' positions
+        major), each metric ``(R,)``."""
+        per = RoundCarry(jnp.broadcast_to(carry.t, (R,)), carry.queue, carry.policy_state, carry.rejected)
+        return vm(lambda c, d, r: metrics(scenario, t, c, d, r), in_axes=(0, (0, 0, 1, 1), 0))(per, draws, row)
+
     # metric names (static), from a shape-only trace of one round
     probe_u = jnp.full((2 * g + 2, R), 0.5, dtype)
-    names = list(jax.eval_shape(lambda: metrics(scenario, carry0.t, carry0, draws_of(probe_u),
-                                                step(carry0, carry0.t, draws_of(probe_u))[1])))
+    names = list(jax.eval_shape(lambda: metrics_of(carry0.t, carry0, draws_of(probe_u),
+                                                   step(carry0, carry0.t, draws_of(probe_u))[1])))
 
     def body(c, t):
         carry, (total, comp), u = c
         draws = draws_of(u)
         new_carry, row = step(carry, t, draws)
-        m = metrics(scenario, t, carry, draws, row)
+        m = metrics_of(t, carry, draws, row)
         x = jnp.stack([jnp.broadcast_to(jnp.asarray(m[k]).astype(dtype), (R,)) for k in names])
         y = x - comp  # compensated summation, as engine._kahan
         new_total = total + y

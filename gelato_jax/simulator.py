@@ -187,15 +187,8 @@ def simulate_chunk(scenario: Scenario, policy: Policy, root, indices, *, rounds:
     ``after_reject_*``, ``mix32``), the chunk runs as one round with realizations on the minor axis
     (``gelato_jax.kernel``: the same draws and operations, 1.2–3.4× faster per CPU-second); otherwise
     ``simulate_realization`` is ``vmap``-ed. Vmappable over scenario/policy leaves (sweeps)."""
-    from . import kernel
-
-    if kernel.supports(scenario, policy, ar=ar):
-        aux = policy.precompute(scenario) if aux is None else aux
-        sums, carry = kernel.chunk_sums(scenario, policy, root, indices, rounds=rounds, dtype=dtype, aux=aux,
-                                        metrics=engine.simulate_metrics)
-        return _averages(sums, carry, rounds, dtype)
-    fn = lambda i: simulate_realization(scenario, policy, root, i, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
-    return jax.vmap(fn)(indices)
+    sums, carry = engine.chunk_sums(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
+    return _averages(sums, carry, rounds, dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))

@@ -161,17 +161,14 @@ def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, shar
         aux = pol.precompute(scenario) if shared_aux is None else shared_aux
         metrics = _lagrangian_metrics(pol, aux, lam, burn)
 
-        def one(index):
-            sums, carry = engine.realization_sums(scenario, pol, root, index, rounds=rounds, ar=ar, dtype=dtype,
-                                                  metrics=metrics, queue0=z0, aux=aux)
-            n_w = jnp.asarray(rounds, dtype) - burn.astype(dtype)
-            out = {k: sums[k] / rounds for k in LAGRANGIAN_FIELDS}
-            out.update({k + "_w": sums[k + "_w"] / n_w for k in LAGRANGIAN_FIELDS})
-            out["queue_final"] = carry.queue
-            out["queue_burn"] = sums["queue_burn"]
-            return out
-
-        return jax.vmap(one)(indices)
+        sums, carry = engine.chunk_sums(scenario, pol, root, indices, rounds=rounds, ar=ar, dtype=dtype,
+                                        metrics=metrics, queue0=z0, aux=aux)
+        n_w = jnp.asarray(rounds, dtype) - burn.astype(dtype)
+        out = {k: sums[k] / rounds for k in LAGRANGIAN_FIELDS}
+        out.update({k + "_w": sums[k + "_w"] / n_w for k in LAGRANGIAN_FIELDS})
+        out["queue_final"] = carry.queue
+        out["queue_burn"] = sums["queue_burn"]
+        return out
 
     return jax.vmap(per_V)(Vs, burns, z0s)
 
