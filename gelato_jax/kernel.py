@@ -269,12 +269,17 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
         draws = draws_of(u)
         new_carry, row = step(carry, t, draws)
         m = metrics_of(t, carry, draws, row)
-        x = jnp.stack([jnp.broadcast_to(jnp.asarray(m[k]).astype(dtype), (R,)) for k in names])
-        y = x - comp  # compensated summation, as engine._kahan
-        new_total = total + y
-        return (new_carry, (new_total, (new_total - total) - y), uniforms(t + 1)), None
+        # compensated summation, as engine._kahan, one (R,) accumulator per metric (a stacked
+        # (n, R) accumulator was emitted as separate unfused passes over the stack)
+        new_total, new_comp = [], []
+        for i, k in enumerate(names):
+            y = jnp.broadcast_to(jnp.asarray(m[k]).astype(dtype), (R,)) - comp[i]
+            tot = total[i] + y
+            new_total.append(tot)
+            new_comp.append((tot - total[i]) - y)
+        return (new_carry, (tuple(new_total), tuple(new_comp)), uniforms(t + 1)), None
 
-    zero = jnp.zeros((len(names), R), dtype)
+    zero = tuple(jnp.zeros((R,), dtype) for _ in names)
     t0 = jnp.zeros((), jnp.int32)
     (carry, (total, _), _), _ = jax.lax.scan(body, (carry0, (zero, zero), uniforms(t0)),
                                              jnp.arange(rounds, dtype=jnp.int32))
