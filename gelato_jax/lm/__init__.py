@@ -12,8 +12,10 @@ r"""LM mode: a real byte-level draft/target pair for GELATO (MODEL.md §4, §6).
   (draft 3000 steps, target 800 steps, batch 32, lr 3e-3; see the JSON sidecars for the losses,
   times and the corpus hashes).
 * :mod:`.sampling` — entropy, top-p truncation, leaky bucket, lossless verification kernels.
-* :mod:`.cached` — KV-cached rounds (the rollout's path): draft passes and one target pass read
+* :mod:`.cached` — KV-cached rounds of one sequence: draft passes and one target pass read
   the caches, so a round costs the same whatever the length of the text.
+* :mod:`.packed` — the same rounds for a batch, computing only the draft passes and target
+  tokens a round uses (the rollout's path; tested equal to ``vmap`` of :mod:`.cached`).
 * :mod:`.rounds` — :func:`lm_round`: the windowed round (re-reads a fixed context window; the
   path for learned-position models and the reference the cached round is tested against).
 * :mod:`.simulate` — :func:`simulate_lm` / :func:`rollout_lm`: the surrogate's controller, costs,
