@@ -144,13 +144,20 @@ def proxy_costs(scenario: Scenario, payload: str, alpha_bar, b_bar, rate, rate_d
     carries ``b̄_1 + (γ − 1) b̄`` bits and a rejection has probability ``1 − ᾱ_1 ᾱ^{γ−1}``. The
     additive form keeps the i.i.d. values bit for bit when ``ᾱ_1 = ᾱ`` and ``b̄_1 = b̄``.
     """
-    g = jnp.arange(scenario.gamma_max + 1).astype(jnp.result_type(float))
+    # rates with batch dimensions (gelato_jax.kernel: (R,) rates of a chunk): the budgets go on the
+    # leading axis, the outputs are (γ_max + 1, *batch); ``alpha_bar`` must then be one scalar
+    batch = jnp.ndim(rate)
+    g = jnp.arange(scenario.gamma_max + 1).astype(jnp.result_type(float)).reshape((-1,) + (1,) * batch)
     n_hat = expected_tokens_iid(alpha_bar, scenario.gamma_max)
+    if batch:
+        if jnp.ndim(alpha_bar):
+            raise ValueError("proxy_costs: with batched rates alpha_bar must be a scalar")
+        n_hat = n_hat.reshape(g.shape)
     bits_ul = g * b_bar
     p_reject = 1.0 - jnp.asarray(alpha_bar) ** g
     if alpha_bar_1 is not None:
         d_alpha = jnp.asarray(alpha_bar_1) - alpha_bar
-        n_prev = jnp.concatenate([jnp.zeros((1,), n_hat.dtype), n_hat[:-1]])  # N_iid(ᾱ, γ−1), 0 at γ=0
+        n_prev = jnp.concatenate([jnp.zeros((1,) + n_hat.shape[1:], n_hat.dtype), n_hat[:-1]])  # N_iid(ᾱ, γ−1), 0 at γ=0
         n_hat = n_hat + d_alpha * n_prev
         p_reject = p_reject - jnp.where(g >= 1, d_alpha * jnp.asarray(alpha_bar) ** jnp.maximum(g - 1, 0), 0.0)
     if b_bar_1 is not None:

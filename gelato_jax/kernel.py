@@ -8,8 +8,9 @@ the layout ``(γ_max, R)`` — every position a contiguous vector of the chunk's
 reduction over positions an unrolled chain of elementwise operations — runs 1.2–3.4× faster per
 CPU-second. This module is that round, for the common case:
 
-* the scenario: Rayleigh fading, i.i.d. round entropies (``entropy_process="round"``, ``rho_H = 0``),
-  ``after_reject_*`` at their defaults (1, 0), ``objective="per_round"``, the ``mix32`` generator;
+* the scenario: Rayleigh fading, round entropies without the within-round AR(1) (``entropy_process=
+  "round"``, ``rho_H = 0``; ``after_reject_*`` any), ``objective="per_round"``, the ``mix32``
+  generator — static fields only, so the choice is made when tracing, whatever the leaves;
 * any policy: its hooks (``choose_budget``, ``draft``, ``update_state``, ``skip_verification``,
   ``downlink_bits``) are called per realization under ``vmap`` with the positions axis kept major;
   GELATO's drift-plus-penalty search (``Gelato.choose_budget`` with the per-round objective) is
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from . import _gamma_table, channel, costs, early_exit, rng
 from .model import RoundCarry, Trajectory
@@ -39,20 +39,10 @@ from .scenario import Scenario
 __all__ = ["supports", "chunk_sums"]
 
 
-def _concrete_equal(x, value) -> bool:
-    try:
-        return bool(np.all(np.asarray(x) == value))
-    except (TypeError, jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return False
-
-
 def supports(scenario: Scenario, policy: Policy, *, ar: bool) -> bool:
-    """Whether ``chunk_sums`` reproduces ``model.round_step`` for this pair (static checks; a
-    traced ``after_reject_*`` leaf, e.g. in a sweep over it, is not supported)."""
+    """Whether ``chunk_sums`` reproduces ``model.round_step`` for this pair (static fields only)."""
     return (scenario.channel == "rayleigh" and scenario.entropy_process == "round" and not ar
-            and scenario.objective == "per_round" and scenario.rng == "mix32"
-            and _concrete_equal(scenario.after_reject_H_scale, 1.0)
-            and _concrete_equal(scenario.after_reject_a0_shift, 0.0))
+            and scenario.objective == "per_round" and scenario.rng == "mix32")
 
 
 def _is_dpp(policy: Policy, scenario: Scenario) -> bool:
@@ -170,10 +160,6 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
 
     pos = jnp.arange(g, dtype=jnp.int32)[:, None]
     dpp = _is_dpp(policy, scenario)
-    if dpp:
-        gcol = jnp.arange(g + 1).astype(jnp.result_type(float))[:, None]
-        n_hat = costs.expected_tokens_iid(aux.alpha_bar, g)[:, None]
-        b_bar = policy.mean_bits(scenario, aux)
     flat_draft = _flat_draft(policy)
     vm = jax.vmap  # per-realization hooks: realizations on axis 0 of (R,) leaves, axis 1 of (γ, R)
 
@@ -192,21 +178,17 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
     def step(carry, t, draws):
         h, arrival, entropy, uniform = draws
         pstate, rejected = carry.policy_state, carry.rejected
+        # tokens.after_reject_entropy / acceptance_by_position with the positions on axis 0
+        scale = jnp.where(rejected, jnp.asarray(scenario.after_reject_H_scale, entropy.dtype), 1.0)
+        entropy = entropy.at[0].multiply(scale.astype(entropy.dtype))
         rate = channel.uplink_rate(scenario, h)
         rate_dl = channel.downlink_rate(scenario, h)
         outage = channel.in_outage(scenario, rate)
         tt = jnp.broadcast_to(carry.t, (R,))
         obs = RoundObs(tt, carry.queue, h, rate, rate_dl, outage, rejected)
-        if dpp:
-            # the mean proxy (costs.proxy_costs at after_reject's defaults, where ᾱ_1 = ᾱ and b̄_1 = b̄
-            # exactly) for every budget: (γ_max + 1, R)
-            bits_ul_hat = gcol * b_bar
-            bits_dl_hat = scenario.b_dl + jnp.zeros_like(gcol)
-            if policy.payload == "scalar":
-                bits_dl_hat = bits_dl_hat + (1.0 - jnp.asarray(aux.alpha_bar) ** gcol) * scenario.V_vocab * scenario.b_prob
-            d_hat = costs.latency(scenario, gcol, gcol, bits_ul_hat, bits_dl_hat, rate[None], rate_dl[None])
-            e_hat = costs.energy(scenario, gcol, bits_ul_hat, rate[None])
-            budget = _dpp_budget(policy.V, carry.queue, n_hat / d_hat, e_hat, outage)
+        if dpp:  # the policy's own mean proxy on the chunk's rates: (γ_max + 1, R)
+            pc = policy.proxy_costs(scenario, aux, pstate, obs)
+            budget = _dpp_budget(policy.V, carry.queue, pc.throughput, pc.energy, outage)
         else:
             budget = vm(lambda s, o: policy.choose_budget(scenario, aux, s, o))(pstate, obs)
         budget = _materialise(jnp.where(outage, 0, jnp.clip(budget, 0, g)).astype(jnp.int32))
@@ -218,7 +200,8 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
         # materialised: otherwise XLA copies the whole bucket recursion into each consumer's fusion
         sent, passes = _materialise((jnp.asarray(sent, jnp.int32), jnp.asarray(passes, jnp.int32)))
 
-        accept = (uniform < jax.nn.sigmoid((scenario.a0 + 0.0) - scenario.a1 * entropy)) & (pos < sent[None])
+        shift = jnp.where((pos == 0) & rejected[None], scenario.after_reject_a0_shift, 0.0)
+        accept = (uniform < jax.nn.sigmoid((scenario.a0 + shift) - scenario.a1 * entropy)) & (pos < sent[None])
         accepted = _materialise(_row_min(jnp.where(accept, g, pos)).astype(jnp.int32))
         n_tokens = accepted + 1
         bits = costs.token_bits(scenario, policy.payload, entropy)

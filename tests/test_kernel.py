@@ -94,35 +94,38 @@ def test_kernel_under_vmap_over_V_equals_per_realization_path():
     assert len(np.unique(np.asarray(flat["budget"]).mean(axis=1))) >= 2  # V matters
 
 
+@pytest.mark.parametrize("policy", [Gelato(V=1.0), Gelato(V=1.0, proxy="ewma"), AdaEDL()], ids=str)
+def test_kernel_equals_per_realization_path_after_reject(policy):
+    """The round after a rejection has its own law (first position's entropy scale and acceptance
+    intercept; the mean proxy's ᾱ_1, b̄_1)."""
+    _assert_equal(*_both(Scenario(after_reject_H_scale=2.0, after_reject_a0_shift=-0.7), policy))
+
+
 @pytest.mark.parametrize("scenario", [
     Scenario(channel="gauss_markov", rho=0.9),
     Scenario(rho_H=0.5),
     Scenario(entropy_process="text", rho_H=0.5),
-    Scenario(after_reject_H_scale=2.0),
-    Scenario(after_reject_a0_shift=-0.5),
     Scenario(rng="threefry"),
     Scenario(objective="time_average", P_bar=0.5),
-], ids=["gauss_markov", "ar", "text", "after_reject_scale", "after_reject_shift", "threefry", "time_average"])
+], ids=["gauss_markov", "ar", "text", "threefry", "time_average"])
 def test_supports_refuses_what_it_does_not_reproduce(scenario):
     ar = sm._entropy_ar(scenario)
     assert not kernel.supports(scenario, Gelato(), ar=ar)
 
 
-def test_supports_refuses_a_traced_after_reject_leaf():
-    seen = []
-
-    def f(scale):
-        seen.append(kernel.supports(Scenario().replace(after_reject_H_scale=scale), Gelato(), ar=False))
-        return scale
-
-    jax.jit(f)(1.0)
-    assert seen == [False]
-    assert kernel.supports(Scenario(), Gelato(), ar=False)
+def test_simulate_runs_the_kernel_inside_jit(monkeypatch):
+    """The choice depends on static fields only, so ``simulate`` (scenario and policy traced as
+    arguments of the compiled chunk) does run the kernel."""
+    calls = []
+    real = kernel.chunk_sums
+    monkeypatch.setattr(kernel, "chunk_sums", lambda *a, **k: calls.append(1) or real(*a, **k))
+    simulate(Scenario(after_reject_H_scale=1.5), Gelato(V=0.7), seed=1, realizations=3, rounds=20)
+    assert calls
 
 
 def test_simulate_falls_back_where_unsupported():
     """A scenario the kernel refuses still simulates (per-realization path), chunk-invariant."""
-    scen = Scenario(after_reject_H_scale=2.0)
+    scen = Scenario(channel="gauss_markov", rho=0.8)
     a = simulate(scen, Gelato(V=1.0), seed=3, realizations=5, rounds=80)
     b = simulate(scen, Gelato(V=1.0), seed=3, realizations=5, rounds=80, chunk=2)
     np.testing.assert_array_equal(a.throughput, b.throughput)
