@@ -1,7 +1,7 @@
 """Batched rounds that compute only the used positions (gelato_jax.lm.packed) against the per-sequence
 KV-cached round (gelato_jax.lm.cached, itself tested against the windowed round and the full forward).
 
-* prefill by one forward = ``vmap(cached.prefill)`` (caches, lengths, last two tokens);
+* prefill by one forward = ``vmap(cached.prefill)`` in every readable slot (lengths, last two tokens);
 * over many rounds with budgets 0 … γ_max and fewer sent drafts than drafted (stale cache
   entries, sequences that skip drafting), the packed draft + verification phases give the same
   entropies (float32 summation order only), drafts, supports, acceptances, emitted tokens, payload
@@ -47,13 +47,26 @@ def _to_rows(st):
     return st._replace(draft_cache=to_rows_layout(st.draft_cache), target_cache=to_rows_layout(st.target_cache))
 
 
-def test_prefill_rows_equals_vmapped_prefill(rope_pair):
-    ctx = _ctx(5)
+@pytest.mark.parametrize("c_len", [C, 3 * W - 5])
+def test_prefill_rows_equals_vmapped_prefill(rope_pair, c_len):
+    """Every slot a later query can read (positions > c − 1 − W for the target, > c − 2 − W for the
+    draft) holds what vmap(prefill) holds; the other slots are empty. Block sizes do not matter.
+    A context longer than the window exercises the layers' restricted positions."""
+    ctx = jax.random.randint(jax.random.key(3), (5, c_len), 0, 256).astype(jnp.int32)
     ref = _to_rows(jax.vmap(lambda c: prefill(rope_pair, c, G))(ctx))
-    got = jax.jit(lambda c: prefill_rows(rope_pair, c, G))(ctx)
-    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)):
-        assert a.shape == b.shape
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=TOL, rtol=0)
+    for block in (2, 64):
+        got = jax.jit(lambda c: prefill_rows(rope_pair, c, G, block=block))(ctx)
+        for a, b in ((ref.length, got.length), (ref.last2, got.last2)):
+            np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+        for name, n_fed in (("draft_cache", c_len - 2), ("target_cache", c_len - 1)):
+            ca, cb = getattr(ref, name), getattr(got, name)
+            pa, pb = np.asarray(ca.pos), np.asarray(cb.pos)
+            kept = pb >= 0
+            np.testing.assert_array_equal(pb[kept], pa[kept])
+            assert sorted(pb[0][kept[0]]) == list(range(max(0, n_fed - W + 1), n_fed))
+            for xa, xb in zip(ca.k + ca.v, cb.k + cb.v):
+                xa, xb = np.swapaxes(np.asarray(xa), 1, 2), np.swapaxes(np.asarray(xb), 1, 2)  # (R, S, H, D)
+                np.testing.assert_allclose(xb[kept], xa[kept], atol=TOL, rtol=0)
 
 
 def _rounds(rope_pair, R, rounds, seed, block):
