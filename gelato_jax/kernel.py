@@ -205,7 +205,10 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
         accepted = _materialise(_row_min(jnp.where(accept, g, pos)).astype(jnp.int32))
         n_tokens = accepted + 1
         bits = costs.token_bits(scenario, policy.payload, entropy)
-        bits_ul = jnp.sum(jnp.where(pos < sent[None], bits, 0.0), axis=0)
+        sent_bits = jnp.where(pos < sent[None], bits, 0.0)
+        bits_ul = sent_bits[0]
+        for i in range(1, g):  # unrolled (a reduce over the leading axis ran as its own, slower, kernel)
+            bits_ul = bits_ul + sent_bits[i]
         if policy.downlink_bits is None:
             bits_dl = costs.downlink_bits(scenario, policy.payload, accepted < sent)
         else:
