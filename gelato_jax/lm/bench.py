@@ -5,9 +5,10 @@ verification (one target pass + speculative sampling) and a full windowed
 :func:`~.rounds.lm_round` at ``R`` sequences (the pre-KV-cache path, kept for learned-position
 models).
 
-``--context-sweep``: the draft round's cost per drafted token, KV-cached (:mod:`.cached`) at text
-lengths ``n`` = 96 … 16,384 bytes, and windowed at context windows ``C`` = 32, 64, 96 — the cached
-cost does not depend on ``n`` (fixed-size ring buffer), the windowed one grows with ``C``.
+``--context-sweep``: the draft round's cost per drafted token, KV-cached (:mod:`.cached`, and the
+rollout's batched :mod:`.packed` path) at text lengths ``n`` = 96 … 16,384 bytes, and windowed at
+context windows ``C`` = 32, 64, 96 — the cached costs do not depend on ``n`` (fixed-size ring
+buffers), the windowed one grows with ``C``.
 
 ``--rollout``: ``simulate_lm`` at ``--sequences`` realizations × ``--rounds`` rounds twice in one
 process: the first call includes compilation, the second is warm; wall and CPU seconds of both,
@@ -54,9 +55,16 @@ def context_sweep(pair, R: int, G: int, repeat: int) -> dict:
     ctx = corpus_contexts(jax.random.key(0), R, 96)
     dr = jax.jit(jax.vmap(lambda s, k: draft_phase_cached(pair, s, jnp.int32(G), k, z, z, jnp.asarray(False),
                                                           jnp.float32(0.95), G)))
+    from .packed import draft_packed, to_rows_layout
+
+    out["packed_s_per_token"] = {}
+    budget = jnp.full((R,), G, jnp.int32)
+    dp = jax.jit(lambda s, k: draft_packed(pair, s, budget, k, jnp.float32(0.95), G).entropy)
     for n in (96, 1024, 16384):
         st = jax.jit(jax.vmap(lambda c: prefill(pair, c, G, start=n - 96)))(ctx)
         out["cached_s_per_token"][n] = _best(lambda: dr(st, keys), repeat) / (R * G)
+        sp = st._replace(draft_cache=to_rows_layout(st.draft_cache), target_cache=to_rows_layout(st.target_cache))
+        out["packed_s_per_token"][n] = _best(lambda: dp(sp, keys), repeat) / (R * G)
     for c in (32, 64, 96):
         p = LMPair(pair.draft_graph, pair.draft_state, pair.target_graph, pair.target_state, c, pair.max_len)
         budget = jnp.full((R,), G, jnp.int32)

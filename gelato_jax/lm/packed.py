@@ -16,8 +16,8 @@ only over the positions some sequence needs:
   ``(R, S, H, D)`` at ``R = 1,024``; gathering each packed token's cache rows instead costs more
   than the whole step);
 * drafting (no in-scan exit: LM mode's rollout drafts every budgeted position and lets the
-  policy's inner loop decide afterwards, :mod:`.simulate` step 3): two steps read the last two
-  tokens of every sequence (positions ``n − 2, n − 1``: the draft cache's invariant also for
+  policy's inner loop decide afterwards, :mod:`.simulate` step 3), one loop with one decode per
+  iteration (a single compiled decode): two steps read the last two tokens of every sequence (positions ``n − 2, n − 1``: the draft cache's invariant also for
   ``γ̃ = 0``), then pass ``i < max γ̃`` samples ``x_i`` (entropy, top-p, draw) only for the
   sequences with ``γ̃ > i`` — packed in blocks of :data:`DRAFT_BLOCK`, in order of decreasing
   budget so that they are a prefix — and decodes it for those with ``γ̃ > i + 1`` (the decode of
@@ -223,11 +223,6 @@ def draft_packed(pair, state: SeqState, budget, keys, top_p, gamma_max: int, blo
     budget = jnp.asarray(budget, jnp.int32)
     n = state.length
     dkeys, vkeys = round_keys(keys, g)
-    every = jnp.ones((r,), bool)
-    # first decode: the last two tokens of every sequence (positions n − 2, n − 1)
-    _, dc = decode_step(draft, state.draft_cache, state.last2[:, 0], n - 2, every)
-    logits, dc = decode_step(draft, dc, state.last2[:, 1], n - 1, every)
-    q_all = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)  # (R, V): q_0
     order = jnp.argsort(-budget, stable=True).astype(jnp.int32)  # decreasing budget: active = prefix
     pad = _n_blocks(r, block) * block - r
     order = jnp.concatenate([order, jnp.full((pad,), r, jnp.int32)])
@@ -236,9 +231,10 @@ def draft_packed(pair, state: SeqState, budget, keys, top_p, gamma_max: int, blo
     sup = jnp.zeros((r, g), jnp.int32)
     drafts = jnp.zeros((r, g), jnp.int32)
     qt_all = jnp.zeros((r, g, v), jnp.float32)
+    q_all = jnp.zeros((r, v), jnp.float32)
     sample = jax.vmap(lambda k, q: _sample(k, q, top_p))
 
-    def sample_blocks(i, q_all, carry):
+    def sample_blocks(i, q_all, carry):  # pass i for the sequences with γ̃ > i (a prefix of `order`)
         def body(c):
             b, ent, sup, drafts, qt_all = c
             sl = jax.lax.dynamic_slice(order, (b * block,), (block,))
@@ -254,22 +250,28 @@ def draft_packed(pair, state: SeqState, budget, keys, top_p, gamma_max: int, blo
 
         return jax.lax.while_loop(lambda c: c[0] < _n_blocks(n_active[i], block), body, (0, *carry))[1:]
 
-    def pass_body(i, c):
+    # one loop, one decode per iteration (a single compiled decode): iteration k decodes
+    #   k = 0: token n − 2 (every sequence), k = 1: token n − 1 (every sequence) → q_0,
+    #   k ≥ 2: x_{k−2} at position n + k − 2 for the sequences with γ̃ > k − 1 → q_{k−1},
+    # then (k ≥ 1) runs drafting pass k − 1 (a no-op once k − 1 ≥ max γ̃).
+    def step(k, c):
         q_all, dc, ent, sup, drafts, qt_all = c
-        ent, sup, drafts, qt_all = sample_blocks(i, q_all, (ent, sup, drafts, qt_all))
-
-        def dec(cc):  # x_i at position n + i → q_{i+1}, for the sequences with γ̃ > i + 1
-            q_all, dc = cc
-            live = budget > i + 1
-            lg, dc = decode_step(draft, dc, drafts[:, i], n + i, live)
-            q_new = jax.nn.softmax(lg.astype(jnp.float32), axis=-1)
-            return jnp.where(live[:, None], q_new, q_all), dc
-
-        q_all, dc = jax.lax.cond(n_active[i + 1] > 0, dec, lambda cc: cc, (q_all, dc))
+        km = jnp.maximum(k - 2, 0)
+        tok = jnp.where(k == 0, state.last2[:, 0],
+                        jnp.where(k == 1, state.last2[:, 1], jax.lax.dynamic_index_in_dim(drafts, km, 1, False)))
+        pos = jnp.where(k == 0, n - 2, jnp.where(k == 1, n - 1, n + km))
+        live = (k <= 1) | (budget > k - 1)
+        lg, dc = decode_step(draft, dc, tok, pos, live)
+        q_new = jax.nn.softmax(lg.astype(jnp.float32), axis=-1)
+        q_all = jnp.where((live & (k >= 1))[:, None], q_new, q_all)
+        ent, sup, drafts, qt_all = jax.lax.cond(
+            k >= 1, lambda cc: sample_blocks(jnp.maximum(k - 1, 0), q_all, cc), lambda cc: cc,
+            (ent, sup, drafts, qt_all))
         return q_all, dc, ent, sup, drafts, qt_all
 
     n_pass = jnp.minimum(jnp.max(budget, initial=0), g)
-    _, dc, ent, sup, drafts, qt_all = jax.lax.fori_loop(0, n_pass, pass_body, (q_all, dc, ent, sup, drafts, qt_all))
+    _, dc, ent, sup, drafts, qt_all = jax.lax.fori_loop(
+        0, jnp.maximum(n_pass, 1) + 1, step, (q_all, state.draft_cache, ent, sup, drafts, qt_all))
     return PackedDraft(state._replace(draft_cache=dc), ent, sup, drafts, qt_all, budget, budget, vkeys)
 
 
