@@ -196,7 +196,9 @@ def measure(impl: str, R: int, T: int, dtype: str = "float32", devices: int = 1,
 
 def _subprocess(impl: str, R: int, T: int, dtype: str, devices: int, seed: int, timeout: float | None) -> dict[str, Any]:
     env = dict(os.environ)
-    env["JAX_ENABLE_X64"] = "1"  # float64 must be available; float32 runs pass dtype explicitly
+    # float64 needs x64; a float32 JAX run goes without it, or JAX's default float (float64 under
+    # x64) would put the policy's precomputed constants and the proxy's budget grid in float64
+    env["JAX_ENABLE_X64"] = "0" if (impl == "jax" and dtype == "float32") else "1"
     if impl == "jax":
         flags = env.get("XLA_FLAGS", "")
         flags = " ".join(f for f in flags.split() if "xla_force_host_platform_device_count" not in f)
