@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _gamma_table, channel, costs, early_exit, rng
-from .model import RoundCarry, Trajectory
+from .model import RoundCarry, Trajectory, skipped_round
 from .policies.base import Policy, RoundObs, RoundOutcome
 from .scenario import Scenario
 
@@ -221,15 +221,8 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
         if policy.skip_verification is not None:
             skip = vm(lambda s, e, l: policy.skip_verification(scenario, aux, s, e, l), in_axes=(0, 1, 0))(
                 pstate, entropy, sent) & (sent > 0)
-            unverified = jnp.where(skip, sent, zero)
-            mismatch = jnp.where(skip, sent - accepted, zero)
-            n_tokens = jnp.where(skip, sent, n_tokens)
-            accepted = jnp.where(skip, zero, accepted)
-            sent = jnp.where(skip, zero, sent)
-            bits_ul = jnp.where(skip, 0.0, bits_ul)
-            bits_dl = jnp.where(skip, 0.0, bits_dl)
-            lat = jnp.where(skip, passes * scenario.tau_d, lat)
-            en = jnp.where(skip, passes * scenario.e_d, en)
+            sent, accepted, n_tokens, bits_ul, bits_dl, lat, en, unverified, mismatch = skipped_round(
+                scenario, skip, sent, passes, accepted, n_tokens, bits_ul, bits_dl, lat, en)
         row = Trajectory(budget, sent, passes, accepted, n_tokens, lat, en, carry.queue, rate, arrival, bits_ul, bits_dl,
                          unverified, mismatch)
         outcome = RoundOutcome(row.budget, row.sent, row.passes, row.accepted, row.tokens, row.latency, row.energy,

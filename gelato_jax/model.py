@@ -27,7 +27,7 @@ from .policies.base import Policy, RoundObs, RoundOutcome
 from .scenario import Scenario
 
 __all__ = ["Exogenous", "Trajectory", "RoundCarry", "initial_carry", "round_step", "round_decision", "round_costs",
-           "round_settle", "scan_rounds", "draw_round", "init_realization", "entropy_ar"]
+           "round_settle", "skipped_round", "scan_rounds", "draw_round", "init_realization", "entropy_ar"]
 
 
 class RoundCarry(NamedTuple):
@@ -247,16 +247,8 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     # unverified, and ``mismatch`` counts those verification would have rejected (sent − A).
     if policy.skip_verification is not None:
         skip = policy.skip_verification(scenario, aux, pstate, entropy, sent) & (sent > 0)
-        zero = jnp.zeros((), jnp.int32)
-        unverified = jnp.where(skip, sent, zero)
-        mismatch = jnp.where(skip, sent - accepted, zero)
-        n_tokens = jnp.where(skip, sent, n_tokens)
-        accepted = jnp.where(skip, zero, accepted)
-        sent = jnp.where(skip, zero, sent)
-        bits_ul = jnp.where(skip, 0.0, bits_ul)
-        bits_dl = jnp.where(skip, 0.0, bits_dl)
-        lat = jnp.where(skip, passes * scenario.tau_d, lat)
-        en = jnp.where(skip, passes * scenario.e_d, en)
+        sent, accepted, n_tokens, bits_ul, bits_dl, lat, en, unverified, mismatch = skipped_round(
+            scenario, skip, sent, passes, accepted, n_tokens, bits_ul, bits_dl, lat, en)
 
     row = Trajectory(
         budget, sent, passes, accepted, n_tokens, lat, en, carry.queue, obs.rate, arrival, bits_ul, bits_dl,
@@ -267,6 +259,18 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
         latent, lag = _text_advance(carry, x, row.passes, row.tokens)
         new_carry = new_carry._replace(latent=latent, lag=lag)
     return new_carry, row
+
+
+def skipped_round(scenario: Scenario, skip, sent, passes, accepted, n_tokens, bits_ul, bits_dl, lat, en):
+    """Where ``skip`` (the ``skip_verification`` hook): the round keeps its ``sent`` drafts unverified
+    and costs only its draft passes. Elementwise (any shape). Returns ``(sent, accepted, tokens,
+    bits_ul, bits_dl, latency, energy, unverified, mismatch)``."""
+    zero = jnp.zeros_like(sent)
+    unverified = jnp.where(skip, sent, zero)
+    mismatch = jnp.where(skip, sent - accepted, zero)
+    return (jnp.where(skip, zero, sent), jnp.where(skip, zero, accepted), jnp.where(skip, sent, n_tokens),
+            jnp.where(skip, 0.0, bits_ul), jnp.where(skip, 0.0, bits_dl), jnp.where(skip, passes * scenario.tau_d, lat),
+            jnp.where(skip, passes * scenario.e_d, en), unverified, mismatch)
 
 
 # Shared with LM mode (gelato_jax.lm.simulate): the parts of a round that do not depend on how
