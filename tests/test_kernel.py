@@ -50,30 +50,38 @@ def _assert_equal(flat, carry, per, carry_r, rtol=1e-13):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol)
 
 
+# the default suite covers each branch of the kernel (GELATO's own DPP search on the mean proxy, a
+# vmapped choose_budget (exact proxy), a constant budget with the full payload, the skip hook);
+# the other variants run under ``-m slow``
+_slow = pytest.mark.slow
 POLICIES = [
     Gelato(V=1.0),
-    Gelato(V=1.0, payload="scalar", exit="none"),
-    Gelato(V=1.0, proxy="ewma"),
+    pytest.param(Gelato(V=1.0, payload="scalar", exit="none"), marks=_slow),
+    pytest.param(Gelato(V=1.0, proxy="ewma"), marks=_slow),
     Gelato(V=1.0, proxy="exact"),
-    Gelato(V=1.0, exit="marginal", payload="full"),
+    pytest.param(Gelato(V=1.0, exit="marginal", payload="full"), marks=_slow),
     StaticSD(gamma=3),
-    DSSD(),
-    AdaEDL(),
+    pytest.param(DSSD(), marks=_slow),
+    pytest.param(AdaEDL(), marks=_slow),
     UHLM(),
-    GreedyThroughput(),
-    LyapunovOnly(),
-    ExitOnly(),
+    pytest.param(GreedyThroughput(), marks=_slow),
+    pytest.param(LyapunovOnly(), marks=_slow),
+    pytest.param(ExitOnly(), marks=_slow),
 ]
 
 
-@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: f"{type(p).__name__}-{getattr(p, 'proxy', '')}-"
-                         f"{getattr(p, 'exit', '')}-{p.payload}")
+def _id(p):
+    return f"{type(p).__name__}-{getattr(p, 'proxy', '')}-{getattr(p, 'exit', '')}-{p.payload}"
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=_id)
 def test_kernel_equals_per_realization_path_float64(policy):
     # a scenario where the queue, outages and both exits matter: low budget, narrow band
     _assert_equal(*_both(Scenario(E_bar=0.04, W=5e5, r_min=2e5), policy))
 
 
-@pytest.mark.parametrize("arrival", ["constant", "exponential", "uniform"])
+@pytest.mark.parametrize("arrival", ["constant", pytest.param("exponential", marks=_slow),
+                                     pytest.param("uniform", marks=_slow)])
 def test_kernel_equals_per_realization_path_float32(arrival):
     _assert_equal(*_both(Scenario(energy_arrival=arrival), Gelato(V=0.5), dtype=jnp.float32), rtol=2e-6)
 
@@ -94,7 +102,8 @@ def test_kernel_under_vmap_over_V_equals_per_realization_path():
     assert len(np.unique(np.asarray(flat["budget"]).mean(axis=1))) >= 2  # V matters
 
 
-@pytest.mark.parametrize("policy", [Gelato(V=1.0), Gelato(V=1.0, proxy="ewma"), AdaEDL()], ids=str)
+@pytest.mark.parametrize("policy", [Gelato(V=1.0), pytest.param(Gelato(V=1.0, proxy="ewma"), marks=_slow),
+                                    pytest.param(AdaEDL(), marks=_slow)], ids=_id)
 def test_kernel_equals_per_realization_path_after_reject(policy):
     """The round after a rejection has its own law (first position's entropy scale and acceptance
     intercept; the mean proxy's ᾱ_1, b̄_1)."""
