@@ -14,7 +14,7 @@ atlas:
   ``metrics`` chooses what is summed (the default is ``simulate``'s); ``queue0`` warm-starts
   ``Z_0``.
 * ``chunk_sums``: ``realization_sums`` for a chunk of realizations — ``gelato_jax.kernel`` (the round
-  with realizations on the minor axis, 1.2–3.4× faster on CPU) where it supports the pair, else
+  with realizations on the minor axis, 1.0–6× faster on CPU) where it supports the pair, else
   ``realization_sums`` under ``vmap``.
 * ``run_chunks``: realizations in chunks of a fixed size (the last one padded, so one compiled
   program serves every chunk), optionally sharded over devices, with a progress bar; chunks can

@@ -5,7 +5,7 @@ a round has the layout ``(R, γ_max)``: XLA's CPU loops then run over rows of 10
 reductions over positions (the accepted run, the uplink bits, the budget search) are reductions
 along a minor axis of length 10. Profiled (``bench/BENCHMARKS.md``, issue 14), the same round with
 the layout ``(γ_max, R)`` — every position a contiguous vector of the chunk's realizations, every
-reduction over positions an unrolled chain of elementwise operations — runs 1.2–3.4× faster per
+reduction over positions an unrolled chain of elementwise operations — runs 1.0–6× faster per
 CPU-second. This module is that round, for the common case:
 
 * the scenario: Rayleigh fading, round entropies without the within-round AR(1) (``entropy_process=

@@ -185,7 +185,7 @@ def simulate_chunk(scenario: Scenario, policy: Policy, root, indices, *, rounds:
 
     Where ``kernel.supports`` the pair (Rayleigh fading, i.i.d. round entropies, the defaults of
     ``after_reject_*``, ``mix32``), the chunk runs as one round with realizations on the minor axis
-    (``gelato_jax.kernel``: the same draws and operations, 1.2–3.4× faster per CPU-second); otherwise
+    (``gelato_jax.kernel``: the same draws and operations, 1.0–6× faster per CPU-second); otherwise
     ``simulate_realization`` is ``vmap``-ed. Vmappable over scenario/policy leaves (sweeps)."""
     sums, carry = engine.chunk_sums(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
     return _averages(sums, carry, rounds, dtype)
