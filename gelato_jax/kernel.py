@@ -111,8 +111,10 @@ def _materialise(x):
     ``optimization_barrier`` is removed before fusion on CPU), so consumers read the stored
     values instead of each re-evaluating the chain that produced them (profiled: the bucket
     recursion and the accepted run were re-evaluated by four fusions)."""
-    leaves = jax.tree.leaves(x)
-    pred = jnp.all(leaves[0] >= jnp.zeros((), leaves[0].dtype)) | jnp.any(leaves[0] < 0)
+    leaf = jax.tree.leaves(x)[0]
+    if jnp.issubdtype(leaf.dtype, jnp.floating):  # on the bits: true for NaNs too
+        leaf = jax.lax.bitcast_convert_type(leaf, jnp.int32 if leaf.dtype.itemsize == 4 else jnp.int64)
+    pred = jnp.all(leaf >= 0) | jnp.any(leaf < 0)  # always true, but not known to XLA
     return jax.lax.cond(pred, lambda v: v, lambda v: jax.tree.map(jnp.zeros_like, v), x)
 
 
