@@ -110,7 +110,10 @@ def _materialise(x):
     """``x`` computed once and stored: a conditional is a fusion boundary for XLA (an
     ``optimization_barrier`` is removed before fusion on CPU), so consumers read the stored
     values instead of each re-evaluating the chain that produced them (profiled: the bucket
-    recursion and the accepted run were re-evaluated by four fusions)."""
+    recursion and the accepted run were re-evaluated by four fusions). CPU only: elsewhere a
+    conditional may cost a device-to-host read of its predicate, and ``x`` is returned as is."""
+    if jax.default_backend() != "cpu":
+        return x
     leaf = jax.tree.leaves(x)[0]
     if jnp.issubdtype(leaf.dtype, jnp.floating):  # on the bits: true for NaNs too
         leaf = jax.lax.bitcast_convert_type(leaf, jnp.int32 if leaf.dtype.itemsize == 4 else jnp.int64)
