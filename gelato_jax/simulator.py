@@ -183,8 +183,8 @@ def _averages(sums, carry, rounds, dtype):
 def simulate_chunk(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, ar: bool, dtype, aux=None):
     """``simulate_realization`` for every realization of ``indices`` (a dict of ``(R,)`` arrays).
 
-    Where ``kernel.supports`` the pair (Rayleigh fading, i.i.d. round entropies, the defaults of
-    ``after_reject_*``, ``mix32``), the chunk runs as one round with realizations on the minor axis
+    Where ``kernel.supports`` the pair (Rayleigh fading, round entropies without the within-round
+    AR(1), the per-round objective, ``mix32``), the chunk runs as one round with realizations on the minor axis
     (``gelato_jax.kernel``: the same draws and operations, 1.0–6× faster per CPU-second); otherwise
     ``simulate_realization`` is ``vmap``-ed. Vmappable over scenario/policy leaves (sweeps)."""
     sums, carry = engine.chunk_sums(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
