@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-__all__ = ["dpp_objective", "dpp_budget"]
+__all__ = ["scaled_utility", "dpp_objective", "dpp_budget"]
 
 
-def dpp_objective(V, queue, throughput, energy, outage):
-    """``2^{-e}(V T̂(γ) − Z Ê(γ))`` over ``γ = 0..γ_max`` (``2^e ≈ max(V, Z)``), ``-inf`` where
-    not allowed (outage, or a NaN objective)."""
+def scaled_utility(V, queue, throughput, energy):
+    """``2^{-e}(V T̂ − Z Ê)`` with ``2^e ≈ max(V, Z)`` (elementwise; ``V``, ``queue`` broadcast
+    against the proxies)."""
     dtype = jnp.result_type(V, queue, throughput, energy, float)
     V = jnp.asarray(V, dtype)
     queue = jnp.asarray(queue, dtype)
@@ -29,7 +29,13 @@ def dpp_objective(V, queue, throughput, energy, outage):
     _, e = jnp.frexp(jnp.maximum(V, queue))
     e = jnp.clip(e, -(maxexp - 3), maxexp - 3)  # 2^{-e} stays a normal number
     scale = jnp.ldexp(jnp.ones((), dtype), -e)
-    u = (V * scale) * throughput - (queue * scale) * energy
+    return (V * scale) * throughput - (queue * scale) * energy
+
+
+def dpp_objective(V, queue, throughput, energy, outage):
+    """``2^{-e}(V T̂(γ) − Z Ê(γ))`` over ``γ = 0..γ_max`` (``2^e ≈ max(V, Z)``), ``-inf`` where
+    not allowed (outage, or a NaN objective)."""
+    u = scaled_utility(V, queue, throughput, energy)
     n = u.shape[-1]
     allowed = (jnp.arange(n) == 0) | (jnp.logical_not(outage) & jnp.logical_not(jnp.isnan(u)))
     return jnp.where(allowed, u, -jnp.inf)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import _gamma_table, channel, costs, early_exit, rng
+from . import _gamma_table, channel, controller, costs, early_exit, rng
 from .model import RoundCarry, Trajectory, skipped_round
 from .policies.base import Policy, RoundObs, RoundOutcome
 from .scenario import Scenario
@@ -56,14 +56,7 @@ def _is_dpp(policy: Policy, scenario: Scenario) -> bool:
 def _dpp_budget(V, queue, throughput, energy, outage):
     """``controller.dpp_budget`` for ``(n, R)`` proxies: the same scaled objective, its first
     maximiser by an unrolled chain (``>`` keeps the first of equal values, as ``argmax``)."""
-    dtype = jnp.result_type(V, queue, throughput, energy, float)
-    V = jnp.asarray(V, dtype)
-    queue = jnp.asarray(queue, dtype)
-    maxexp = jnp.finfo(dtype).maxexp
-    _, e = jnp.frexp(jnp.maximum(V, queue))
-    e = jnp.clip(e, -(maxexp - 3), maxexp - 3)
-    scale = jnp.ldexp(jnp.ones((), dtype), -e)
-    u = (V * scale) * throughput - (queue * scale) * energy
+    u = controller.scaled_utility(V, queue, throughput, energy)
     ok = jnp.logical_not(outage)
     best = u[0]
     budget = jnp.zeros(jnp.shape(outage), jnp.int32)
