@@ -39,8 +39,7 @@ def leaky_bucket_exit(entropy, budget, H_th, Theta_th):
     """Sent tokens and draft passes of one round under the leaky-bucket exit.
 
     Args:
-      entropy: ``(γ_max,)`` entropies of the positions the device would draft (nats), or
-        ``(γ_max, *batch)`` with ``budget`` of shape ``batch``.
+      entropy: ``(γ_max,)`` entropies of the positions the device would draft (nats).
       budget: reference budget ``γ̃`` (int scalar, ``0 ≤ γ̃ ≤ γ_max``).
       H_th, Theta_th: bucket leak rate and capacity.
     Returns:
@@ -61,10 +60,8 @@ def leaky_bucket_exit(entropy, budget, H_th, Theta_th):
         over = (theta > Theta_th) & (i < budget) & (first < 0)
         return (theta, jnp.where(over, i, first)), None
 
-    # positions on the leading axis; trailing axes are a batch (``gelato_jax.kernel``: ``(γ_max, R)``
-    # entropies with ``(R,)`` budgets)
-    n, batch = entropy.shape[0], entropy.shape[1:]
-    init = (jnp.zeros(batch, dtype), jnp.full(batch, -1, jnp.int32))
+    n = entropy.shape[-1]
+    init = (jnp.zeros((), dtype), jnp.full((), -1, jnp.int32))
     (_, first), _ = jax.lax.scan(step, init, (entropy, jnp.arange(n, dtype=jnp.int32)), unroll=True)
     any_exit = first >= 0
     return jnp.where(any_exit, first, budget), jnp.where(any_exit, first + 1, budget)
@@ -159,8 +156,7 @@ def marginal_exit(scenario, payload, entropy, budget, V, queue, rate, rate_dl, a
     Args:
       scenario: the ``Scenario``.
       payload: uplink scheme (static), one of ``costs.PAYLOADS``.
-      entropy: ``(γ_max,)`` entropies of the positions the device would draft (nats), or
-        ``(γ_max, *batch)`` with ``budget`` of shape ``batch``.
+      entropy: ``(γ_max,)`` entropies of the positions the device would draft (nats).
       budget: reference budget ``γ̃`` (int scalar, ``0 ≤ γ̃ ≤ γ_max``).
       V: drift-plus-penalty weight; queue: ``Z_t ≥ 0``; rate, rate_dl: this round's rates.
       after_reject: whether the round follows a rejected draft (bool scalar): position 1 then uses
