@@ -1,6 +1,6 @@
 r"""The exact-proxy table as a differentiable function of the bucket thresholds ``(H_th, Θ_th)``.
 
-``theory.exact_proxy.build_table`` estimates ``E[N/D | γ̃, r]``, ``E[P | γ̃]``, ``E[B | γ̃]`` (and,
+``gelato_jax.exact_proxy.build_table`` estimates ``E[N/D | γ̃, r]``, ``E[P | γ̃]``, ``E[B | γ̃]`` (and,
 for entropy-independent payloads, the law of ``(L, P − L, A)``) by a sample average over i.i.d.
 entropy vectors. Its value is piecewise constant in the thresholds (a sample's exit position jumps
 when a bucket level crosses ``Θ_th``), so it has no useful gradient. This module estimates the
@@ -37,7 +37,7 @@ indicators of the exit position; ``E[N | H] = 1 + Σ_{k≤L} Π_{l≤k} α(H_l)`
 exactly the table's samples, so the two estimators differ only near the thresholds.
 
 Everything is JAX (float64 recommended: ``jax.enable_x64``); ``table(...)`` returns a
-``theory.exact_proxy.ExactTable`` that ``exact_costs`` and ``gelato_jax.optimum`` consume as they
+``gelato_jax.exact_proxy.ExactTable`` that ``exact_costs`` and ``gelato_jax.optimum`` consume as they
 are. ``t_star`` is ``T*`` of the exit-aware per-round problem (docs/model.md §8.3, ``proxy="exact"``) on
 an equal-probability quantisation of the fading law, differentiable in the thresholds by the
 envelope theorem (the price ``λ*`` is held fixed: ``∂D/∂λ = 0`` at the optimum).
@@ -107,7 +107,7 @@ def _prepare(scenario, payload, H_th, Theta_th, edges, samples, chunk):
 def _draws(scenario, chunk: int, dtype, i, seed):
     """Chunk ``i`` of base entropies ``(chunk, γ_max)``: the exact-proxy table's own sample
     (``seed=None``) or an independent one (key ``fold_in(key(seed), i)``)."""
-    from theory import exact_proxy
+    from . import exact_proxy
 
     if seed is None:
         return exact_proxy.table_entropies(scenario, chunk, dtype, i)
@@ -167,11 +167,12 @@ def table(scenario, *, payload: str, H_th, Theta_th, edges, samples: int = 13107
     """The exact-proxy table of ``Gelato(proxy="exact", exit="bucket", payload=payload)`` at
     thresholds ``(H_th, Θ_th)``, as a smooth JAX function of them (call under ``jit``; float64).
 
-    Same fields, grid and entropy sample as ``theory.exact_proxy.build_table`` (``seed=None``: its
+    Same fields, grid and entropy sample as ``gelato_jax.exact_proxy.build_table`` (``seed=None``: its
     ``EXACT_SEED`` and chunk keys; another ``seed`` gives an independent sample). ``edges`` from
     ``level_edges`` (``Θ_th + H_th`` must stay below ``edges[-1]``: larger values give ``nan``).
     """
-    from theory import _generated, exact_proxy
+    from theory import _generated
+    from . import exact_proxy
 
     chunk, dtype, H_th, Theta_th, edges, bits_lv = _prepare(scenario, payload, H_th, Theta_th, edges, samples, chunk)
     G = scenario.gamma_max
@@ -259,7 +260,7 @@ def quantisation(scenario, n: int = 4096) -> Quantisation:
 
 def proxy_on_nodes(scenario, payload: str, tab, nodes):
     """``(T, E)`` ``(n, γ_max+1)``: the exact proxy of table ``tab`` at gains ``nodes``."""
-    from theory import exact_proxy
+    from . import exact_proxy
 
     def one(h):
         rate = channel.uplink_rate(scenario, h)

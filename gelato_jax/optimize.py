@@ -348,7 +348,8 @@ def optimize(scenario, policy=None, *, objective: str | None = None, box=DEFAULT
             reps.append(float(both[0] - both[1]))
 
     from scipy import stats
-    from theory import bounds, exact_proxy
+    from theory import bounds
+    from . import exact_proxy
 
     from .optimum import optimum
 

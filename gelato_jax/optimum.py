@@ -754,7 +754,7 @@ def _proxy_mc_error(scenario, policy, ev, prob, pl, lam, E_bar) -> float:
     tok/s (7 standard errors of the simulation) there: the table's error, under-estimated."""
     from scipy import stats
 
-    from theory import exact_proxy
+    from . import exact_proxy
 
     m = exact_proxy.EXACT_SAMPLES // exact_proxy.EXACT_CHUNK
     with jax.enable_x64(True):

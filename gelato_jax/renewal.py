@@ -13,7 +13,7 @@ over stationary randomised policies ``h ↦ p(γ | h)`` is a linear-fractional p
   mean proxy of §5 (exact for ``exit="none"``: with i.i.d. entropies ``E[N | γ] = Σ_{j≤γ} ᾱ^j``
   and ``D``, ``E`` are linear in ``P``, ``L`` and the bits), or the exact means under the inner
   loop itself (``proxy="exact"``: ``build_table``, a fixed-seed sample of entropy vectors with
-  the acceptance law in closed form given them, as ``theory.exact_proxy``). Unlike ``E[N/D]``,
+  the acceptance law in closed form given them, as ``gelato_jax.exact_proxy``). Unlike ``E[N/D]``,
   ``E[D | γ, h]`` is linear in the means, so no interpolation in the rate is needed;
 * the optimum two independent ways on one quantisation of the fading law
   (``time_average_optimum``): the Charnes–Cooper LP (scipy ``linprog``, HiGHS) and Dinkelbach's
@@ -78,9 +78,9 @@ class RenewalAux(NamedTuple):
 def build_table(scenario: Scenario, *, payload: str, exit: str, H_th, Theta_th, samples: int | None = None,
                 chunk: int | None = None) -> RenewalTable:
     """The exact means ``E[N]``, ``E[P]``, ``E[L]``, ``E[B]``, ``P(A < L)`` given the budget (JAX;
-    call inside ``jit``), from the same fixed-seed entropy sample as ``theory.exact_proxy`` (the
+    call inside ``jit``), from the same fixed-seed entropy sample as ``gelato_jax.exact_proxy`` (the
     acceptance law given the entropies is closed-form, ``round_laws``). I.i.d. rounds only."""
-    from theory import exact_proxy
+    from . import exact_proxy
 
     samples = exact_proxy.EXACT_SAMPLES if samples is None else samples
     chunk = min(exact_proxy.EXACT_CHUNK if chunk is None else chunk, samples)

@@ -28,7 +28,7 @@ def edges():
 
 
 def _build_table(scenario, payload, H_th, Theta_th, samples, grid=64):
-    from theory import exact_proxy
+    from gelato_jax import exact_proxy
 
     with jax.enable_x64(True):
         return jax.jit(lambda s: exact_proxy.build_table(s, payload=payload, exit="bucket", H_th=H_th,
@@ -62,7 +62,7 @@ def _tables(payload, M, grid, seeds):
 
 @pytest.mark.parametrize("payload", ["topp", pytest.param("full", marks=pytest.mark.slow)])
 def test_table_matches_monte_carlo_table(payload):
-    """Against theory.exact_proxy.build_table (γ_max = 5, 4096 entropy vectors, 16 rate points).
+    """Against gelato_jax.exact_proxy.build_table (γ_max = 5, 4096 entropy vectors, 16 rate points).
 
     Independent samples (exit_law seed 7 vs the table's EXACT_SEED sample). topp: E[N/D | γ̃, v]
     at budgets 3 and 5 on all 16 grid points; full: the law P(L, P−L, A | γ̃ = 5); both: E[P | γ̃]

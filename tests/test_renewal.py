@@ -92,7 +92,7 @@ def test_mean_proxy_is_the_exact_renewal_mean_without_exit():
     """exit='none': E[N|γ] = Σ_{j≤γ} ᾱ^j (i.i.d. acceptance) and P = L = γ, so the mean proxy is
     the exact renewal mean. Check against the sample of ``build_table``: |difference| ≤ 5 standard
     errors of the sample mean (normal approximation; false-failure rate ≈ 6e-7 per budget)."""
-    from theory import exact_proxy
+    from gelato_jax import exact_proxy
 
     scen = Scenario(objective="time_average")
     M = 4096

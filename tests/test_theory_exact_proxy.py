@@ -1,4 +1,4 @@
-"""theory.exact_proxy / Gelato(proxy="exact"): the table against an independent numpy Monte Carlo of
+"""gelato_jax.exact_proxy / Gelato(proxy="exact"): the table against an independent numpy Monte Carlo of
 docs/model.md §3–§6 (leaky bucket, acceptance, bits, latency, energy)."""
 
 import jax
@@ -8,7 +8,7 @@ import pytest
 from gelato_jax import Scenario, channel
 from gelato_jax.optimum import optimum, proxy_tables
 from gelato_jax.policies import Gelato
-from theory import exact_proxy as ep
+from gelato_jax import exact_proxy as ep
 
 M_TABLE = 8192  # table samples in tests (the default is larger); its SE enters the tolerance
 

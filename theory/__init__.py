@@ -8,8 +8,6 @@ Modules (import them explicitly; this package import is light and does not load 
   simulator, checked up to date by a test);
 * ``theory.bounds`` — ``E_max``, ``T_max``, Slater slack, drift constant ``B``, proxy error
   ``C`` and the theorem's bounds (sympy expressions + evaluators);
-* ``theory.exact_proxy`` — the joint law of (passes, sent, accepted) under the leaky-bucket
-  exit, for ``Gelato(proxy="exact")``;
 * ``theory.derivation`` — writes ``theory/DERIVATION.md`` from the sympy objects;
 * ``theory.cli`` — ``python -m theory`` / ``gelato theory``: the constants and bounds for a scenario.
 """

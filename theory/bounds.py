@@ -4,7 +4,7 @@ numeric evaluators.
 Setting: queue ``Z_{t+1} = max(Z_t + E_t − a_t, 0)``, ``Z_0 = 0``, Lyapunov function ``½Z²``. The
 controller picks ``γ_t = argmax_γ V T̂(γ, h_t) − Z_t Ê(γ, h_t)`` (proxies ``T̂``, ``Ê``); the true
 conditional means are ``T(γ, h) = E[N/D | γ, h]`` and ``E(γ, h) = E[E | γ, h]`` (from
-``theory.exact_proxy``).
+``gelato_jax.exact_proxy``).
 
 Assumptions (A1–A5):
 
@@ -250,7 +250,7 @@ def proxy_error_details(scenario, policy, *, quantiles: int = 256, with_table_er
     v = float(policy.V)
     table_err = None
     if with_table_error:
-        from . import exact_proxy
+        from gelato_jax import exact_proxy
 
         table_err = exact_proxy.policy_table_error(scenario, policy)
     if policy.proxy == "exact":

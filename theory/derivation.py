@@ -82,7 +82,7 @@ def render() -> str:
         "",
         _d(f"\\hat T(\\gamma) = {L(cf.mean_proxy_throughput)}"),
         "",
-        "The exact proxy (`theory/exact_proxy.py`) replaces $\\hat T, \\hat E$ by $T(\\gamma,h) = E[N/D\\mid\\gamma,h]$ "
+        "The exact proxy (`gelato_jax/exact_proxy.py`) replaces $\\hat T, \\hat E$ by $T(\\gamma,h) = E[N/D\\mid\\gamma,h]$ "
         "and $E(\\gamma,h) = E[E\\mid\\gamma,h]$ under the leaky-bucket exit, using the closed-form law of $A$ given "
         "the entropies, $P(A = a \\mid H) = \\prod_{i \\le a}\\alpha(H_i)\\,(1 - \\alpha(H_{a+1}))$ for $a < L$ and "
         "$\\prod_{i\\le L}\\alpha(H_i)$ for $a = L$.",

@@ -6,7 +6,7 @@ outage, smallest γ on ties). Proxies:
 * ``proxy="mean"`` (the paper's): ``N̂ = (1 − ᾱ^{γ+1})/(1 − ᾱ)``, ``D̂``, ``Ê`` with
   ``P = L = γ`` and the mean payload ``b̄``; ``ᾱ``, ``b̄`` by exact quadrature.
 * ``proxy="exact"`` [ours]: ``E[N/D | γ̃, h]`` and ``E[E | γ̃, h]`` under the inner loop itself,
-  from the joint law of (passes, sent, accepted) given the budget (``theory.exact_proxy``: exact
+  from the joint law of (passes, sent, accepted) given the budget (``gelato_jax.exact_proxy``: exact
   acceptance law given the entropies, sample average over a fixed-seed entropy sample; cubic
   interpolation in the rate for the entropy-dependent ``topp`` payload), precomputed once per
   compiled call in ``precompute``.
@@ -112,7 +112,7 @@ class Gelato(Policy):
         if self.proxy != "exact":
             return stats
         self._validate_cross()  # never hand the exact-proxy table builder an exit it cannot tabulate
-        from theory import exact_proxy
+        from .. import exact_proxy
 
         table = exact_proxy.build_table(
             scenario, payload=self.payload, exit=self.exit, H_th=self.H_th, Theta_th=self.Theta_th
@@ -168,7 +168,7 @@ class Gelato(Policy):
         per-round problem the controller solves.
         """
         if self.proxy == "exact":
-            from theory import exact_proxy
+            from .. import exact_proxy
 
             return exact_proxy.exact_costs(scenario, self.payload, aux.table, obs.rate, obs.rate_dl)
         return self.mean_proxy(scenario, aux, self.acceptance_estimate(aux, state), obs)
