@@ -50,7 +50,7 @@ def prepare(scenario: Scenario, policy: Policy, dtype):
     if not isinstance(policy, Policy):
         raise ValueError(f"policy must be a gelato_jax.policies.Policy, got {type(policy).__name__}")
     policy.validate(scenario)
-    if getattr(policy, "proxy", None) == "exact":
+    if policy.proxy == "exact":
         scenario.check_iid_rounds("proxy='exact' (its table is the law of one i.i.d. round)")
     dtype = jnp.dtype(dtype or jnp.result_type(float))
     if dtype not in (jnp.dtype("float32"), jnp.dtype("float64")):

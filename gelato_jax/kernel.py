@@ -46,11 +46,9 @@ def supports(scenario: Scenario, policy: Policy, *, ar: bool) -> bool:
 
 
 def _is_dpp(policy: Policy, scenario: Scenario) -> bool:
-    from .policies.gelato import Gelato
-
-    return (isinstance(policy, Gelato) and type(policy).choose_budget is Gelato.choose_budget
-            and type(policy).proxy_costs is Gelato.proxy_costs and policy.proxy == "mean"
-            and not policy._uses_ratio(scenario))
+    """The declared drift-plus-penalty search on the mean proxy at a fixed ``ᾱ`` (one proxy for the
+    whole chunk: ``costs.proxy_costs`` takes batched rates, not a batched acceptance)."""
+    return policy.budget_rule(scenario) == "dpp" and policy.proxy == "mean"
 
 
 def _dpp_budget(V, queue, throughput, energy, outage):
@@ -73,14 +71,10 @@ def _flat_draft(policy: Policy):
     layout-free rules of ``early_exit`` (they scan the leading axis and compare elementwise), else
     ``None`` (then ``draft`` runs per realization under ``vmap``: XLA re-evaluated the bucket's
     recursion there many times over inside its fusions, ≈ 10× slower)."""
-    from .policies.base import Policy as Base
-    from .policies.gelato import Gelato
-
-    if isinstance(policy, Gelato) and type(policy).draft is Gelato.draft and policy.exit in ("bucket", "none"):
-        if policy.exit == "bucket":
-            return lambda entropy, budget: _leaky_bucket(entropy, budget, policy.H_th, policy.Theta_th)
-        return early_exit.no_exit
-    if type(policy).draft is Base.draft:
+    kind = policy.inner_loop()
+    if kind == "bucket":
+        return lambda entropy, budget: _leaky_bucket(entropy, budget, policy.H_th, policy.Theta_th)
+    if kind == "none":
         return early_exit.no_exit
     return None
 

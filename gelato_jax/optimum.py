@@ -199,7 +199,7 @@ def h_quantisation(scenario: Scenario, quantiles: int):
 
 # ----------------------------------------------------------------------------- proxy tables
 def _proxy_fn(policy: Policy):
-    if hasattr(policy, "proxy_costs"):
+    if policy.proxy_costs is not None:
         return policy.proxy_costs
     return lambda scenario, aux, state, obs: policy.mean_proxy(scenario, aux, aux.alpha_bar, obs)
 
@@ -345,8 +345,7 @@ def optimum(scenario: Scenario, policy: Policy, *, method: str | None = None, qu
         raise ValueError("optimum needs a single scenario (scalar leaves), not a stacked batch")
     scenario.check_iid_rounds("optimum() (T* over stationary randomized policies of i.i.d. rounds, docs/model.md §8)")
     policy.validate(scenario)
-    proxy = getattr(policy, "proxy", "mean")
-    proxy = "mean" if proxy == "ewma" else proxy
+    proxy = "mean" if policy.proxy == "ewma" else policy.proxy
     marginal = _marginal(scenario)
     if method == "exact" and marginal == "exp1":
         return _exact_optimum(scenario, policy, E_bar, proxy)
@@ -461,7 +460,7 @@ def _snr_poles(scenario: Scenario) -> float:
 def _extra_breakpoints(scenario: Scenario, policy: Policy, aux) -> np.ndarray:
     """Points in ``h`` where the proxy is not analytic: the exact proxy's ``topp`` table is a cubic
     spline in ``v = r_ref/(r + r_ref)`` (C¹ at its grid nodes)."""
-    if getattr(policy, "proxy", "mean") != "exact" or policy.payload != "topp":
+    if policy.proxy != "exact" or policy.payload != "topp":
         return np.zeros(0)
     tab = aux.table
     v = np.asarray(tab.v_grid, np.float64)

@@ -127,7 +127,7 @@ def renewal_costs(scenario: Scenario, policy: Policy, aux, state, obs: RoundObs)
     table = getattr(aux, "table", None)
     if isinstance(table, RenewalTable):
         return table_costs(scenario, policy.payload, table, obs.rate, obs.rate_dl)
-    est = policy.acceptance_estimate(aux, state) if hasattr(policy, "acceptance_estimate") else aux.alpha_bar
+    est = policy.acceptance_estimate(aux, state)
     return policy.mean_proxy(scenario, aux, est, obs)
 
 
@@ -239,8 +239,7 @@ class RenewalTables:
 def _tables(scenario, policy, h):
     aux = policy.precompute(scenario)
     state = policy.init_state(scenario, aux)
-    if hasattr(policy, "per_round_state"):
-        state = policy.per_round_state(scenario, state)
+    state = policy.per_round_state(scenario, state)
     return node_costs(scenario, policy, aux, state, h)
 
 
@@ -480,7 +479,7 @@ def time_average_optimum(scenario: Scenario, policy: Policy | None = None, *, qu
 
     B = th.drift_constant(scenario, policy)
     d_min = th.D_min(scenario)
-    proxy = getattr(policy, "proxy", "mean")
+    proxy = policy.proxy
     return RenewalOptimum(
         T_star=t_lp, T_star_dinkelbach=t_dk, lambda_star=dk["lambda_star"], lambda_star_lp=lp["lambda_star"],
         theta_star=t_dk, rel_diff=abs(t_lp - t_dk) / abs(t_lp), power=lp["power"], mean_latency=lp["mean_latency"],

@@ -135,32 +135,23 @@ def lm_inner_loop(policy: Policy) -> str:
     depends on ``H_1..H_i`` (and on the round's observation and policy state) only. This holds for
     the four rules listed here (``early_exit.no_exit``, ``leaky_bucket_exit``, ``marginal_exit``:
     cumulative products/sums over ``l ≤ i`` and a first-stop scan; ``adaedl_exit``: a per-position
-    test), and is checked on the LM's own rounds in ``tests/test_lm_inner_loops.py``. A ``draft``
-    override not in this list is refused because its causality is unknown.
+    test), and is checked on the LM's own rounds in ``tests/test_lm_inner_loops.py``. The rule is
+    the policy's declaration ``Policy.inner_loop()``; a ``draft`` that declares none (``None``: a
+    custom rule) is refused because its causality is unknown.
 
     Raises:
       ValueError: the policy skips verification (UHLM: lossy) or its inner loop is not one of
         the above.
     """
-    from ..policies.ablations import ExitOnly, GreedyThroughput
-    from ..policies.adaedl import AdaEDL
-    from ..policies.gelato import Gelato
-
     name = type(policy).__name__
     if policy.skip_verification is not None:
         raise ValueError(f"policy {name} skips verification (lossy); LM mode supports lossless policies only")
-    draft = type(policy).draft
-    if draft is Policy.draft:
-        return "none"
-    if draft is Gelato.draft or draft is GreedyThroughput.draft:
-        if policy.exit in ("bucket", "marginal", "none"):
-            return policy.exit
-        raise ValueError(f"{name}.exit={policy.exit!r} has no LM-mode counterpart; LM mode implements exit in "
-                         "['bucket', 'marginal', 'none']")
-    if draft is ExitOnly.draft:
-        return "bucket"
-    if draft is AdaEDL.draft:
-        return "adaedl"
+    kind = policy.inner_loop()
+    if kind in LM_INNER_LOOPS:
+        return kind
+    if kind is not None:
+        raise ValueError(f"policy {name}: its inner loop {kind!r} has no LM-mode counterpart; LM mode implements "
+                         f"{list(LM_INNER_LOOPS)}")
     raise ValueError(
         f"policy {name}: its inner loop ({name}.draft) is not one LM mode knows to be causal; LM mode runs "
         f"the inner loops {list(LM_INNER_LOOPS)} (Gelato, its ablations, ExitOnly, AdaEDL, StaticSD, DSSD, Oracle)")

@@ -45,6 +45,8 @@ class GreedyThroughput(Gelato):
         # V > 0 scales the objective only; with V = 0 every γ ties and γ = 0 would be chosen.
         return dpp_budget(1.0, zero, proxy.throughput, proxy.energy, obs.outage)
 
+    inner_loop = Gelato.inner_loop  # the same rules; Z ≡ 0 changes only the marginal exit's weights
+
     def draft(self, scenario, aux, state, budget, entropy, obs):
         # Z ≡ 0 for the inner loop too (matters for exit="marginal", which weighs Z·ΔÊ)
         return super().draft(scenario, aux, state, budget, entropy, obs._replace(queue=jnp.zeros_like(obs.queue)))
@@ -84,6 +86,9 @@ class ExitOnly(Policy):
 
     def choose_budget(self, scenario, aux, state, obs):
         return jnp.asarray(self.gamma, jnp.int32)
+
+    def inner_loop(self):
+        return "bucket"
 
     def draft(self, scenario, aux, state, budget, entropy, obs):
         return leaky_bucket_exit(entropy, budget, self.H_th, self.Theta_th)

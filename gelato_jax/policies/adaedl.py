@@ -70,6 +70,9 @@ class AdaEDL(Policy):
     def choose_budget(self, scenario, aux, state, obs):
         return jnp.asarray(self.gamma_cap, jnp.int32)
 
+    def inner_loop(self):
+        return "adaedl"
+
     def draft(self, scenario, aux, state, budget, entropy, obs):
         return adaedl_exit(entropy, budget, self.c, state)
 

@@ -12,9 +12,15 @@ with four pure hooks the rollout calls every round (docs/model.md §1, steps 2�
   entropies of the positions the device would draft and the round's observation ``obs``;
 * ``update_state(scenario, aux, state, outcome) -> state`` — after the round.
 
-Optional hooks (declared on ``Policy`` as ``None``): ``skip_verification`` and ``downlink_bits``.
-``payload`` (static) selects the uplink scheme of §3. ``validate(scenario)`` runs in Python
-before compilation and raises ``ValueError`` for incompatible settings.
+Optional hooks (declared on ``Policy`` as ``None``): ``skip_verification``, ``downlink_bits`` and
+``proxy_costs``. Hooks with a default: ``acceptance_estimate`` and ``per_round_state`` (what a
+proxy reads), and two declarations the fast paths read instead of probing for overridden methods:
+``inner_loop()`` (which causal rule of ``early_exit`` ``draft`` is) and ``budget_rule(scenario)``
+(whether ``choose_budget`` is the drift-plus-penalty search on ``proxy_costs``). A subclass that
+overrides ``draft`` without declaring ``inner_loop``, or ``choose_budget``/``proxy_costs`` without
+declaring ``budget_rule``, gets ``None`` for that declaration ("unknown"), so an inherited claim is
+never wrong. ``payload`` (static) selects the uplink scheme of §3. ``validate(scenario)`` runs in
+Python before compilation and raises ``ValueError`` for incompatible settings.
 """
 
 from __future__ import annotations
@@ -82,6 +88,44 @@ class Policy:
     #: ``downlink_bits(scenario, rejected) -> bits``: the policy's own downlink payload (e.g.
     #: ``DSSD`` with a top-k target distribution) instead of the payload scheme's.
     downlink_bits = None
+    #: ``proxy_costs(scenario, aux, state, obs) -> costs.ProxyCosts``: the policy's own expectation
+    #: proxy ``(N̂, D̂, Ê)`` of every budget at this round's rates. ``optimum()`` solves the per-round
+    #: problem on it (``None``: on the mean proxy at the scenario's ``ᾱ``), and the property tests
+    #: check ``choose_budget`` against it.
+    proxy_costs = None
+    #: Which proxy ``proxy_costs`` is: ``"mean"`` (§5's closed form at ``acceptance_estimate``),
+    #: ``"ewma"`` (the same with a learned ``ᾱ``) or ``"exact"`` (a table in ``aux`` that assumes
+    #: i.i.d. rounds, so ``simulate`` and ``optimum()`` refuse dependent rounds).
+    proxy = "mean"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "draft" in own and "inner_loop" not in own:
+            cls.inner_loop = Policy._undeclared_inner_loop
+        if ("choose_budget" in own or "proxy_costs" in own) and "budget_rule" not in own:
+            cls.budget_rule = Policy._undeclared_budget_rule
+
+    def inner_loop(self) -> str | None:
+        """Which causal rule of ``gelato_jax.early_exit`` ``draft`` is: ``"none"`` (send the whole
+        budget, this class's ``draft``), ``"bucket"`` (``leaky_bucket_exit(entropy, budget, self.H_th,
+        self.Theta_th)``), ``"marginal"`` (``Gelato``'s marginal exit) or ``"adaedl"``
+        (``adaedl_exit(entropy, budget, self.c, state)``); ``None``: not declared (a custom
+        ``draft``). LM mode runs only declared rules (it must know the rule is causal) and the
+        chunk kernel runs ``"none"``/``"bucket"`` on the whole chunk at once."""
+        return "none"
+
+    def budget_rule(self, scenario: Scenario) -> str | None:
+        """``"dpp"`` when ``choose_budget`` is ``controller.dpp_budget(self.V, obs.queue, T̂, Ê,
+        obs.outage)`` on ``self.proxy_costs(...)`` for this scenario, else ``None``. The chunk kernel
+        then searches the budgets of the whole chunk at once."""
+        return None
+
+    def _undeclared_inner_loop(self) -> str | None:
+        return None
+
+    def _undeclared_budget_rule(self, scenario: Scenario) -> str | None:
+        return None
 
     def validate(self, scenario: Scenario) -> None:
         """Check compatibility with ``scenario`` (Python level, before compilation)."""
@@ -99,6 +143,14 @@ class Policy:
         return no_exit(entropy, budget)
 
     def update_state(self, scenario: Scenario, aux, state, outcome: RoundOutcome):
+        return state
+
+    def acceptance_estimate(self, aux, state):
+        """The acceptance ``ᾱ̂`` a mean proxy uses this round (default: the scenario's ``ᾱ``)."""
+        return aux.alpha_bar
+
+    def per_round_state(self, scenario: Scenario, state):
+        """The part of ``state`` the proxies read (default: all of it)."""
         return state
 
     # helpers for subclasses

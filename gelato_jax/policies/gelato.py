@@ -195,6 +195,12 @@ class Gelato(Policy):
             theta = renewal.ratio_theta(V, obs.queue, scenario.P_bar, N, D, E, out, aux.h_weights)
         return renewal.ratio_budget(V, obs.queue, scenario.P_bar, theta, pc, obs.outage)
 
+    def inner_loop(self):
+        return self.exit
+
+    def budget_rule(self, scenario):
+        return None if self._uses_ratio(scenario) else "dpp"
+
     def draft(self, scenario, aux, state, budget, entropy, obs):
         if self.exit == "bucket":
             return leaky_bucket_exit(entropy, budget, self.H_th, self.Theta_th)
