@@ -96,7 +96,7 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
 
     scen, pol = _model()
     dt = jnp.dtype(dtype)
-    s, p, dt = sim._prepare(scen, pol, dt)
+    s, p, dt = engine.prepare(scen, pol, dt)
     root = jax.random.key(seed)
     n_dev = len(jax.devices())
     if devices > n_dev:
@@ -327,7 +327,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.out:
             os.makedirs(args.out, exist_ok=True)
             gio.save_json(os.path.join(args.out, "scaling.json"), rep)
-        print(json.dumps(gio._jsonable(rep), indent=2) if args.json else format_report(rep))
+        print(json.dumps(gio.jsonable(rep), indent=2) if args.json else format_report(rep))
         return 0
     rep = run_benchmark(
         realizations=args.realizations or 4096,
@@ -344,7 +344,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         gio.save_json(os.path.join(args.out, "bench.json"), rep)
-    print(json.dumps(gio._jsonable(rep), indent=2) if args.json else format_report(rep))
+    print(json.dumps(gio.jsonable(rep), indent=2) if args.json else format_report(rep))
     return 0
 
 

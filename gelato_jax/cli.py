@@ -110,7 +110,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         gio.save_npz(os.path.join(args.out, "simulate.npz"), res.as_dict())
         gio.save_json(os.path.join(args.out, "simulate.json"), {**meta, "environment": gio.environment_info()})
     if args.json:
-        print(json.dumps(gio._jsonable(meta), indent=2, allow_nan=False))
+        print(json.dumps(gio.jsonable(meta), indent=2, allow_nan=False))
     else:
         title = (
             f"gelato simulate ({args.tokens} tokens): policy={name} {_fields(policy)}\n"

@@ -520,7 +520,7 @@ def cmd_compare(args) -> int:
         wall = time.time() - t0
         summary = grid_summary(res)
         if args.json:
-            print(json.dumps(gio._jsonable({**summary, "wall_time_s": wall, "out": args.out}), indent=2))
+            print(json.dumps(gio.jsonable({**summary, "wall_time_s": wall, "out": args.out}), indent=2))
         else:
             print(f"gelato compare: {', '.join(summary['policies'])} over "
                   f"{' x '.join(f'{f}[{len(res.coords[f])}]' for f in summary['fields'])} on common random numbers\n"
@@ -543,7 +543,7 @@ def cmd_compare(args) -> int:
     if args.out:
         save_comparison(args.out, cmp, record)
     if args.json:
-        print(json.dumps(gio._jsonable(record), indent=2))
+        print(json.dumps(gio.jsonable(record), indent=2))
     else:
         title = (
             f"gelato compare: {', '.join(cmp.names)} on common random numbers\n"

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "save_npz", "save_json", "check_output_dir", "environment_info", "git_commit"]
+__all__ = ["atomic_write_bytes", "save_npz", "save_json", "jsonable", "check_output_dir", "environment_info", "git_commit"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -48,25 +48,27 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` as JSON-ready Python values: numpy/JAX scalars and arrays as numbers and lists, dict keys
+    as strings, NaN and infinities as ``None`` (JSON has neither)."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, float) and not np.isfinite(x):
         return None  # JSON has no NaN/inf
     if isinstance(x, (np.generic,)):
-        return _jsonable(x.item())
+        return jsonable(x.item())
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if hasattr(x, "__array__") and not isinstance(x, (str, bytes)):
-        return _jsonable(np.asarray(x).tolist())
+        return jsonable(np.asarray(x).tolist())
     return x
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as JSON atomically (NaN/inf become ``null``)."""
-    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
 
 
 def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> None:

@@ -24,7 +24,7 @@ from .model import (  # noqa: F401  (re-exported: the public round API and the d
     _round_uniforms, _text_advance, _text_entropies, initial_carry, round_costs, round_decision, round_settle,
     round_step, scan_rounds,
 )
-from .engine import _check_representable, check_positive_int as _check_positive_int, prepare as _prepare  # noqa: F401
+from .engine import check_positive_int, prepare
 from .policies.base import Policy
 from .scenario import Scenario
 
@@ -53,7 +53,7 @@ def rollout(scenario: Scenario, policy: Policy, exogenous: Exogenous, *, aux=Non
     """
     if not isinstance(exogenous, Exogenous):
         raise ValueError("exogenous must be a gelato_jax.Exogenous")
-    scenario, policy, dtype = _prepare(scenario, policy, None)
+    scenario, policy, dtype = prepare(scenario, policy, None)
     exo = Exogenous(*(jnp.asarray(x) for x in exogenous))
     if exo.channel_gain.ndim != 2:
         raise ValueError(f"Exogenous.channel_gain must have shape (R, T), got {exo.channel_gain.shape}")
@@ -93,10 +93,10 @@ def _sample_chunk(scenario, root, indices, *, rounds, ar, dtype):
 def sample_exogenous(scenario: Scenario, *, seed: int, realizations: int, rounds: int, dtype=None) -> Exogenous:
     """Materialise the exogenous draws that ``simulate`` would use for the same seed
     (``(R, T)`` and ``(R, T, γ_max)`` arrays)."""
-    realizations = _check_positive_int("realizations", realizations)
-    rounds = _check_positive_int("rounds", rounds)
-    seed = _check_positive_int("seed", seed, lo=0)
-    scenario, _, dtype = _prepare(scenario, _NullPolicy(), dtype)
+    realizations = check_positive_int("realizations", realizations)
+    rounds = check_positive_int("rounds", rounds)
+    seed = check_positive_int("seed", seed, lo=0)
+    scenario, _, dtype = prepare(scenario, _NullPolicy(), dtype)
     root = jax.random.key(seed)
     idx = jnp.arange(realizations, dtype=jnp.uint32)
     return _sample_chunk(scenario, root, idx, rounds=rounds, ar=_entropy_ar(scenario), dtype=dtype)
@@ -220,12 +220,12 @@ def simulate(
     Returns:
       ``SimResult`` of per-realization time averages.
     """
-    realizations = _check_positive_int("realizations", realizations)
-    rounds = _check_positive_int("rounds", rounds)
-    seed = _check_positive_int("seed", seed, lo=0)
-    chunk = realizations if chunk is None else _check_positive_int("chunk", chunk)
+    realizations = check_positive_int("realizations", realizations)
+    rounds = check_positive_int("rounds", rounds)
+    seed = check_positive_int("seed", seed, lo=0)
+    chunk = realizations if chunk is None else check_positive_int("chunk", chunk)
     chunk = min(chunk, realizations)
-    scenario, policy, dtype = _prepare(scenario, policy, dtype)
+    scenario, policy, dtype = prepare(scenario, policy, dtype)
     ar = _entropy_ar(scenario)
     root = jax.random.key(seed)
     aux = engine.precompute(scenario, policy)  # once, not in every chunk

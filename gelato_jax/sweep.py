@@ -804,7 +804,7 @@ def _cmd_sweep_policies(args: argparse.Namespace, grid) -> int:
         return 0
     summary = grid_summary(res)
     if args.json:
-        print(json.dumps(gio._jsonable({**summary, "wall_time_s": wall, "out": args.out}), indent=2))
+        print(json.dumps(gio.jsonable({**summary, "wall_time_s": wall, "out": args.out}), indent=2))
     else:
         print(f"gelato sweep: policies {','.join(summary['policies'])}, grid "
               f"{' x '.join(f'{f}[{len(res.coords[f])}]' for f in summary['fields'])} x {res.realizations} "

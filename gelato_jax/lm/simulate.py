@@ -65,13 +65,12 @@ from .. import costs
 from ..channel import in_outage
 from ..policies.base import Policy
 from ..scenario import Scenario, read_toml
+from ..engine import check_positive_int, prepare
 from ..simulator import (
     SimResult,
     Trajectory,
-    _check_positive_int,
     _draw_round,
     _init_realization,
-    _prepare,
     initial_carry,
     round_costs,
     round_decision,
@@ -301,7 +300,7 @@ def _after(scenario, policy, aux, carry, obs, budget, arrival, sent, passes, acc
 
 def _indices(realizations, indices):
     if indices is None:
-        return np.arange(_check_positive_int("realizations", realizations), dtype=np.int64)
+        return np.arange(check_positive_int("realizations", realizations), dtype=np.int64)
     idx = np.asarray(indices)
     if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer) or np.any(idx < 0) \
             or np.any(idx >= 2**31):
@@ -312,13 +311,13 @@ def _indices(realizations, indices):
 def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dtype, progress, indices=None,
          record_entropy=False, kv_cache=None, record_pairs=False):
     all_idx = _indices(realizations, indices)
-    rounds = _check_positive_int("rounds", rounds)
-    seed = _check_positive_int("seed", seed, lo=0)
+    rounds = check_positive_int("rounds", rounds)
+    seed = check_positive_int("seed", seed, lo=0)
     n = all_idx.size
-    chunk = n if chunk is None else _check_positive_int("chunk", chunk)
+    chunk = n if chunk is None else check_positive_int("chunk", chunk)
     chunk = min(chunk, n)
     lm_inner_loop(policy)  # refuse lossy policies and inner loops not known to be causal
-    scenario, policy, dtype = _prepare(scenario, policy, dtype)
+    scenario, policy, dtype = prepare(scenario, policy, dtype)
     if pair is None:
         pair = LMPair.load()
     if not isinstance(pair, LMPair):
