@@ -1,7 +1,9 @@
-r"""Several processes on ``jax.distributed``: initialisation, agreement, barrier.
+r"""Several processes on ``jax.distributed``: initialisation, agreement, barrier, all-gather.
 
-Used by ``gelato sweep`` and ``gelato tightness`` (``proofs_check.atlas``: each process runs the
-grid points it owns, process 0 merges the point files). A sweep runs as ``N`` processes (one per host, or several on one machine) that share one results
+Used by ``gelato sweep``, ``gelato tightness`` (``proofs_check.atlas``: each process runs the
+grid points it owns, process 0 merges the point files) and ``gelato verify``
+(``proofs_check.run.run_verify``: each process runs the configurations and global checks it
+owns, the results go to every process through the coordinator, process 0 writes the report). A sweep runs as ``N`` processes (one per host, or several on one machine) that share one results
 folder. Each process computes only the chunks it owns on its own devices and writes them with
 the usual atomic chunk files and sidecars; process 0 writes the manifest and, after a barrier,
 the summary (``gelato_jax.sweep``). Realization ``r`` draws from its own key
@@ -54,6 +56,7 @@ __all__ = [
     "process_count",
     "share",
     "barrier",
+    "gather",
     "owned",
     "chunk_written",
     "ENV_ADDRESS",
@@ -65,7 +68,7 @@ ENV_ADDRESS = "JAX_COORDINATOR_ADDRESS"
 ENV_COUNT = "JAX_NUM_PROCESSES"
 ENV_ID = "JAX_PROCESS_ID"
 #: test hook: ``"I:K"`` makes process ``I`` SIGKILL itself right after writing its ``K``-th chunk
-#: (a sweep's chunk file, or a tightness atlas's point file)
+#: (a sweep's chunk file, a tightness atlas's point file, or one of verify's units computed)
 ENV_FAULT = "GELATO_FAULT_KILL_AFTER_CHUNKS"
 
 DEFAULT_CONNECT_TIMEOUT_S = 120
@@ -283,7 +286,7 @@ def process_count() -> int:
 
 
 # ----------------------------------------------------------------------------- coordination
-_counter = {"share": 0, "barrier": 0}
+_counter = {"share": 0, "barrier": 0, "gather": 0}
 
 
 def _client():
@@ -316,6 +319,30 @@ def barrier(name: str = "barrier", timeout_s: float = WAIT_TIMEOUT_S) -> None:
     _client().wait_at_barrier(f"gelato/{name}/{_counter['barrier']}", int(timeout_s * 1000))
 
 
+def gather(mine: dict[int, Any], name: str = "gather") -> dict[int, Any]:
+    """Every process's ``mine`` (``{index: picklable value}``, disjoint indices) merged, on every
+    process (an all-gather of pickles through the coordinator's key-value store; no shared file
+    system). Blocks until every process has called it; every process must call it in the same
+    order. With one process it returns a copy of ``mine``."""
+    import pickle
+
+    if process_count() == 1:
+        return dict(mine)
+    _counter["gather"] += 1
+    base = f"gelato/gather/{_counter['gather']}/{name}"
+    client = _client()
+    me = process_index()
+    client.key_value_set_bytes(f"{base}/{me}", pickle.dumps(dict(mine), protocol=pickle.HIGHEST_PROTOCOL))
+    out: dict[int, Any] = {}
+    for p in range(process_count()):
+        part = dict(mine) if p == me else pickle.loads(client.blocking_key_value_get_bytes(f"{base}/{p}", WAIT_TIMEOUT_S * 1000))
+        clash = set(out) & set(part)
+        if clash:
+            raise RuntimeError(f"distributed.gather({name!r}): index {min(clash)} came from two processes")
+        out.update(part)
+    return out
+
+
 def owned(todo: list[int]) -> list[int]:
     """The items of ``todo`` (process 0's list, see :func:`share`) this process computes:
     every ``N``-th, starting at its index (round-robin, so a resumed run is balanced too)."""
@@ -327,7 +354,8 @@ _written = [0]
 
 
 def chunk_written() -> None:
-    """Called after a process writes a chunk (or an atlas point file). Fault injection for the tests: with
+    """Called after a process writes a chunk (or an atlas point file, or finishes one of verify's
+    units). Fault injection for the tests: with
     ``GELATO_FAULT_KILL_AFTER_CHUNKS=I:K`` process ``I`` kills itself (SIGKILL, no cleanup) right
     after its ``K``-th chunk, as a crash or a preempted host would."""
     _written[0] += 1

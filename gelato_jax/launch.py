@@ -10,7 +10,8 @@ process 0 prints a summary). If a process fails, the others are stopped (``SIGTE
 every result file is written whole and renamed into place) and ``launch`` exits with the failed
 process's status — a
 killed ``sweep`` (``tightness``) leaves only whole chunk (point) files, and rerunning the command (with any ``N``)
-resumes it. On a cluster use the scheduler instead (SLURM ``srun``, the TPU-pod ``--worker=all``
+resumes it; a killed ``verify`` leaves no report (process 0 writes it only once every process's
+results have reached it), and a rerun starts over. On a cluster use the scheduler instead (SLURM ``srun``, the TPU-pod ``--worker=all``
 ssh): see docs/distributed.md.
 
 Only commands that split their work over processes can be launched (``LAUNCHABLE``); any other
@@ -34,7 +35,7 @@ from .distributed import ENV_ADDRESS, ENV_COUNT, ENV_ID
 __all__ = ["LAUNCHABLE", "free_port", "launch", "add_parsers"]
 
 #: commands that split their work over the processes of a ``jax.distributed`` job
-LAUNCHABLE = ("sweep", "tightness")
+LAUNCHABLE = ("sweep", "tightness", "verify")
 #: SIGTERM to SIGKILL: JAX's preemption notifier catches SIGTERM in a jax.distributed process (measured:
 #: a process waiting at a barrier keeps waiting), so a longer grace only lets the survivors compute on
 _GRACE_S = 1.0

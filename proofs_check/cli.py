@@ -20,6 +20,11 @@ overrides one of the sizes (``proofs_check.atlas.AtlasSizes``). Several processe
 (``gelato launch --processes N -- tightness ...``, ``--coordinator/--num-processes/--process-id``,
 ``--distributed``; docs/distributed.md): each process runs the grid points it owns, process 0
 merges them into ``atlas.json`` and prints the table.
+
+``gelato verify`` takes the same several-process flags (and ``--size FIELD=VALUE`` for any field
+of ``proofs_check.run.Sizes``): each process runs the configurations and global checks it owns
+(``proofs_check.run.run_verify``), process 0 writes the report and prints the summary, and sets
+the exit status; the other processes print nothing and exit with 0.
 """
 
 from __future__ import annotations
@@ -53,7 +58,20 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--jobs", type=positive_int, default=None,
-                   help="configurations run at the same time, in threads (default 2; the verdicts do not depend on it)")
+                   help="configurations run at the same time, in threads (default 2; the verdicts do not depend on it); "
+                        "with several processes, in each process")
+    p.add_argument("--size", action="append", default=None, metavar="FIELD=VALUE",
+                   help="override one size of the run (--quick's or the full run's; repeatable): a field of "
+                        "proofs_check.run.Sizes (realizations, chunk, lo, hi, n_coarse, n_fine, settle_factor, min_rounds, "
+                        "rollout_realizations, rollout_rounds_cap, mc_samples, lossless_samples, quantiles, informative_points, "
+                        "informative_decades, scaling_points, scaling_decades, scaling_rounds, scaling_burn, "
+                        "scaling_realizations, tightness_quantiles, tightness_sim_realizations, tightness_sim_rounds; "
+                        "the decades as LO,HI), e.g. --size realizations=256")
+    p.add_argument("--distributed", action="store_true",
+                   help="several processes, layout auto-detected (SLURM, TPU pod, Open MPI): see docs/distributed.md")
+    from gelato_jax.distributed import add_args as add_distributed_args
+
+    add_distributed_args(p)  # --coordinator, --num-processes, --process-id, --connect-timeout
     p.set_defaults(func=cmd_verify)
 
     t = subparsers.add_parser(
@@ -81,8 +99,6 @@ def add_parsers(subparsers) -> None:
     t.add_argument("--quiet", action="store_true", help="no per-point progress lines")
     t.add_argument("--distributed", action="store_true",
                    help="several processes, layout auto-detected (SLURM, TPU pod, Open MPI): see docs/distributed.md")
-    from gelato_jax.distributed import add_args as add_distributed_args
-
     add_distributed_args(t)  # --coordinator, --num-processes, --process-id, --connect-timeout
     t.set_defaults(func=cmd_tightness)
 
@@ -186,16 +202,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # the CLI owns its process: the checks run in float64
+    jax.config.update("jax_enable_x64", True)  # the CLI owns its process: the checks run in float64 (before jax.distributed)
+    from gelato_jax import distributed
     from gelato_jax.cli_inputs import scenario_and_policy_from_args
 
-    from .run import default_configs, derive_configs, resolve_only, verify
+    from .run import FULL, QUICK, default_configs, derive_configs, parse_sizes, resolve_only, verify, write_once
 
     # every input is validated before anything runs or is written
+    layout = distributed.layout_from_args(args)  # several processes: checked before anything runs
     out = args.out
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"--out {out!r} exists and is not a directory")
     only = resolve_only(args.only)
+    sizes = parse_sizes(QUICK if args.quick else FULL, args.size) if args.size else None
     scenario, policy, _ = scenario_and_policy_from_args(args, allowed_policies=("gelato",))
     configs = derive_configs(scenario, policy)
     selected = only if only is not None else default_configs(scenario)
@@ -204,9 +223,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         refuse_unused_policy_fields(args, runnable, policy, "verify")
     argv = getattr(args, "_argv", None)
     command = "gelato " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if layout is not None and layout.num_processes != 1:
+        distributed.initialize(layout)
     rep = verify(scenario, policy, quick=args.quick, seed=args.seed, only=only, progress=False if args.quiet else None,
-                 strict=args.strict, command=command, jobs=args.jobs)
-    d = rep.write(out, figures=not args.no_figures)
+                 strict=args.strict, command=command, jobs=args.jobs, sizes=sizes)
+    d = write_once(rep, out, figures=not args.no_figures)  # several processes: process 0 writes, the others wait
+    if d is None:  # not process 0: it prints nothing, and its exit status is not the verdict's (process 0's is)
+        return 0
     if args.json:
         print(json.dumps(d, indent=2))
     else:

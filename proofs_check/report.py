@@ -460,13 +460,23 @@ def _stationary_table(st, V0) -> list[str]:
 
 def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = None, figures: bool = True) -> dict[str, Any]:
     """Write report.md, report.json, ``sweep_<config>.npz`` and the figures; ``result``: a
-    ``VerifyReport`` or ``run_verify``'s dict. Returns the JSON report."""
+    ``VerifyReport`` or ``run_verify``'s dict. Returns the JSON report.
+
+    Every file is written whole (a temporary file renamed into place). An earlier report.md and
+    report.json in ``out_dir`` are removed first and the new ones written last, report.md after
+    report.json: a run killed while writing leaves no report.md (or none that belongs to other
+    files than the ones beside it)."""
     from gelato_jax.io import atomic_write_bytes, save_json, save_npz
 
     if isinstance(result, VerifyReport):
         result = result.result()
 
     os.makedirs(out_dir, exist_ok=True)
+    for stale in ("report.md", "report.json"):  # report.md first: it is written last
+        try:
+            os.remove(os.path.join(out_dir, stale))
+        except FileNotFoundError:
+            pass
     rep = report_dict(result, environment)
     written = []
     for c in result["configs"]:
@@ -494,7 +504,7 @@ def write_report(result, out_dir: str, *, environment: dict[str, Any] | None = N
         + ("" if rep["rate_claims_hold"] else " At least one rate beyond the theorem FAILED" + (" (--strict: this sets the exit status)." if rep["strict"] else " (reported; it sets the exit status only with --strict).")),
         "Counts: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ".",
         "",
-        "Environment: " + ", ".join(f"{k} {rep['environment'].get(k)}" for k in ("jax", "x64", "dtype", "backend", "devices", "float64_mode", "git_commit") if k in rep["environment"]) + ".",
+        "Environment: " + ", ".join(f"{k} {rep['environment'].get(k)}" for k in ("jax", "x64", "dtype", "backend", "devices", "processes", "float64_mode", "git_commit") if k in rep["environment"]) + ".",
         "",
         "## What was verified, in plain words",
         "",

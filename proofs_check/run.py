@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import threading
@@ -39,7 +40,7 @@ from . import checks
 from .theory_adapter import TheoryConstants, theory_constants
 from .verdict import RATE, Verdict, not_applicable, not_run, observation
 
-__all__ = ["Sizes", "QUICK", "FULL", "CONFIGS", "CONFIG_NAMES", "Config", "ConfigResult", "derive_configs", "default_configs", "resolve_only", "verify", "run_verify", "run_config", "plan_grid", "informative_v_apriori", "gap_fit_threshold"]
+__all__ = ["Sizes", "QUICK", "FULL", "parse_sizes", "CONFIGS", "CONFIG_NAMES", "Config", "ConfigResult", "derive_configs", "default_configs", "resolve_only", "verify", "run_verify", "run_config", "plan_grid", "informative_v_apriori", "gap_fit_threshold"]
 
 
 # Sizing. QUICK (``gelato verify --quick``): 1,024 realizations (float64) × 11–14 values of V per
@@ -122,6 +123,57 @@ FULL = Sizes(
     scaling_points=8, scaling_decades=(1.0, 5.0), scaling_rounds=40_000, scaling_burn=0.15, scaling_realizations=1024,
     tightness_sim_realizations=256, tightness_sim_rounds=10_000,
 )
+
+
+#: lower limits of the integer sizes (``parse_sizes``); the others must be >= 1
+_SIZE_MIN = {"realizations": 2, "scaling_realizations": 2, "mc_samples": 2, "lossless_samples": 2, "quantiles": 2,
+             "scaling_points": 2, "n_fine": 0, "informative_points": 0}
+
+
+def parse_sizes(base: Sizes, items) -> Sizes:
+    """``base`` with the ``FIELD=VALUE`` overrides in ``items`` (``gelato verify --size``): any
+    ``Sizes`` field; integers (>= 1; ``n_fine``, ``informative_points`` >= 0; realizations,
+    samples, ``quantiles`` and ``scaling_points`` >= 2), ``lo < hi`` finite, ``settle_factor`` > 0,
+    ``scaling_burn`` in [0, 1), the decades as ``LO,HI`` with ``LO < HI``. ``ValueError`` (one
+    line) otherwise."""
+    kinds = {f.name: f.type for f in dataclasses.fields(Sizes)}
+    new: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = str(item).partition("=")
+        name = name.strip()
+        if not sep or name not in kinds:
+            raise ValueError(f"--size expects FIELD=VALUE with FIELD one of {', '.join(kinds)}, got {item!r}")
+        if name in new:
+            raise ValueError(f"--size: {name} given twice")
+        kind = str(kinds[name])
+        try:
+            if kind in ("int", str(int)):
+                v = int(text)
+            elif kind.startswith("tuple"):
+                v = tuple(float(x) for x in text.split(","))
+            else:
+                v = float(text)
+        except ValueError:
+            what = "an integer" if kind in ("int", str(int)) else "LO,HI" if kind.startswith("tuple") else "a number"
+            raise ValueError(f"--size {name}: expected {what}, got {text!r}") from None
+        if kind in ("int", str(int)):
+            lo = _SIZE_MIN.get(name, 1)
+            if v < lo:
+                raise ValueError(f"--size {name} must be >= {lo}, got {v}")
+        elif kind.startswith("tuple"):
+            if len(v) != 2 or not all(math.isfinite(x) for x in v) or not v[0] < v[1]:
+                raise ValueError(f"--size {name} expects LO,HI with finite LO < HI, got {text!r}")
+        elif not math.isfinite(v):
+            raise ValueError(f"--size {name} must be finite, got {text!r}")
+        elif name == "scaling_burn" and not 0.0 <= v < 1.0:
+            raise ValueError(f"--size scaling_burn must be in [0, 1), got {v:g}")
+        elif name == "settle_factor" and not v > 0:
+            raise ValueError(f"--size settle_factor must be > 0, got {v:g}")
+        new[name] = v
+    out = dataclasses.replace(base, **new)
+    if not out.lo < out.hi:
+        raise ValueError(f"--size: the coarse V grid needs lo < hi, got lo={out.lo:g}, hi={out.hi:g}")
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1067,16 +1119,35 @@ def check_jobs(jobs) -> int:
     return DEFAULT_JOBS if jobs is None else check_positive_int("jobs", jobs)
 
 
+def _processes() -> tuple[int, int]:
+    """``(process count, this process's index)`` of the ``jax.distributed`` job this process is in,
+    ``(1, 0)`` without one (does not start a JAX backend when there is none)."""
+    from gelato_jax import distributed
+
+    if not distributed.is_initialized():
+        return 1, 0
+    return distributed.process_count(), distributed.process_index()
+
+
 def run_verify(*, quick: bool = True, seed: int = 0, configs=None, sizes: Sizes | None = None, progress: bool | None = None,
                scenario=None, policy=None, jobs: int | None = None) -> dict[str, Any]:
     """Run every check on the configurations derived from ``scenario``/``policy``
     (``derive_configs``; ``configs``: names to keep); returns ``{"verdicts": [...], "configs":
-    [...], "sizes": ..., "wall_s": ...}``. Runs in the caller's JAX precision: use ``verify``.
+    [...], "sizes": ..., "wall_s": ..., "processes": ...}``. Runs in the caller's JAX precision: use ``verify``.
 
     ``jobs``: configurations (and the global checks) run at the same time in threads (default 2).
     Each is a pure function of its inputs and seeds, so the verdicts do not depend on ``jobs``;
     threads overlap one configuration's compilation and host-side work (quadrature, LP) with
-    another's simulation, which alone keeps both cores busy only part of the time."""
+    another's simulation, which alone keeps both cores busy only part of the time.
+
+    Several processes (called by every process of an initialised ``jax.distributed`` job with the
+    same arguments): the work is split into units — each configuration, then the three global
+    checks (closed forms, proxy vs Monte Carlo, losslessness) — and process ``i`` runs every
+    ``N``-th unit (``jobs`` threads in each process); the results are gathered to every process
+    through the coordinator (``distributed.gather``) and assembled in the one-process order. A
+    unit is the same computation whichever process runs it (same inputs, same seeds, its own
+    compiled programs), so the verdicts and numbers are those of a one-process run; only the
+    timings differ."""
     from concurrent.futures import ThreadPoolExecutor
 
     jobs = check_jobs(jobs)
@@ -1104,15 +1175,43 @@ def run_verify(*, quick: bool = True, seed: int = 0, configs=None, sizes: Sizes 
         with stage("losslessness"):
             return lossless_checks(sizes, seed=seed)
 
+    # the units of work: each configuration, then the global checks (results in this order)
+    units = [functools.partial(run_config, c, sizes, seed=seed, progress=progress) for c in cfgs]
+    units += [closed_forms, proxy_mc, lossless]
+    n_proc, rank = _processes()
+    mine = list(range(len(units)))[rank::n_proc]
+    from gelato_jax import distributed
+
+    def run_unit(i):
+        out = units[i]()
+        if n_proc > 1:
+            distributed.chunk_written()  # test hook: GELATO_FAULT_KILL_AFTER_CHUNKS kills a process here
+        return out
+
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
-        # results are collected in the configurations' order
-        futures = [pool.submit(run_config, c, sizes, seed=seed, progress=progress) for c in cfgs]
-        global_futures = [pool.submit(f) for f in (closed_forms, proxy_mc, lossless)]
-        results = [f.result() for f in futures]
-        global_v: list[Verdict] = [v for f in global_futures for v in f.result()]
+        futures = {i: pool.submit(run_unit, i) for i in mine}
+        done = {i: f.result() for i, f in futures.items()}
+    timings = stage.times
+    if n_proc > 1:  # every process's units and stage timings, on every process
+        parts = distributed.gather({rank: ({i: _numpy_unit(r) for i, r in done.items()}, stage.times)}, "verify-units")
+        done = {i: r for p in range(n_proc) for i, r in parts[p][0].items()}
+        timings = {k: v for p in range(n_proc) for k, v in parts[p][1].items()}
+    results = [done[i] for i in range(len(cfgs))]
+    global_v: list[Verdict] = [v for i in range(len(cfgs), len(units)) for v in done[i]]
     verdicts = [v for r in results for v in r.verdicts] + global_v
     return {"verdicts": verdicts, "configs": results, "sizes": dataclasses.asdict(sizes), "quick": quick, "seed": seed,
-            "wall_s": time.time() - t0, "timings": stage.times}
+            "wall_s": time.time() - t0, "timings": timings, "processes": n_proc}
+
+
+def _numpy_unit(r):
+    """A unit's result (a ``ConfigResult`` or a list of ``Verdict``) with numpy arrays only, for
+    pickling to another process (as ``VerifyReport.to_numpy``)."""
+    from .report import _to_numpy
+
+    if isinstance(r, ConfigResult):
+        return dataclasses.replace(r, verdicts=_numpy_unit(r.verdicts), constants=_to_numpy(r.constants), data=_to_numpy(r.data),
+                                   tightness=_to_numpy(r.tightness))
+    return [dataclasses.replace(v, details=_to_numpy(v.details)) for v in r]
 
 
 def _x64_enabled() -> bool:
@@ -1241,11 +1340,20 @@ def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, onl
     are refused with ``ValueError``); with it off (a plain Python session), it runs in a child
     Python process with ``JAX_ENABLE_X64=1`` and returns its report (the caller's JAX state is not
     touched), so a float32 session can never produce a verdict. The report records the call and
-    the environment (x64, dtype, device, how float64 was obtained).
+    the environment (x64, dtype, device, the process count, how float64 was obtained).
+
+    Several processes: called by every process of an initialised ``jax.distributed`` job (with
+    ``jax_enable_x64`` on; the float64 child cannot join a job, so x64 off is refused) with the
+    same arguments, each process runs the units it owns (``run_verify``), every process returns
+    the whole report, and with ``out`` process 0 alone writes it (``write_once``).
     """
     names = resolve_only(only)
     jobs = check_jobs(jobs)
     check_api_inputs(scenario, policy, out, "verify checks")
+    n_proc, rank = _processes()
+    if n_proc > 1 and not _x64_enabled():
+        raise ValueError("verify over several processes needs jax_enable_x64 on in every process before "
+                         "jax.distributed.initialize (the float64 child process cannot join the job)")
     cmd = command or _call_text(scenario, policy, quick=quick, seed=seed, only=names, out=out, strict=strict)
     if _x64_enabled():
         _check_float64(scenario, policy)
@@ -1255,8 +1363,20 @@ def verify(scenario=None, policy=None, *, quick: bool = True, seed: int = 0, onl
         rep = _verify_child(scenario, policy, quick=quick, seed=seed, names=names, progress=progress, strict=strict, sizes=sizes, command=cmd,
                             jobs=jobs)
     if out is not None:
-        rep.write(out, figures=figures)
+        write_once(rep, out, figures=figures)
     return rep
+
+
+def write_once(rep, out, *, figures: bool = True):
+    """``rep.write(out)`` by process 0 alone (the others return ``None``); with several processes,
+    every process returns only once the report is written (a barrier)."""
+    n_proc, rank = _processes()
+    d = rep.write(out, figures=figures) if rank == 0 else None
+    if n_proc > 1:
+        from gelato_jax import distributed
+
+        distributed.barrier("verify-report")
+    return d
 
 
 def _verify_here(scenario, policy, *, quick, seed, names, progress, strict, sizes, command, mode, jobs=None):
@@ -1270,7 +1390,8 @@ def _verify_here(scenario, policy, *, quick, seed, names, progress, strict, size
     if scenario is not None or policy is not None:
         derive_configs(scenario, policy)  # validates before any output
     result = run_verify(quick=quick, seed=seed, configs=names, sizes=sizes, progress=progress, scenario=scenario, policy=policy, jobs=jobs)
-    return VerifyReport.from_result(result, command=command, environment=environment(mode), strict=strict)
+    env = {**environment(mode), "processes": result["processes"]}
+    return VerifyReport.from_result(result, command=command, environment=env, strict=strict)
 
 
 def _verify_child(scenario, policy, *, quick, seed, names, progress, strict, sizes, command, jobs=None):

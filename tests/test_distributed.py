@@ -32,6 +32,10 @@ from gelato_jax.launch import free_port
 sw = importlib.import_module("gelato_jax.sweep")  # the package exports a function of the same name
 
 SWEEP = ["sweep", "--grid", "V=0.05,0.5", "--rounds", "500", "--quiet"]
+# a smaller program for the killed-process test, whose claim does not need the default one (one
+# budget, no early exit, full payload; measured: half the CPU of a process running the default
+# program, which is compile time)
+SMALL = ["--set", "gamma_max=1", "--set", "exit=none", "--set", "payload=full"]
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +52,12 @@ def gelato(*args, env, timeout=400):
 
 @pytest.fixture(scope="module")
 def reference(env, tmp_path_factory):
-    """Single-process runs with 64 and 128 realizations in chunks of 32 (what two processes
-    choose by default for 64: ceil(64 / 2))."""
+    """Single-process runs: 64 realizations in chunks of 32 (what two processes choose by default
+    for 64: ceil(64 / 2)), and 128 in chunks of 32 of the SMALL program."""
     root = tmp_path_factory.mktemp("one-process")
-    argvs = [[*SWEEP, "--realizations", str(R), "--chunk", "32", "--out", str(root / f"R{R}")] for R in (64, 128)]
-    # both runs in one child process: one import, one compilation (the chunk program is the same)
+    argvs = [[*SWEEP, "--realizations", "64", "--chunk", "32", "--out", str(root / "R64")],
+             [*SWEEP, *SMALL, "--realizations", "128", "--chunk", "32", "--out", str(root / "R128")]]
+    # both runs in one child process: one import
     code = f"import sys; from gelato_jax.cli import main; sys.exit(max(main(a) for a in {argvs!r}))"
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -86,7 +91,7 @@ def test_killed_process_leaves_whole_chunks_and_any_process_count_resumes(env, r
     # runs the coordinator) is SIGKILLed right after writing chunk 0; launch then stops process 1
     # (usually still compiling: it cannot reuse process 0's cached program)
     fault = dict(env, **{distributed.ENV_FAULT: "0:1"})
-    r = gelato("launch", "--processes", 2, "--", *SWEEP, "--realizations", 128, "--chunk", 32, "--out", out, env=fault)
+    r = gelato("launch", "--processes", 2, "--", *SWEEP, *SMALL, "--realizations", 128, "--chunk", 32, "--out", out, env=fault)
     assert r.returncode == 128 + 9, (r.returncode, r.stderr[-3000:])
     assert "exited with status 137" in r.stderr
     done = sorted(int(p.name[6:11]) for p in out.glob("chunk-*.json"))
@@ -99,7 +104,7 @@ def test_killed_process_leaves_whole_chunks_and_any_process_count_resumes(env, r
     # resume with another process count (one process, no launch) and without --chunk: the folder's
     # chunk size is kept; only the missing chunks are computed
     stamp = os.stat(out / "chunk-00000.npz").st_mtime_ns
-    r = gelato(*SWEEP, "--realizations", 128, "--out", out, env=env)
+    r = gelato(*SWEEP, *SMALL, "--realizations", 128, "--out", out, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.stat(out / "chunk-00000.npz").st_mtime_ns == stamp
     _assert_same(sw.load_sweep(str(out)), reference[128])
@@ -263,3 +268,96 @@ def test_slurm_variables_with_distributed_flag_match_one_process(env, reference,
     assert "gelato sweep:" in outs[0][0] and "gelato sweep:" not in outs[1][0]
     _assert_same(sw.load_sweep(str(out)), reference[64])
     assert [json.loads((out / f"chunk-0000{c}.json").read_text())["process"] for c in (0, 1)] == [0, 1]
+
+
+# ----------------------------------------------------------------------------- gelato verify
+# the sizes of tests/test_verify.py's TINY
+VERIFY_TINY = ["realizations=4", "chunk=2", "lo=-1", "hi=1", "n_coarse=3", "n_fine=2", "settle_factor=5", "min_rounds=200",
+               "rollout_realizations=2", "rollout_rounds_cap=200", "mc_samples=2000", "lossless_samples=2000", "quantiles=256",
+               "informative_points=2", "scaling_points=3", "scaling_decades=1,2", "scaling_rounds=300", "scaling_realizations=4"]
+VERIFY = ["verify", "--quick", *[a for s in VERIFY_TINY for a in ("--size", s)], "--quiet"]
+# every configuration "not applicable" (the text entropy process: rounds not i.i.d.), so the real
+# work is the global checks (closed forms vs Monte Carlo, losslessness), which process 1 owns: the
+# whole several-process path of verify at the cost of those two checks
+VERIFY_NA = [*VERIFY, "--set", "entropy_process=text", "--no-figures"]
+_TIMING_KEYS = ("wall_s", "cpu_s", "LP_seconds", "sweep_wall_s")
+
+
+def _no_timings(x):
+    """report.json without what records how long it took or where it ran (timings, environment)."""
+    import re
+
+    if isinstance(x, dict):
+        return {k: _no_timings(v) for k, v in x.items() if k not in (*_TIMING_KEYS, "timings", "environment")}
+    if isinstance(x, list):
+        return [_no_timings(v) for v in x]
+    if isinstance(x, str):  # notes such as "... 29.8 s wall, 11.2 s CPU", "(1.7 s)"
+        return re.sub(r"\d+(\.\d+)? s\b", "# s", x)
+    return x
+
+
+def _report_lines(path):
+    """report.md with the durations blanked and the Environment line dropped: the lines that may
+    differ between a one-process and a several-process run."""
+    import re
+
+    text = re.sub(r"'(%s)': [-+.\deE]+" % "|".join(_TIMING_KEYS), r"'\1': #", path.read_text())
+    return [re.sub(r"\d+(\.\d+)? s\b", "# s", line) for line in text.splitlines() if not line.startswith("Environment:")]
+
+
+def _assert_same_report(one, two):
+    a, b = (json.loads((d / "report.json").read_text()) for d in (one, two))
+    assert (a["environment"]["processes"], b["environment"]["processes"]) == (1, 2)
+    assert _no_timings(a) == _no_timings(b)
+    assert _report_lines(one / "report.md") == _report_lines(two / "report.md")
+    for f in sorted(p.name for p in one.glob("sweep_*.npz")):
+        x, y = np.load(one / f, allow_pickle=True), np.load(two / f, allow_pickle=True)
+        assert x.files == y.files
+        for k in x.files:
+            if k not in (*_TIMING_KEYS, "timings"):
+                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{f}: {k}")
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
+
+
+def _in(cwd, *args, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "gelato_jax", *map(str, args)], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+def test_verify_killed_process_leaves_no_report_and_two_processes_give_the_one_process_report(env, tmp_path, monkeypatch, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    monkeypatch.chdir(one)  # the same --out text everywhere: the report records the command line
+    assert main([*VERIFY_NA, "--out", "rep"]) == 0  # one process: this one
+    capsys.readouterr()
+    # units: configurations a-e, then closed forms, proxy vs Monte Carlo, losslessness; process 1
+    # owns b, d, the closed forms and losslessness, and is SIGKILLed after its first unit: process 0
+    # never receives its results, writes nothing and is stopped by launch
+    fault = dict(env, **{distributed.ENV_FAULT: "1:1"})
+    r = _in(two, "launch", "--processes", 2, "--", *VERIFY_NA, "--out", "rep", env=fault)
+    assert r.returncode == 128 + 9, (r.returncode, r.stderr[-3000:])
+    assert not (two / "rep").exists()
+    r = _in(two, "launch", "--processes", 2, "--", *VERIFY_NA, "--out", "rep", env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("ALL CLAIMS OF THE THEOREM HOLD") == 1  # process 0 alone prints the summary
+    rep = json.loads((two / "rep" / "report.json").read_text())
+    assert [v["status"] for v in rep["verdicts"]].count("pass") >= 4  # the global checks ran for real
+    _assert_same_report(one / "rep", two / "rep")
+
+
+@pytest.mark.slow
+def test_verify_two_processes_same_report_as_one_process_on_a_real_configuration(env, tmp_path):
+    # ≈ 150 CPU-s: configuration (a) at tiny sizes (theory constants, rollouts, the V and stationary
+    # sweeps, the tight constants) and the global checks, once in one process and once split
+    # over two (process 0: (a) and the proxy check; process 1: the closed forms and losslessness),
+    # each process compiling its own programs
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    cmd = [*VERIFY, "--only", "a", "--out", "rep"]
+    r = _in(one, *cmd, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = _in(two, "launch", "--processes", 2, "--", *cmd, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((two / "rep" / "report.json").read_text())
+    assert any(v["config"] == "a-exact-dpp" and v["status"] == "pass" for v in rep["verdicts"])
+    _assert_same_report(one / "rep", two / "rep")

@@ -2,6 +2,7 @@
 configurations ("not applicable" where one cannot apply), theorem vs rate exit codes, and the
 Python API `proofs_check.verify` computing in float64 from a process without x64."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -122,6 +123,12 @@ def test_not_applicable_configurations_derived():
         (["--set", "nope=1"], "unknown field"),
         (["--set", "H_th=-3"], "Gelato.H_th"),
         (["--config", "/does/not/exist.toml"], "does not exist"),
+        (["--size", "realizations=1"], "--size realizations must be >= 2"),
+        (["--size", "nope=3"], "--size expects FIELD=VALUE"),
+        (["--size", "scaling_decades=2,1"], "LO,HI"),
+        (["--size", "lo=5"], "lo < hi"),
+        (["--connect-timeout", "5"], "--connect-timeout applies to several processes only"),
+        (["--num-processes", "2", "--process-id", "3", "--coordinator", "127.0.0.1:1"], "--process-id must be in 0..1"),
     ],
 )
 def test_cli_bad_input_one_line_exit_2_nothing_written(argv, needle, tmp_path, capsys, fake_runs):
@@ -171,6 +178,19 @@ def test_strict_flag_sets_exit_code(tmp_path, monkeypatch, fake_runs):
     base = ["verify", "--quick", "--only", "a", "--quiet", "--no-figures", "--out"]
     assert main(base + [str(tmp_path / "r1")]) == 0
     assert main(base + [str(tmp_path / "r2"), "--strict"]) == 1
+
+
+def test_size_overrides_reach_the_run(tmp_path, fake_runs):
+    from gelato_jax.cli import main
+
+    out = tmp_path / "rep"
+    argv = ["verify", "--quick", "--only", "a", "--size", "realizations=8", "--size", "scaling_decades=1,3", "--size",
+            "scaling_burn=0.5", "--quiet", "--no-figures", "--out", str(out)]
+    assert main(argv) == 0
+    sizes = _report(out)["sizes"]
+    assert (sizes["realizations"], sizes["scaling_decades"], sizes["scaling_burn"]) == (8, [1.0, 3.0], 0.5)
+    assert sizes["chunk"] == vrun.QUICK.chunk  # the other sizes are --quick's
+    assert vrun.parse_sizes(vrun.FULL, ["n_fine=0"]) == dataclasses.replace(vrun.FULL, n_fine=0)
 
 
 def _api_child(code: str, timeout: int):
