@@ -1,18 +1,23 @@
-"""Sweeps and the tightness atlas as several processes on ``jax.distributed`` (gelato_jax.distributed,
-gelato launch, proofs_check.atlas).
+"""Sweeps, the tightness atlas and verify as several processes on ``jax.distributed``
+(gelato_jax.distributed, gelato launch, proofs_check.atlas, proofs_check.run.run_verify).
 
 Real multi-process runs on this machine: ``gelato launch --processes 2 -- sweep ...`` gives the same
 ``load_sweep`` arrays as one process (the issue's "done when" command); a process killed mid-run
 leaves only whole chunks and one process resumes to bit-identical results; a process that cannot
 reach the coordinator, or a coordinator whose peers never come, fails within the connect
-timeout with one line and exit status 2.
+timeout with one line and exit status 2; two processes of ``gelato verify`` write the one-process
+report (but for its durations and Environment line), and a killed one leaves no report.
 
 Cost: every child process imports JAX and compiles the sweep program (about 8 s of CPU each here):
 the persistent XLA compilation cache does not hold it, since the program calls back to the host
 (``jax.pure_callback`` builds the Gamma sampler's tables), so every process, process 1 of a
 launch as well, runs independently compiled code. The one-process references are computed in
-one child (one compilation for both), the tightness reference in this process (its points need no
-JAX program), and ``gelato launch`` stops the survivors of a killed process within 1 s.
+one child (one import for both), the tightness and verify references in this process, the
+killed-sweep test runs a smaller program than the default one (its claim does not need it), the
+verify test runs only the global checks for real (every configuration not applicable; the real
+configuration (a) is under ``-m slow``), and ``gelato launch`` stops the survivors of a killed
+process within 1 s. On CPU a process other than 0 could not use the persistent cache even
+without the callback: JAX writes it from process 0 only, and the key holds the device id.
 """
 
 import importlib
