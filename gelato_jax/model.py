@@ -43,6 +43,9 @@ class RoundCarry(NamedTuple):
     latent: Any = None
     lag: Any = None
     table: Any = None
+    # entropy_process="text" only: the previous round ended with a rejected draft (A < L), as opposed
+    # to an entropy exit with every sent draft accepted (Scenario.after_reject_latent reads it)
+    text_rejected: Any = None
 
 
 # lag before the first round: ρ^lag = 0 for every ρ < 1 in floating point, so x_1 ~ N(0, 1)
@@ -57,16 +60,22 @@ def initial_carry(scenario: Scenario, policy: Policy, aux, dtype) -> RoundCarry:
     if scenario.entropy_process != "text":
         return carry
     return carry._replace(latent=jnp.zeros((), dtype), lag=jnp.asarray(_FRESH_LAG, dtype),
-                          table=_gamma_table.gamma_table(scenario.k_H, dtype))
+                          table=_gamma_table.gamma_table(scenario.k_H, dtype), text_rejected=jnp.zeros((), bool))
 
 
 def _text_entropies(scenario: Scenario, carry: RoundCarry, eps):
     """``entropy_process="text"``: latent scores ``x`` ``(γ_max,)`` of this round's draft positions
     from the innovations ``eps`` and the carried ``(latent, lag)``, and their entropies
-    ``θ_H·Q_k(Φ(x))``."""
+    ``θ_H·Q_k(Φ(x))``; after a rejected draft with ``Scenario.after_reject_latent`` set, the first
+    score is that law's regression on the carried latent."""
     rho = jnp.asarray(scenario.rho_H, eps.dtype)
     c1 = rho**carry.lag
     x1 = c1 * carry.latent + jnp.sqrt(1.0 - c1 * c1) * eps[0]
+    if scenario.after_reject_latent is not None:
+        # after a rejected draft (the anchor is then the rejected position, lag 1): the fitted
+        # regression x_1 = mu + c·x_a + sigma·ε instead of the AR(1) step (Scenario docstring)
+        mu, c, sd = (jnp.asarray(v, eps.dtype) for v in scenario.after_reject_latent)
+        x1 = jnp.where(carry.text_rejected, mu + c * carry.latent + sd * eps[0], x1)
     s = jnp.sqrt(1.0 - rho * rho)
 
     def step(x, e):
@@ -257,7 +266,7 @@ def round_step(scenario: Scenario, policy: Policy, aux, carry, exo_t):
     new_carry, row = round_settle(scenario, policy, aux, carry, row)
     if text:
         latent, lag = _text_advance(carry, x, row.passes, row.tokens)
-        new_carry = new_carry._replace(latent=latent, lag=lag)
+        new_carry = new_carry._replace(latent=latent, lag=lag, text_rejected=row.accepted < row.sent)
     return new_carry, row
 
 

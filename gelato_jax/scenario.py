@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .rng import DEFAULT_RNG, RNGS
-from ._pytree import check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
+from ._pytree import Validated, check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
 
 __all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS", "ENTROPY_PROCESSES", "OBJECTIVES"]
 
@@ -50,6 +50,26 @@ def _check_trace(name: str, value: Any) -> Any:
 
 
 _check_bandwidth = check_real(_S, 0, None, lo_open=True)
+
+
+def _check_after_reject_latent(name: str, value: Any) -> Any:
+    """``None`` or ``(mu, c, sigma)``: the latent law of the first draft after a rejection (text process)."""
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{_S}.{name}: expected None or three reals (mu, c, sigma), got {value!r}") from None
+    if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{_S}.{name}: expected None or three finite reals (mu, c, sigma), got {value!r}")
+    mu, c, sd = (float(x) for x in arr)
+    if not -5.0 <= mu <= 5.0:
+        raise ValueError(f"{_S}.{name}: mu must be in [-5, 5], got {mu!r}")
+    if not -1.0 <= c <= 1.0:
+        raise ValueError(f"{_S}.{name}: c must be in [-1, 1], got {c!r}")
+    if not 0.0 < sd <= 5.0:
+        raise ValueError(f"{_S}.{name}: sigma must be in (0, 5], got {sd!r}")
+    return (mu, c, sd)
 
 
 def _check_W_dl(name: str, value: Any) -> Any:
@@ -97,6 +117,7 @@ _CHECKS = {
     "a1": check_real(_S, 0, 1e3),
     "after_reject_H_scale": check_real(_S, 0.05, 20),
     "after_reject_a0_shift": check_real(_S, -1e3, 1e3),
+    "after_reject_latent": _check_after_reject_latent,
     # energy, docs/model.md §1, §9
     "E_bar": check_real(_S, 0, None, lo_open=True),
     "energy_arrival": check_choice(_S, ENERGY_ARRIVALS),
@@ -109,7 +130,7 @@ _CHECKS = {
 
 
 @pytree_dataclass(checks=_CHECKS)
-class Scenario:
+class Scenario(Validated):
     r"""All physical parameters of one device–edge link (docs/model.md §2–§4, defaults §9).
 
     Channel (§2): ``g = g0·h``, ``g0 = 10^{-PL/10}``, ``PL_dB = 128.1 + 37.6 log10(d_km)``;
@@ -159,6 +180,20 @@ class Scenario:
     give docs/model.md §4's i.i.d. rounds exactly; other values make consecutive rounds dependent
     (outside the i.i.d. assumption of §8, so ``optimum()`` and ``proxy="exact"`` refuse them).
 
+    After a rejection, text process [ours, LM calibration]: ``after_reject_latent = (mu, c,
+    sigma)`` (``entropy_process="text"`` only; default ``None``) replaces, in a round that follows
+    a rejection or an exit, the AR(1) step to the first draft's latent score by its own Gaussian
+    regression on the carried latent ``x_a`` of the rejected (or exited) position:
+    ``x_1 = mu + c·x_a + sigma·ε`` (``ε`` the round's first innovation; ``H_1 = θ_H·Q_k(Φ(x_1))``),
+    after which the round continues by the AR(1) with ``rho_H``. It is what the LM data show (the
+    first draft after a correction token is hard on average but regresses to the mean much faster
+    than ``rho_H`` implies, with a narrow spread), fitted jointly with the carry-over, so
+    ``after_reject_H_scale`` must then stay 1 (it would count the effect twice). ``None`` keeps the
+    AR(1) step (``c = rho_H``, ``mu = 0``, ``sigma = sqrt(1 − rho_H²)``), i.e. exact
+    ``Gamma(k_H, θ_H)`` marginals at every text position; with it set, positions after a
+    rejection have their own law (positions after a bonus token keep the AR(1)). Values:
+    ``mu ∈ [−5, 5]``, ``c ∈ [−1, 1]``, ``sigma ∈ (0, 5]``; a static field (not swept by ``vmap``).
+
     Energy (§1): per-round budget ``E_bar`` J, delivered as a constant or as random arrivals
     (``exponential`` or ``uniform`` on ``[0, 2 E_bar]``) with mean ``E_bar``.
 
@@ -206,6 +241,7 @@ class Scenario:
     a1: float = leaf_field(1.8, unit="1/nats")
     after_reject_H_scale: float = leaf_field(1.0)
     after_reject_a0_shift: float = leaf_field(0.0)
+    after_reject_latent: tuple | None = static_field(None)  # (mu, c, sigma), entropy_process="text" only
     E_bar: float = leaf_field(0.06, unit="J/round")
     energy_arrival: str = static_field("constant")
     objective: str = static_field("per_round")
@@ -227,6 +263,13 @@ class Scenario:
             )
         if self.channel == "trace" and self.channel_trace is None:
             raise ValueError("Scenario.channel_trace must be given (a 1-D sequence of gains) when channel='trace'")
+        if self.after_reject_latent is not None:
+            if self.entropy_process != "text":
+                raise ValueError("Scenario.after_reject_latent applies to entropy_process='text' only (it must be None "
+                                 f"with {self.entropy_process!r})")
+            if np.any(np.asarray(self.after_reject_H_scale, dtype=float) != 1.0):
+                raise ValueError("Scenario.after_reject_H_scale must be 1 when Scenario.after_reject_latent is set (the "
+                                 "latent law already gives position 1 after a rejection; both would count it twice)")
 
     def check_iid_rounds(self, what: str) -> None:
         """Raise ``ValueError`` unless consecutive rounds are i.i.d. (the ``after_reject_*`` law is
@@ -307,7 +350,7 @@ class Scenario:
     def field_type(cls, name: str) -> type:
         """The Python type of a field, for parsing command-line ``--set`` values."""
         default = cls.__dataclass_fields__[name].default
-        if name == "channel_trace":
+        if name in ("channel_trace", "after_reject_latent"):
             return tuple
         return type(default)
 

@@ -23,6 +23,7 @@ import types
 import pytest
 
 from gelato_jax.cli import build_parser, main
+from gelato_jax.policies import AdaEDL, Gelato, StaticSD
 
 # covered in tests/test_sweep.py (COVERAGE, test_every_option_of_compare_sweep_figures_has_a_test)
 ELSEWHERE = {"compare", "sweep", "figures"}
@@ -328,6 +329,17 @@ EFFECTS = [
     ("calibrate", ["--csv", "STRUCT", "--validate"], lambda r: r.n("validate_csv_calibration"), 1),
     ("calibrate", ["--validate", "--json"], lambda r: json.loads(r.out)["validation"][0]["policy"], "p"),
     ("calibrate", ["--json"], lambda r: r.is_json, True),
+    # the LM-mode validation's own options (each compared with --validate without it)
+    ("calibrate", ["--lm-realizations", "5", "--validate"], lambda r: r.kw("validate_calibration", "lm_realizations"), 5),
+    ("calibrate", ["--lm-rounds", "7", "--validate"], lambda r: r.kw("validate_calibration", "lm_rounds"), 7),
+    ("calibrate", ["--surrogate-realizations", "9", "--validate"],
+     lambda r: r.kw("validate_calibration", "surrogate_realizations"), 9),
+    ("calibrate", ["--surrogate-rounds", "11", "--validate"], lambda r: r.kw("validate_calibration", "surrogate_rounds"), 11),
+    ("calibrate", ["--policy", "adaedl,static:gamma=3", "--policy", "gelato:exit=none", "--validate"],
+     lambda r: [repr(p) for p in r.kw("validate_calibration", "policies")],
+     [repr(p) for p in (AdaEDL(), StaticSD(gamma=3), Gelato(exit="none"))]),
+    ("calibrate", ["--calibration", "CFG", "--validate"],
+     lambda r: (r.n("run_calibration"), r.arg("validate_calibration", 0).endswith(".toml")), (0, True)),
     # bench: what the benchmark is asked for
     ("bench", ["--realizations", "8"], lambda r: r.kw("run_benchmark", "realizations"), 8),
     ("bench", ["--rounds", "9"], lambda r: r.kw("run_benchmark", "rounds"), 9),
@@ -382,6 +394,8 @@ def test_option_has_an_effect(case, run):
         base, flags = base + flags[:2], flags[2:]
     if command == "bench" and flags[0] == "--scaling" and len(flags) > 2:
         base, flags = base + ["--scaling", "10"], flags[2:]
+    if command == "calibrate" and "--validate" in flags[1:] and "--csv" not in flags:
+        base, flags = base + ["--validate"], [f for f in flags if f != "--validate"]  # the option's effect on --validate
     if command == "calibrate" and flags[0] == "--validate" and len(flags) > 1:
         base, flags = base + flags[1:], flags[:1]  # --validate's effect, given the rest
     without = run(base)  # first: a file the option writes is not there yet
@@ -416,6 +430,16 @@ REFUSALS = [
     (["calibrate", "--csv", "FLAT", "--entropy-process", "text"], "--entropy-process needs the round structure"),
     (["calibrate", "--csv", "FLAT", "--entropy-process", "round", "--write-rho"], "--write-rho need the round structure"),
     (["calibrate", "--csv", "FLAT", "--export-csv", "TMP/x.csv"], "--export-csv needs the round structure"),
+    (["calibrate", "--lm-rounds", "7"], "--lm-rounds needs --validate"),
+    (["calibrate", "--calibration", "CFG"], "--calibration needs --validate"),
+    (["calibrate", "--csv", "FLAT", "--validate", "--policy", "adaedl"], "--policy only applies to the LM-mode validation"),
+    (["calibrate", "--validate", "--lm-realizations", "0"], "--lm-realizations must be a positive integer"),
+    (["calibrate", "--validate", "--surrogate-realizations", "-1", "--surrogate-rounds", "3"],
+     "--surrogate-realizations must be a positive integer"),
+    (["calibrate", "--validate", "--policy", "nosuch"], "policy must be one of"),
+    (["calibrate", "--validate", "--policy", "static:gamma"], "--policy expects NAME[:field=value...]"),
+    (["calibrate", "--validate", "--calibration", "CFG", "--sequences", "3"], "--sequences configures a fit"),
+    (["calibrate", "--validate", "--calibration", "TMP/missing.toml"], "does not exist"),
     (["bench", "--scaling", "10", "--realizations", "8"], "--realizations does not apply to bench --scaling"),
     (["bench", "--scaling", "10", "--numpy-rounds", "5", "--python-realizations", "2", "--python-rounds", "3"],
      "--numpy-rounds, --python-realizations, --python-rounds do not apply to bench --scaling"),

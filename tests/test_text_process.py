@@ -98,3 +98,70 @@ def test_text_mode_is_refused_where_rounds_must_be_iid():
         simulate(SCEN, Gelato(proxy="exact"), realizations=1, rounds=1)
     with pytest.raises(ValueError, match="entropy_process"):
         Scenario(entropy_process="words")
+
+
+# ----------------------------------------------------------------------------- after_reject_latent
+def _carry_rej(latent, rejected, scen):
+    return RoundCarry(0, 0.0, (), jnp.asarray(rejected), jnp.asarray(latent), jnp.asarray(1.0),
+                      gamma_table(scen.k_H, jnp.float64), jnp.asarray(rejected))
+
+
+def test_after_reject_latent_replaces_the_first_step_after_a_rejected_draft_only():
+    """``after_reject_latent = (mu, c, sigma)``: after a rejected draft ``x_1 = mu + c·x_a + sigma·ε_1``;
+    after a round without a rejected draft (``text_rejected`` False: a bonus token, an exit with
+    every sent draft accepted) the AR(1) step; later positions continue by the AR(1) (exact)."""
+    lat = (0.3, 0.2, 0.5)
+    scen = SCEN.replace(after_reject_latent=lat)
+    eps = jnp.asarray(np.random.default_rng(1).standard_normal(SCEN.gamma_max))
+    x, H = _text_entropies(scen, _carry_rej(1.5, True, scen), eps)
+    assert float(x[0]) == pytest.approx(0.3 + 0.2 * 1.5 + 0.5 * float(eps[0]), rel=1e-12)
+    assert float(x[1]) == pytest.approx(RHO * float(x[0]) + math.sqrt(1 - RHO**2) * float(eps[1]), rel=1e-12)
+    x_no, _ = _text_entropies(scen, _carry_rej(1.5, False, scen), eps)
+    x_ref, _ = _text_entropies(SCEN, _carry_rej(1.5, False, SCEN), eps)
+    np.testing.assert_array_equal(np.asarray(x_no), np.asarray(x_ref))
+    # without the field a rejection changes nothing in the latent step (the old law)
+    x_old, _ = _text_entropies(SCEN, _carry_rej(1.5, True, SCEN), eps)
+    np.testing.assert_array_equal(np.asarray(x_old), np.asarray(x_ref))
+
+
+def test_after_reject_latent_neutral_value_reproduces_the_ar1_process():
+    """``(0, rho_H, sqrt(1 − rho_H²))`` is the AR(1) step itself: simulate agrees with ``None`` (to
+    rounding: the same formula, computed once with ``rho^1``)."""
+    pol = StaticSD(gamma=4)
+    a = simulate(SCEN, pol, seed=3, realizations=16, rounds=200)
+    b = simulate(SCEN.replace(after_reject_latent=(0.0, RHO, math.sqrt(1 - RHO**2))), pol, seed=3, realizations=16,
+                 rounds=200)
+    for k in ("accepted", "throughput", "energy"):
+        np.testing.assert_allclose(np.asarray(getattr(a, k)), np.asarray(getattr(b, k)), rtol=1e-9)
+
+
+def test_after_reject_latent_moves_the_first_draft_after_a_rejection():
+    """A large ``mu`` with small ``sigma`` makes the first draft after a rejection hard: fewer
+    accepted drafts than without (a deterministic-size effect, far beyond the noise at this size)."""
+    pol = StaticSD(gamma=4)
+    base = simulate(SCEN, pol, seed=0, realizations=64, rounds=200)
+    hard = simulate(SCEN.replace(after_reject_latent=(3.0, 0.0, 0.1)), pol, seed=0, realizations=64, rounds=200)
+    assert float(np.mean(hard.accepted)) < float(np.mean(base.accepted)) - 0.1
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(after_reject_latent=(0.1, 0.2, 0.5)), "after_reject_latent applies to entropy_process='text' only"),
+    (dict(entropy_process="text", after_reject_latent=(0.1, 0.2)), "after_reject_latent: expected None or three"),
+    (dict(entropy_process="text", after_reject_latent=(0.1, 1.5, 0.5)), r"c must be in \[-1, 1\]"),
+    (dict(entropy_process="text", after_reject_latent=(0.1, 0.2, 0.0)), r"sigma must be in \(0, 5\]"),
+    (dict(entropy_process="text", after_reject_latent=(9.0, 0.2, 0.5)), r"mu must be in \[-5, 5\]"),
+    (dict(entropy_process="text", after_reject_latent=(0.1, 0.2, 0.5), after_reject_H_scale=1.1),
+     "after_reject_H_scale must be 1 when Scenario.after_reject_latent is set"),
+])
+def test_after_reject_latent_is_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Scenario(**kwargs)
+
+
+def test_after_reject_latent_is_not_in_the_fast_kernel():
+    """The field exists only with the text process, which the fast kernel refuses."""
+    from gelato_jax import kernel
+
+    scen = Scenario(entropy_process="text", rho_H=0.5, after_reject_latent=(0.2, 0.2, 0.6))
+    assert not kernel.supports(scen, StaticSD(gamma=4), ar=False)
+    assert Scenario.from_dict(scen.to_dict()).after_reject_latent == (0.2, 0.2, 0.6)

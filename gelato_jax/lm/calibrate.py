@@ -77,6 +77,7 @@ __all__ = [
     "fit_entropy_correlation",
     "fit_first_position_scale",
     "fit_text_correlation",
+    "fit_after_reject_latent",
     "calibration_toml",
     "run_calibration",
     "validate_calibration",
@@ -512,6 +513,78 @@ def fit_text_correlation(entropy_rounds, k_H: float, theta_H: float, groups=None
     return out
 
 
+def _boundary_pairs(entropy_rounds, accepted_count, after_reject, round_sequence, round_index):
+    r"""For every round that follows a rejection in the same sequence's previous round: the row of
+    that previous round and the index of its rejected draft (``A``, 0-based). Rows whose previous
+    round is not in the data, or ended without a rejection (e.g. an explicit ``after_reject`` flag
+    set after an exit, whose exited position is not logged), are skipped. Returns ``(rows,
+    prev_rows, prev_index)``."""
+    e = np.asarray(entropy_rounds, np.float64)
+    a = np.asarray(accepted_count).ravel().astype(np.int64)
+    L = np.sum(np.isfinite(e), axis=1)
+    seq, rnd = np.asarray(round_sequence).ravel(), np.asarray(round_index).ravel()
+    where = {(int(q), int(t)): k for k, (q, t) in enumerate(zip(seq, rnd))}
+    rows, prev, idx = [], [], []
+    for k in np.flatnonzero(np.asarray(after_reject, bool)):
+        j = where.get((int(seq[k]), int(rnd[k]) - 1))
+        if j is None or a[j] >= L[j] or not np.isfinite(e[k, 0]):
+            continue
+        rows.append(k), prev.append(j), idx.append(int(a[j]))
+    return np.asarray(rows, np.int64), np.asarray(prev, np.int64), np.asarray(idx, np.int64)
+
+
+def _normal_scores(h, k_H, theta_H):
+    u = stats.gamma.cdf(np.maximum(np.asarray(h, np.float64), 1e-300), k_H, scale=theta_H)
+    return stats.norm.ppf(np.clip(u, 1e-15, 1 - 1e-15))
+
+
+def _latent_regression(za, z1) -> tuple[float, float, float]:
+    c = float(np.cov(za, z1, ddof=0)[0, 1] / np.var(za))
+    mu = float(z1.mean() - c * za.mean())
+    sd = float(np.sqrt(np.mean((z1 - mu - c * za) ** 2)))
+    return mu, c, sd
+
+
+def fit_after_reject_latent(entropy_rounds, accepted_count, after_reject, round_sequence, round_index,
+                            k_H: float, theta_H: float, n_blocks: int = 32) -> dict[str, Any]:
+    r"""``after_reject_latent = (mu, c, sigma)`` of the text process (``Scenario`` docstring): the
+    Gaussian regression ``z_1 = mu + c·z_a + sigma·ε`` of the normal score ``z_1 = Φ^{-1}(F(H_1;
+    k_H, θ_H))`` of the first draft of a round that follows a rejection on the normal score
+    ``z_a`` of the rejected draft of the previous round (the latent the surrogate carries there,
+    one text step earlier), by least squares (the maximum-likelihood fit of that conditional
+    law); standard errors by the delete-one-block jackknife over sequences (``n_blocks``
+    blocks). Also reported: the moments of ``z_1`` and ``H_1``, ``corr(z_a, z_1)``, and what the
+    AR(1) with one ``rho_H`` would give (``c = rho_H``, ``sigma = sqrt(1 − rho_H²)``, ``mu = 0``)
+    is for the caller to compare.
+
+    Args:
+      entropy_rounds: ``(n_rounds, γ)`` drafted entropies per round (NaN pads short rounds).
+      accepted_count: ``(n_rounds,)`` (or ``(rounds, R)`` in row order) accepted drafts per round.
+      after_reject: ``(n_rounds,)`` the round follows a rejection.
+      round_sequence, round_index: ``(n_rounds,)`` sequence id and round number of each row.
+    """
+    e = np.asarray(entropy_rounds, np.float64)
+    rows, prev, idx = _boundary_pairs(e, accepted_count, after_reject, round_sequence, round_index)
+    if rows.size < 10:
+        raise ValueError(f"fit_after_reject_latent needs at least 10 rounds after a rejection with their previous "
+                         f"round logged, got {rows.size}")
+    za = _normal_scores(e[prev, idx], k_H, theta_H)
+    z1 = _normal_scores(e[rows, 0], k_H, theta_H)
+    mu, c, sd = _latent_regression(za, z1)
+    out: dict[str, Any] = {"after_reject_latent": (mu, c, sd), "n_boundary": int(rows.size),
+                           "z1_mean": float(z1.mean()), "z1_std": float(z1.std()), "za_mean": float(za.mean()),
+                           "corr_za_z1": float(np.corrcoef(za, z1)[0, 1]), "H1_mean": float(e[rows, 0].mean()),
+                           "H1_std": float(e[rows, 0].std()), "Ha_mean": float(e[prev, idx].mean())}
+    groups = np.asarray(round_sequence).ravel()[rows]
+    uniq, inv = np.unique(groups, return_inverse=True)
+    nb = min(n_blocks, uniq.size)
+    if nb >= 2:
+        est = np.asarray([_latent_regression(za[inv % nb != b], z1[inv % nb != b]) for b in range(nb)])
+        se = np.sqrt((nb - 1) / nb * np.sum((est - est.mean(0)) ** 2, axis=0))
+        out["after_reject_latent_se"] = tuple(float(x) for x in se)
+    return out
+
+
 def fit_payload_constant(entropy, support) -> dict[str, float]:
     r"""``c_p`` of ``m ≈ c_p e^H``: ``log c_p = mean(log m − H)``; also ``corr(log m, H)``."""
     h = np.asarray(entropy, np.float64)
@@ -525,13 +598,15 @@ def fit_payload_constant(entropy, support) -> dict[str, float]:
 
 def calibration_toml(fit: dict[str, float], comment: str = "", entropy_process: str | None = None) -> str:
     """TOML snippet of the fitted scenario fields ``a0, a1, k_H, theta_H[, after_reject_H_scale]
-    [, after_reject_a0_shift][, rho_H][, c_p]``."""
+    [, after_reject_a0_shift][, rho_H][, c_p][, after_reject_latent]``."""
     lines = [f"# {line}" for line in comment.splitlines()] + ["[scenario]"]
     if entropy_process is not None:
         lines.append(f'entropy_process = "{entropy_process}"')
     for name in ("a0", "a1", "k_H", "theta_H", "after_reject_H_scale", "after_reject_a0_shift", "rho_H", "c_p"):
         if name in fit and math.isfinite(fit[name]):
             lines.append(f"{name} = {fit[name]:.6g}")
+    if fit.get("after_reject_latent") is not None:
+        lines.append("after_reject_latent = [" + ", ".join(f"{v:.6g}" for v in fit["after_reject_latent"]) + "]")
     return "\n".join(lines) + "\n"
 
 
@@ -685,6 +760,24 @@ def run_calibration(*, csv: str | None = None, out_dir: str | os.PathLike = "run
         toml_fit = dict({k: v for k, v in fit.items() if k != "rho_H"}, rho_H=fit["rho_text"])
         comment += (f"\nentropy_process = text: rho_H = lag-one corr of the normal scores {fit['rho_text_raw']:.4f} "
                     f"(lags 2, 3: {fit['rho_text_lag2']:.3f}, {fit['rho_text_lag3']:.3f})")
+        if positional and "accepted_count" in data and "round_index" in data:
+            # the first draft after a rejection: its latent regression on the rejected position's, fitted
+            # jointly with the carry-over; it replaces after_reject_H_scale (which would count it twice)
+            try:
+                lat = fit_after_reject_latent(data["entropy_rounds"], data["accepted_count"],
+                                              data["rounds_after_reject"], data["round_sequence"],
+                                              data["round_index"], fit["k_H"], fit["theta_H"])
+            except ValueError as e:
+                res["after_reject_latent_error"] = str(e)
+            else:
+                fit.update(lat)
+                toml_fit = {k: v for k, v in toml_fit.items() if k != "after_reject_H_scale"}
+                toml_fit["after_reject_latent"] = lat["after_reject_latent"]
+                mu, c, sd = lat["after_reject_latent"]
+                comment += (f"\nafter a rejection: latent z_1 = {mu:.3f} + {c:.3f} z_a + {sd:.3f} eps "
+                            f"(n = {lat['n_boundary']}; corr(z_a, z_1) = {lat['corr_za_z1']:.3f}, sd(z_1) = "
+                            f"{lat['z1_std']:.3f}); after_reject_H_scale kept at 1 (raw first-position ratio "
+                            f"{fit.get('after_reject_H_scale', float('nan')):.4f} contains the carry-over)")
     else:
         toml_fit = fit if write_rho else {k: v for k, v in fit.items() if k != "rho_H"}
         if "rho_H_raw" in fit and not write_rho:
@@ -727,9 +820,12 @@ def _not_estimated(data, fit, positional, requested, text, write_rho) -> dict[st
                else "no after_reject column and no round structure to derive it" if "after_reject" not in data
                else "every pair has the same after-rejection flag (nothing to contrast)")
         out["after_reject_a0_shift"] = {"reason": why, "kept": d.after_reject_a0_shift}
-    if "after_reject_H_scale" not in fit:
+    if "after_reject_H_scale" not in fit and not (text and "after_reject_latent" in fit):
         out["after_reject_H_scale"] = {"reason": "needs every drafted entropy of each round (LM mode or the structured "
                                                  "schema) and the after-rejection contrast", "kept": d.after_reject_H_scale}
+    if text and "after_reject_latent" not in fit:
+        out["after_reject_latent"] = {"reason": "needs rounds after a rejection whose previous round is logged "
+                                                "(and the positional fit)", "kept": d.after_reject_latent}
     return out
 
 
@@ -749,7 +845,7 @@ def _small_sample_warnings(n_pairs: int, fit, text) -> list[str]:
 
 
 def validate_calibration(toml_path, *, seed: int = 0, lm_realizations: int = 32, lm_rounds: int = 100,
-                         surrogate_realizations: int = 256, surrogate_rounds: int = 2000,
+                         surrogate_realizations: int = 256, surrogate_rounds: int | None = None,
                          weights_dir: str | None = None, out_dir: str | os.PathLike | None = None,
                          policies=None, quiet: bool = False, pair=None) -> list[dict[str, Any]]:
     r"""Does the calibrated surrogate reproduce LM mode? Runs each policy both ways on the scenario
@@ -760,9 +856,15 @@ def validate_calibration(toml_path, *, seed: int = 0, lm_realizations: int = 32,
     false-failure rate 1e-3 per comparison when the two agree). Writes ``validation.json`` and
     ``validation.md`` into ``out_dir`` if given.
 
+    ``surrogate_rounds`` defaults to ``lm_rounds``: both sides then average the same horizon (a
+    policy whose state has a transient — AdaEDL's adapted threshold, the virtual queue — has
+    different per-realization means at 200 and at 2000 rounds, so comparing different horizons
+    tests the transient, not the surrogate; measured in docs/lm_validation_kv.md).
+
     Default policies: ``Gelato(exit="none")``, ``Gelato(exit="bucket")``, ``StaticSD(4, "topp")``.
     ``pair``: an ``LMPair`` to use instead of loading ``weights_dir``.
     """
+    surrogate_rounds = lm_rounds if surrogate_rounds is None else surrogate_rounds
     from ..policies import Gelato, StaticSD
     from ..simulator import simulate
     from .rounds import LMPair
@@ -775,7 +877,9 @@ def validate_calibration(toml_path, *, seed: int = 0, lm_realizations: int = 32,
     rows: list[dict[str, Any]] = []
     for pol in policies:
         # a short label: Gelato's repr is long, its exit is what differs here
-        label = f"{type(pol).__name__}(exit={pol.exit!r})" if hasattr(pol, "exit") else repr(pol)
+        label = (f"{type(pol).__name__}(exit={pol.exit!r})" if hasattr(pol, "exit")
+                 else f"StaticSD(gamma={pol.gamma}, payload={pol.payload!r})" if type(pol).__name__ == "StaticSD"
+                 else type(pol).__name__ if type(pol).__name__ == "AdaEDL" and pol == type(pol)() else repr(pol))
         lm = simulate_lm(scen, pol, seed=seed, realizations=lm_realizations, rounds=lm_rounds, pair=pair,
                          progress=None if not quiet else False)
         su = simulate(scen, pol, seed=seed, realizations=surrogate_realizations, rounds=surrogate_rounds)

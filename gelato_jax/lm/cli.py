@@ -7,6 +7,7 @@ The main CLI registers them with :func:`add_parsers`; they also run standalone a
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from typing import Sequence
@@ -82,10 +83,87 @@ def _calibrate_lm_args(args: argparse.Namespace) -> dict:
     return out
 
 
+_VALIDATION_SIZES = (("lm_realizations", "--lm-realizations"), ("lm_rounds", "--lm-rounds"),
+                     ("surrogate_realizations", "--surrogate-realizations"), ("surrogate_rounds", "--surrogate-rounds"))
+
+
+def parse_policy_spec(spec: str):
+    """``NAME[:field=value[:field=value...]]`` → a policy (``gelato_jax.policies.make``), e.g.
+    ``gelato:exit=none``, ``static:gamma=4:payload=topp``, ``adaedl``."""
+    from ..cli_inputs import parse_value
+    from ..policies import make
+
+    name, *items = [t.strip() for t in spec.split(":")]
+    fields = {}
+    for item in items:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ValueError(f"--policy expects NAME[:field=value...], got {spec!r}")
+        k, v = item.split("=", 1)
+        fields[k.strip()] = parse_value(v.strip())
+    try:
+        return make(name, **fields)
+    except TypeError as e:
+        raise ValueError(f"--policy {spec!r}: {e}") from None
+
+
+def _validation_args(args: argparse.Namespace) -> dict:
+    """The ``--validate`` options (sizes, policies, an existing ``--calibration``), checked: each needs
+    ``--validate`` in LM mode, sizes are positive integers; ``--calibration`` refuses the fit's own
+    options (it validates the given TOML without refitting)."""
+    given = [flag for attr, flag in _VALIDATION_SIZES if getattr(args, attr, None) is not None]
+    given += ["--policy"] if getattr(args, "policy", None) else []
+    given += ["--calibration"] if getattr(args, "calibration", None) is not None else []
+    if given and not args.validate:
+        raise ValueError(f"{', '.join(given)} need{'' if len(given) > 1 else 's'} --validate")
+    if given and args.csv is not None:
+        raise ValueError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} to the LM-mode validation; "
+                         "calibrate --csv --validate checks the CSV's own held-out pairs")
+    out: dict = {}
+    for attr, flag in _VALIDATION_SIZES:
+        v = getattr(args, attr, None)
+        if v is not None:
+            if v < 1:
+                raise ValueError(f"{flag} must be a positive integer, got {v}")
+            out[attr] = v
+    if getattr(args, "policy", None):
+        out["policies"] = [parse_policy_spec(p) for item in args.policy for p in item.split(",") if p.strip()]
+    if getattr(args, "calibration", None) is not None:
+        fit_flags = [flag for attr, flag, _ in _CALIBRATE_LM_ONLY if attr not in ("seed", "weights")
+                     and getattr(args, attr, None) is not None]
+        fit_flags += [flag for flag, on in (("--entropy-process", getattr(args, "entropy_process", None) is not None),
+                                            ("--write-rho", args.write_rho), ("--pooled", args.pooled),
+                                            ("--export-csv", getattr(args, "export_csv", None) is not None)) if on]
+        if fit_flags:
+            raise ValueError(f"{', '.join(fit_flags)} configure{'' if len(fit_flags) > 1 else 's'} a fit; --calibration "
+                             "validates the given file without refitting")
+        if not os.path.isfile(args.calibration):
+            raise ValueError(f"--calibration: file {args.calibration!r} does not exist")
+    return out
+
+
+def _print_validation(rows, out) -> None:
+    print("calibrated surrogate vs LM mode (z = (surrogate − LM)/s.e.; |z| ≤ 3.29 agrees at 1e-3):")
+    for r in rows:
+        print(f"  {r['policy'][:44]:44s} {r['metric']:10s} LM {r['lm']:9.4f}  surrogate {r['surrogate']:9.4f}  "
+              f"z {r['z']:+6.2f}{'' if r['within'] else '  DISAGREES'}")
+    print(f"wrote {out}/validation.md")
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import run_calibration
 
+    val = _validation_args(args)
     lm = _calibrate_lm_args(args)
+    if getattr(args, "calibration", None) is not None:  # validate an existing calibration, no fit
+        from .calibrate import validate_calibration
+
+        rows = validate_calibration(args.calibration, seed=lm["seed"], weights_dir=lm["weights"], out_dir=args.out,
+                                    quiet=args.quiet, **val)
+        if args.json:
+            print(json.dumps({"calibration": args.calibration, "validation": rows}, indent=2))
+        else:
+            _print_validation(rows, args.out)
+        return 0
     res = run_calibration(
         csv=args.csv, out_dir=args.out, rounds=lm["rounds"], sequences=lm["sequences"],
         gamma_max=lm["gamma_max"], top_p=lm["top_p"], seed=lm["seed"], weights_dir=lm["weights"],
@@ -129,13 +207,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         from .calibrate import validate_calibration
 
         rows = validate_calibration(res["toml"], seed=lm["seed"], weights_dir=lm["weights"], out_dir=args.out,
-                                    quiet=args.quiet)
+                                    quiet=args.quiet, **val)
         if not args.json:
-            print("calibrated surrogate vs LM mode (z = (surrogate − LM)/s.e.; |z| ≤ 3.29 agrees at 1e-3):")
-            for r in rows:
-                print(f"  {r['policy'][:44]:44s} {r['metric']:10s} LM {r['lm']:9.4f}  surrogate {r['surrogate']:9.4f}  "
-                      f"z {r['z']:+6.2f}{'' if r['within'] else '  DISAGREES'}")
-            print(f"wrote {args.out}/validation.md")
+            _print_validation(rows, args.out)
     if args.json:
         if args.validate:
             res = dict(res, validation=rows)
@@ -261,6 +335,21 @@ def add_parsers(subparsers) -> None:
                         "exit / bucket exit, StaticSD(4)) and report z statistics; with --csv, fit on half of the "
                         "log and check the other half (mean acceptance, reliability bins, accepted drafts per round); "
                         "writes validation.md")
+    c.add_argument("--calibration", default=None, metavar="FILE.toml",
+                   help="with --validate: validate this calibration TOML as it is (no fit; the fit's options are "
+                        "refused)")
+    c.add_argument("--lm-realizations", type=int, default=None,
+                   help="with --validate (LM mode): LM-mode sequences (default 32)")
+    c.add_argument("--lm-rounds", type=int, default=None, help="with --validate (LM mode): LM-mode rounds (default 100)")
+    c.add_argument("--surrogate-realizations", type=int, default=None,
+                   help="with --validate (LM mode): surrogate realizations (default 256)")
+    c.add_argument("--surrogate-rounds", type=int, default=None,
+                   help="with --validate (LM mode): surrogate rounds (default: --lm-rounds, the same horizon; a "
+                        "policy with a transient, e.g. AdaEDL's adapted threshold, differs between horizons)")
+    c.add_argument("--policy", action="append", default=None, metavar="NAME[:field=value...]",
+                   help="with --validate (LM mode): a policy to validate, e.g. gelato:exit=none, "
+                        "static:gamma=4:payload=topp, adaedl (repeat, or comma-separate; default: Gelato no exit, "
+                        "Gelato bucket exit, StaticSD(4, topp))")
     c.add_argument("--export-csv", default=None, metavar="FILE",
                    help="also write the pairs in the structured log schema (sequence, round, position, entropy, "
                         "accepted, support, after_reject; docs/lm_logs.md); refused for a flat --csv")
