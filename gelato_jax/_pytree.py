@@ -1,14 +1,21 @@
-"""Frozen, validated dataclass pytrees.
+"""Frozen, validated dataclass pytrees on ``equinox.Module``.
 
-``flax.struct.dataclass`` and ``jax.tree_util.register_dataclass`` rebuild objects through
-``__init__`` when JAX unflattens them (with tracers, batch tracers or ``in_axes`` integers as
-leaves), so validation in ``__post_init__`` would run on values that are not parameters. Here the
-constructor validates and ``tree_unflatten`` bypasses it: only user-facing construction and
-``replace`` are checked.
+``Scenario`` and every policy subclass :class:`Validated`, an ``equinox.Module``: a frozen
+dataclass registered as a pytree whose numeric fields are leaves (they pass through
+``jit``/``vmap``, so sweeping them does not recompile) and whose ``static_field()``s are part of the
+treedef (changing them recompiles, as it must for shape-determining integers and mode strings).
+Equinox rebuilds a module without calling ``__init__`` when JAX unflattens it (leaves may then be
+tracers, batch tracers or ``in_axes`` integers), so the validation added here runs only on
+user-facing construction and ``replace``:
 
-Numeric fields are pytree leaves (they pass through ``jit``/``vmap``, so sweeping them does not
-recompile); fields declared with ``static_field()`` are part of the treedef (changing them
-recompiles, as it must for shape-determining integers and mode strings).
+* ``pytree_dataclass(checks={name: check})`` attaches per-field validators
+  (``check(name, value) -> normalised value``: :func:`check_real`, :func:`check_int`,
+  :func:`check_choice`), run in ``__post_init__``, then the class's own ``__post_init__``, then
+  ``_validate_cross()`` when no leaf is a tracer;
+* an unknown keyword is a ``ValueError`` that lists the fields (``__init__`` and ``replace``).
+
+``field_names(cls)``, ``leaf_fields(cls)`` and ``static_fields(cls)`` give the one list of fields,
+from ``dataclasses.fields``.
 """
 
 from __future__ import annotations
@@ -18,17 +25,40 @@ import math
 import numbers
 from typing import Any, Callable, Sequence
 
+import equinox as eqx
 import numpy as np
 
-__all__ = ["pytree_dataclass", "static_field", "leaf_field", "Check", "check_real", "check_int", "check_choice"]
+__all__ = ["Validated", "pytree_dataclass", "static_field", "leaf_field", "field_names", "leaf_fields",
+           "static_fields", "Check", "check_real", "check_int", "check_choice"]
 
 
 def static_field(default: Any, **kw: Any) -> Any:
-    return dataclasses.field(default=default, metadata={"static": True, **kw})
+    """A field in the treedef (``equinox.field(static=True)``); ``kw`` is extra metadata (``unit``)."""
+    return eqx.field(default=default, static=True, metadata=dict(kw))
 
 
 def leaf_field(default: Any, **kw: Any) -> Any:
-    return dataclasses.field(default=default, metadata={"static": False, **kw})
+    """A pytree leaf; ``kw`` is extra metadata (e.g. ``unit="nats"``)."""
+    return eqx.field(default=default, metadata=dict(kw))
+
+
+def _is_static(f: dataclasses.Field) -> bool:
+    return bool(f.metadata.get("static", False))
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """All dataclass fields of ``cls`` (or of an instance's class), in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def leaf_fields(cls: type) -> tuple[str, ...]:
+    """The fields that are pytree leaves."""
+    return tuple(f.name for f in dataclasses.fields(cls) if not _is_static(f))
+
+
+def static_fields(cls: type) -> tuple[str, ...]:
+    """The fields that are part of the treedef."""
+    return tuple(f.name for f in dataclasses.fields(cls) if _is_static(f))
 
 
 def _is_tracer(x: Any) -> bool:
@@ -128,80 +158,82 @@ def check_choice(owner: str, choices: Sequence[str]) -> Check:
     return check
 
 
-def pytree_dataclass(cls: type | None = None, *, checks: dict[str, Check] | None = None):
-    """Make ``cls`` a frozen dataclass registered as a pytree with validation on construction.
+class _Fields:
+    """Class-level view of :func:`field_names` & co. (``cls._field_names``), computed from the
+    class it is read on, so a subclass that adds fields sees them."""
 
-    ``checks`` maps field names to validators ``check(name, value) -> normalised value``.
-    A ``_validate_cross(self)`` method, if defined, runs after the per-field checks (on concrete
-    values only).
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __get__(self, obj, cls):
+        return self.fn(cls)
+
+
+class Validated(eqx.Module):
+    """Base of validated pytrees (``Scenario``, ``Policy``); see the module docstring."""
+
+    _checks = {}
+    _field_names = _Fields(field_names)
+    _leaf_fields = _Fields(leaf_fields)
+    _static_fields = _Fields(static_fields)
+
+    def __post_init__(self):
+        _run_checks(self)
+
+    def replace(self, **changes):
+        """A copy with ``changes`` applied, validated like a new object."""
+        names = field_names(type(self))
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown field(s) {unknown}; known fields: {list(names)}")
+        return dataclasses.replace(self, **changes)
+
+
+def _run_checks(obj, own_post_init=None) -> None:
+    cls = type(obj)
+    checks = cls._checks
+    for name in field_names(cls):
+        chk = checks.get(name)
+        if chk is not None:
+            object.__setattr__(obj, name, chk(name, getattr(obj, name)))
+    if own_post_init is not None:
+        own_post_init(obj)
+    cross = getattr(obj, "_validate_cross", None)
+    if cross is not None and all(not _is_tracer(getattr(obj, n)) for n in leaf_fields(cls)):
+        cross()
+
+
+def pytree_dataclass(cls: type | None = None, *, checks: dict[str, Check] | None = None):
+    """Attach validators to a :class:`Validated` subclass (``Scenario``, a ``Policy``).
+
+    ``checks`` maps field names to validators ``check(name, value) -> normalised value``; a field
+    without one inherits its parent class's. A ``__post_init__`` the class defines runs after the
+    per-field checks, and a ``_validate_cross(self)`` method, if defined, after that (on concrete
+    values only). An unknown keyword argument is a ``ValueError`` listing the fields.
     """
 
     def wrap(cls: type) -> type:
-        import jax
-
-        field_checks = dict(checks or {})
-        original_post_init = getattr(cls, "__post_init__", None)
-
-        def __post_init__(self):
-            for name in names:
-                chk = field_checks.get(name)
-                if chk is not None:
-                    object.__setattr__(self, name, chk(name, getattr(self, name)))
-            if original_post_init is not None:
-                original_post_init(self)
-            cross = getattr(self, "_validate_cross", None)
-            if cross is not None and all(not _is_tracer(getattr(self, n)) for n in leaves):
-                cross()
-
-        # must exist before dataclass() so that the generated __init__ calls it
-        cls.__post_init__ = __post_init__
-        cls = dataclasses.dataclass(frozen=True)(cls)
-        fields = dataclasses.fields(cls)
-        names = tuple(f.name for f in fields)
-        static = tuple(f.name for f in fields if f.metadata.get("static", False))
-        leaves = tuple(f.name for f in fields if not f.metadata.get("static", False))
+        if not (isinstance(cls, type) and issubclass(cls, Validated)):
+            raise TypeError(f"pytree_dataclass: {getattr(cls, '__name__', cls)!r} must subclass "
+                            "gelato_jax.policies.Policy (or gelato_jax._pytree.Validated), an equinox.Module")
+        cls._checks = {**cls._checks, **(checks or {})}
+        own_post_init = cls.__dict__.get("__post_init__")
+        if own_post_init is not None and own_post_init is not Validated.__post_init__:
+            cls.__post_init__ = lambda self: _run_checks(self, own_post_init)
         original_init = cls.__init__
 
         def __init__(self, *args, **kwargs):
-            unknown = sorted(set(kwargs) - set(names))
+            own = type(self)
+            init_names = [f.name for f in dataclasses.fields(own) if f.init]
+            unknown = sorted(set(kwargs) - set(init_names))
             if unknown:
-                raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known fields: {list(names)}")
-            if len(args) > len(names):
-                raise ValueError(f"{cls.__name__}: takes at most {len(names)} positional fields")
+                raise ValueError(f"{own.__name__}: unknown field(s) {unknown}; known fields: {list(field_names(own))}")
+            if len(args) > len(init_names):
+                raise ValueError(f"{own.__name__}: takes at most {len(init_names)} positional fields")
             original_init(self, *args, **kwargs)
 
         __init__.__doc__ = original_init.__doc__
         cls.__init__ = __init__
-
-        def flatten_with_keys(obj):
-            children = tuple((jax.tree_util.GetAttrKey(n), getattr(obj, n)) for n in leaves)
-            aux = tuple(getattr(obj, n) for n in static)
-            return children, aux
-
-        def flatten(obj):
-            return tuple(getattr(obj, n) for n in leaves), tuple(getattr(obj, n) for n in static)
-
-        def unflatten(aux, children):
-            obj = object.__new__(cls)
-            for n, v in zip(static, aux):
-                object.__setattr__(obj, n, v)
-            for n, v in zip(leaves, children):
-                object.__setattr__(obj, n, v)
-            return obj
-
-        jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
-
-        def replace(self, **changes):
-            unknown = sorted(set(changes) - set(names))
-            if unknown:
-                raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known fields: {list(names)}")
-            return dataclasses.replace(self, **changes)
-
-        cls.replace = replace
-        cls._field_names = names
-        cls._static_fields = static
-        cls._leaf_fields = leaves
-        cls._checks = field_checks
         return cls
 
     return wrap if cls is None else wrap(cls)

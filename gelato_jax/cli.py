@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+from ._pytree import field_names
 from .cli_inputs import (  # noqa: F401 - re-exported
     CLIError,
     Parser,
@@ -125,7 +126,7 @@ _SURROGATE_ROUNDS = 5000
 
 
 def _fields(obj) -> dict[str, Any]:
-    return {n: getattr(obj, n) for n in type(obj)._field_names}
+    return {n: getattr(obj, n) for n in field_names(obj)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,6 +95,7 @@ def read_model_tables(path: str) -> tuple[dict[str, Any], dict[str, Any], str | 
 
 def explicit_scenario_fields(args: argparse.Namespace) -> set[str]:
     """Scenario fields the user gave in ``--config`` or ``--set``."""
+    from ._pytree import field_names
     from .scenario import Scenario
 
     keys: set[str] = set()
@@ -102,7 +103,7 @@ def explicit_scenario_fields(args: argparse.Namespace) -> set[str]:
         scen_kw, _, _ = read_model_tables(args.config)
         keys |= set(scen_kw)
     keys |= set(parse_assignments(getattr(args, "set", None)))
-    return keys & set(Scenario._field_names)
+    return keys & set(field_names(Scenario))
 
 
 def explicit_policy_fields(args: argparse.Namespace, names) -> set[str]:
@@ -121,6 +122,7 @@ def scenario_and_policy_from_args(args: argparse.Namespace, *, default_policy: s
     ``allowed_policies`` restricts the policy (e.g. ``("gelato",)`` for ``verify`` and ``theory``).
     The policy is validated against the scenario."""
     from . import policies
+    from ._pytree import field_names
     from .scenario import Scenario
 
     scen_kw: dict[str, Any] = {}
@@ -140,16 +142,16 @@ def scenario_and_policy_from_args(args: argparse.Namespace, *, default_policy: s
     if key not in policies.REGISTRY or key not in allowed:
         raise CLIError(f"--policy must be one of {allowed}, got {name!r}")
     pol_cls = policies.REGISTRY[key]
-    pol_fields = set(pol_cls._field_names)
+    pol_fields = set(field_names(pol_cls))
     for k, v in parse_assignments(getattr(args, "set", None)).items():
         if k in pol_fields:
             pol_kw[k] = v
-        elif k in Scenario._field_names:
+        elif k in field_names(Scenario):
             scen_kw[k] = v
         else:
             raise CLIError(
-                f"--set: unknown field {k!r}; scenario fields: {', '.join(Scenario._field_names)}; "
-                f"{pol_cls.__name__} fields: {', '.join(pol_cls._field_names)}"
+                f"--set: unknown field {k!r}; scenario fields: {', '.join(field_names(Scenario))}; "
+                f"{pol_cls.__name__} fields: {', '.join(field_names(pol_cls))}"
             )
     moved = {k: scen_kw.pop(k) for k in list(scen_kw) if k in pol_fields}
     pol_kw.update(moved)

@@ -31,6 +31,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ._pytree import field_names
+
 __all__ = ["METRICS", "Comparison", "compare", "paired_difference", "ratio_change", "metrics_from_sweep",
            "comparison_at", "grid_summary", "scenario_and_policies_from_args", "add_parsers"]
 
@@ -320,10 +322,10 @@ def parse_policy_specs(names: Sequence[str], psets: Sequence[str] | None, scenar
                     raise ValueError(f"--pset: oracle fields are quantiles, payload; got {field!r}")
                 continue
             cls = P.REGISTRY[labels[lab]]
-            if field in cls._field_names:
+            if field in field_names(cls):
                 fields[lab][field] = value
             elif label != "*":
-                raise ValueError(f"--pset: {cls.__name__} has no field {field!r}; fields: {', '.join(cls._field_names)}")
+                raise ValueError(f"--pset: {cls.__name__} has no field {field!r}; fields: {', '.join(field_names(cls))}")
     out = {}
     for lab, name in labels.items():
         if name == "oracle":
@@ -367,7 +369,7 @@ def format_comparison(cmp: Comparison, title: str = "") -> str:
 
 def _policy_fields(p) -> dict:
     out = {}
-    for f in type(p)._field_names:
+    for f in field_names(p):
         v = getattr(p, f)
         if hasattr(v, "shape") and np.ndim(v) > 0:
             v = f"array{tuple(np.shape(v))}"  # oracle tables: too large for the sidecar
@@ -441,10 +443,10 @@ def scenario_and_policies_from_args(args, default_names: Sequence[str] = DEFAULT
     from . import policies as P
 
     for k, v in parse_assignments(getattr(args, "set", None)).items():
-        if k not in Scenario._field_names:
-            owners = sorted(n for n, c in P.REGISTRY.items() if k in c._field_names)
+        if k not in field_names(Scenario):
+            owners = sorted(n for n, c in P.REGISTRY.items() if k in field_names(c))
             hint = f" ({k!r} is a policy field of {', '.join(owners)}: use --pset LABEL.{k}=VALUE)" if owners else ""
-            raise CLIError(f"--set: unknown scenario field {k!r}{hint}; fields: {', '.join(Scenario._field_names)}")
+            raise CLIError(f"--set: unknown scenario field {k!r}{hint}; fields: {', '.join(field_names(Scenario))}")
         scen_kw[k] = v
     scenario = Scenario.from_dict(scen_kw)
     names = [n for n in args.policies.split(",") if n.strip()] if args.policies else list(default_names)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import channel
+from ._pytree import leaf_fields
 from .model import initial_carry, init_realization, round_step, scan_rounds
 from .policies.base import Policy
 from .scenario import Scenario
@@ -94,7 +95,7 @@ def _check_representable(scenario: Scenario, policy: Policy, dtype) -> None:
             )
 
     for obj in (scenario, policy):
-        for name in getattr(type(obj), "_leaf_fields", ()):
+        for name in leaf_fields(type(obj)):
             check(f"{type(obj).__name__}.{name}", getattr(obj, name), positive=(obj is scenario and name == "h_min"))
     derived = {
         "Scenario draft pass time c_d/f": lambda: np.float64(scenario.c_d) / np.float64(scenario.f),

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ._pytree import field_names
+
 __all__ = [
     "Params",
     "params",
@@ -153,7 +155,7 @@ def params(scenario, policy) -> Params:
     """Read the plain values of a ``Scenario`` and a ``Gelato``/``StaticSD`` policy."""
     if scenario.entropy_process != "round":
         raise ValueError(f"reference: Scenario.entropy_process must be 'round', got {scenario.entropy_process!r}")
-    s = {n: getattr(scenario, n) for n in type(scenario)._field_names}
+    s = {n: getattr(scenario, n) for n in field_names(scenario)}
     kind = type(policy).__name__
     if kind == "Gelato":
         if policy.proxy != "mean":

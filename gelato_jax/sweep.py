@@ -54,6 +54,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ._pytree import field_names, leaf_fields, static_fields
+
 __all__ = ["SweepResult", "parse_grid_spec", "read_grid_file", "sweep", "sweep_policies", "load_sweep", "open_dataset", "add_parsers"]
 
 _FORMAT = 2  # 2: mismatch and unverified added to METRICS (format-1 folders are refused, not mixed)
@@ -202,7 +204,7 @@ class SweepResult:
 # ----------------------------------------------------------------------------- configuration
 def _fields_of(obj) -> dict[str, Any]:
     out = {}
-    for n in type(obj)._field_names:
+    for n in field_names(obj):
         v = getattr(obj, n)
         if isinstance(v, tuple):
             v = list(v)
@@ -221,25 +223,25 @@ def _build_points(scenario, policy, grid: Mapping[str, Sequence[float]]):
     if not fields:
         raise ValueError("sweep: the grid is empty; give at least one --grid FIELD=VALUES")
     for name in fields:
-        if name in pol_cls._field_names:
+        if name in field_names(pol_cls):
             owner = pol_cls
-        elif name in Scenario._field_names:
+        elif name in field_names(Scenario):
             owner = Scenario
         else:
             raise ValueError(
                 f"grid field {name!r} is neither a Scenario field nor a {pol_cls.__name__} field "
-                f"(Scenario: {', '.join(Scenario._leaf_fields)}; {pol_cls.__name__}: {', '.join(pol_cls._leaf_fields)})"
+                f"(Scenario: {', '.join(leaf_fields(Scenario))}; {pol_cls.__name__}: {', '.join(leaf_fields(pol_cls))})"
             )
-        if name in owner._static_fields:
+        if name in static_fields(owner):
             raise ValueError(
                 f"grid field {name!r} is static in {owner.__name__} (it changes shapes or code and would "
-                f"recompile); sweepable fields: {', '.join(owner._leaf_fields)}"
+                f"recompile); sweepable fields: {', '.join(leaf_fields(owner))}"
             )
     coords = {f: list(grid[f]) for f in fields}
     scens, pols = [], []
     for combo in itertools.product(*(coords[f] for f in fields)):
-        s_kw = {f: v for f, v in zip(fields, combo) if f not in pol_cls._field_names}
-        p_kw = {f: v for f, v in zip(fields, combo) if f in pol_cls._field_names}
+        s_kw = {f: v for f, v in zip(fields, combo) if f not in field_names(pol_cls)}
+        p_kw = {f: v for f, v in zip(fields, combo) if f in field_names(pol_cls)}
         s = scenario.replace(**s_kw) if s_kw else scenario
         p = policy.replace(**p_kw) if p_kw else policy
         p.validate(s)
@@ -292,7 +294,7 @@ def _stack(objs, fields, dtype):
     cls = type(base)
     leaves, treedef = jax.tree_util.tree_flatten(base)
     new, axes = [], []
-    for name, leaf in zip(cls._leaf_fields, leaves):
+    for name, leaf in zip(leaf_fields(cls), leaves):
         # grid fields, and leaves derived from them (``W_dl = "W"`` ties W_dl to W), vary by point
         varies = name in fields or any(
             not np.array_equal(np.asarray(getattr(o, name)), np.asarray(getattr(base, name))) for o in objs[1:])
@@ -638,9 +640,9 @@ def sweep_policies(
     from .scenario import Scenario
 
     for name in grid:
-        if name in Scenario._field_names:
+        if name in field_names(Scenario):
             continue
-        lacking = [lab for lab, pol in policies.items() if name not in type(pol)._field_names]
+        lacking = [lab for lab, pol in policies.items() if name not in field_names(pol)]
         if lacking:
             raise ValueError(f"grid field {name!r} is not a Scenario field and policies {lacking} have no such field; "
                              f"sweep it per policy with separate runs, or drop those policies")

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -133,12 +134,14 @@ def test_declared_properties_skip_when_not_declared_and_need_their_interface():
         check_policy(MyPolicy(), only=["nope"])
 
 
-def test_a_policy_that_is_not_a_pytree_is_reported():
-    class Plain(MyPolicy):  # a subclass without @pytree_dataclass is not registered with JAX
+def test_a_subclass_without_the_decorator_is_a_pytree_and_a_factory_must_return_a_policy():
+    class Plain(MyPolicy):  # every Policy is an equinox.Module: no decorator needed to be a pytree
         pass
 
-    with pytest.raises(ValueError, match="not a registered pytree: decorate it with gelato_jax.policies.pytree_dataclass"):
-        check_policy(Plain(), only=["budget_range"], **FAST)
+    assert jax.tree_util.tree_structure(Plain()) != jax.tree_util.tree_structure(MyPolicy())
+    assert check_policy(Plain(), only=["budget_range"], **FAST).ok
+    with pytest.raises(ValueError, match="the factory returned int, not a gelato_jax.policies.Policy"):
+        check_policy(lambda s: 3, only=["budget_range"], **FAST)
 
 
 def _cli(argv):

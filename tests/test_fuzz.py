@@ -23,6 +23,7 @@ from gelato_jax import Scenario
 from gelato_jax import policies
 from gelato_jax.cli import main
 from gelato_jax.policies import Gelato, StaticSD
+from gelato_jax._pytree import field_names, leaf_fields
 
 INF = math.inf
 # field: (lo, hi, lo_open, hi_open) — the documented allowed range of each real leaf
@@ -155,7 +156,7 @@ def test_scenario_channel_trace_rejects_bad(trace):
     assert_rejected(lambda: Scenario(channel="trace", channel_trace=trace), "Scenario", "channel_trace", None)
 
 
-@given(name=st.text(min_size=1, max_size=20).filter(lambda n: n not in Scenario._field_names))
+@given(name=st.text(min_size=1, max_size=20).filter(lambda n: n not in field_names(Scenario)))
 def test_scenario_unknown_fields_rejected(name):
     with pytest.raises(ValueError, match="unknown field"):
         Scenario(**{name: 1.0})
@@ -205,7 +206,7 @@ def test_every_policy_rejects_nonfinite_and_wrong_types(name, bad):
     """Every numeric field of every registered policy rejects NaN, ±inf and wrong types with a
     ValueError naming ``Class.field``."""
     cls = policies.REGISTRY[name]
-    numeric = [n for n in cls._leaf_fields if isinstance(cls.__dataclass_fields__[n].default, (int, float))]
+    numeric = [n for n in leaf_fields(cls) if isinstance(cls.__dataclass_fields__[n].default, (int, float))]
     numeric = [n for n in numeric if not isinstance(cls.__dataclass_fields__[n].default, bool)]
     for field in numeric:
         if field == "T_star":  # the oracle's reported optimum is an output, not a knob

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from .. import costs, tokens
+from .._pytree import Validated
 from ..early_exit import no_exit
 from ..scenario import Scenario
 
@@ -75,10 +76,12 @@ class RoundOutcome(NamedTuple):
     arrival: Any
 
 
-class Policy:
-    """Base class: subclasses are ``pytree_dataclass``es with a static ``payload`` field."""
+class Policy(Validated):
+    """Base class (an ``equinox.Module``): subclasses declare their knobs as ``leaf_field``s and
+    modes as ``static_field``s (``payload`` among them) and attach validators with
+    ``pytree_dataclass``."""
 
-    payload: str = "topp"
+    payload = "topp"  # a class default; subclasses declare it as a static field
 
     # Optional hooks, declared here (``None``: not provided) and called by the round when a
     # subclass defines them as methods:

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 
+from .._pytree import field_names
 from ..cli_inputs import CLIError, add_model_args, parse_assignments, positive_int, read_model_tables
 
 __all__ = ["add_parsers", "load_policy_class", "cmd_check"]
@@ -68,7 +69,7 @@ def _split_fields(cls, args) -> tuple[dict, dict]:
     """``(policy_fields, scenario_fields)`` from ``--config`` then ``--set``."""
     from ..scenario import Scenario
 
-    pol_names = set(getattr(cls, "_field_names", ()))
+    pol_names = set(field_names(cls))
     pol_kw, scen_kw = {}, {}
     if args.config:
         s, p, _ = read_model_tables(args.config)
@@ -77,10 +78,10 @@ def _split_fields(cls, args) -> tuple[dict, dict]:
     for k, v in parse_assignments(args.set).items():
         if k in pol_names:
             pol_kw[k] = v
-        elif k in Scenario._field_names:
+        elif k in field_names(Scenario):
             scen_kw[k] = v
         else:
-            raise CLIError(f"--set: unknown field {k!r}; scenario fields: {', '.join(Scenario._field_names)}; "
+            raise CLIError(f"--set: unknown field {k!r}; scenario fields: {', '.join(field_names(Scenario))}; "
                            f"{cls.__name__} fields: {', '.join(sorted(pol_names)) or '(none)'}")
     for k in list(scen_kw):
         if k in pol_names:

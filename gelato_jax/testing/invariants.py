@@ -63,6 +63,7 @@ from hypothesis.errors import Unsatisfiable
 from hypothesis.reporting import with_reporter
 
 from .. import engine
+from .._pytree import field_names, static_fields
 from ..model import initial_carry, round_decision, round_step
 from ..policies.base import Policy, RoundOutcome
 from ..scenario import Scenario
@@ -178,7 +179,7 @@ def describe_scenario(scenario: Scenario) -> str:
     """``Scenario(...)`` with the fields that differ from the defaults (the rest are MODEL §9's)."""
     default = Scenario()
     parts = []
-    for name in scenario._field_names:
+    for name in field_names(scenario):
         v, d = getattr(scenario, name), getattr(default, name)
         try:
             same = bool(np.all(np.asarray(v) == np.asarray(d))) if v is not None and d is not None else v is d
@@ -190,7 +191,7 @@ def describe_scenario(scenario: Scenario) -> str:
 
 
 def _describe_policy(policy: Policy) -> str:
-    names = getattr(type(policy), "_field_names", ())
+    names = field_names(type(policy))
     return f"{type(policy).__name__}(" + ", ".join(f"{n}={_fmt(getattr(policy, n)) if not isinstance(getattr(policy, n), str) else repr(getattr(policy, n))}" for n in names) + ")"
 
 
@@ -208,11 +209,9 @@ def _factory(policy) -> tuple[Callable[[Scenario], Policy], str]:
 
 
 def _check_pytree(policy: Policy) -> None:
+    """Every ``Policy`` subclass is an ``equinox.Module`` (a pytree); a factory must return one."""
     if not isinstance(policy, Policy):
         raise ValueError(f"the factory returned {type(policy).__name__}, not a gelato_jax.policies.Policy")
-    if jax.tree_util.all_leaves([policy]):
-        raise ValueError(f"{type(policy).__name__} is not a registered pytree: decorate it with "
-                        "gelato_jax.policies.pytree_dataclass (numeric knobs as leaf_field, modes as static_field)")
 
 
 def _build(make, scenario: Scenario):
@@ -679,11 +678,11 @@ def _inv_no_retrace(run: _Run) -> int:
 
     trace(base)
     n = 0
-    for name in getattr(cls, "_field_names", ()):
+    for name in field_names(cls):
         value = getattr(base, name)
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             continue
-        static = name in getattr(cls, "_static_fields", ())
+        static = name in static_fields(cls)
         new = None
         for cand in _perturbed(value):
             try:
@@ -730,7 +729,7 @@ def _inv_monotone(run: _Run) -> int:
 
 def _need_V(run: _Run, what: str):
     pol = run.make(run.base_scenario())
-    if "V" not in getattr(type(pol), "_field_names", ()):
+    if "V" not in field_names(type(pol)):
         raise _Skip(f"{what} needs a field V")
     return callable(getattr(pol, "proxy_costs", None))
 
