@@ -54,7 +54,7 @@ _check_bandwidth = check_real(_S, 0, None, lo_open=True)
 
 def _check_after_reject_latent(name: str, value: Any) -> Any:
     """``None`` or ``(mu, c, sigma)``: the latent law of the first draft after a rejection (text process)."""
-    if value is None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):  # "none": from --set
         return None
     try:
         arr = np.asarray(value, dtype=np.float64)

@@ -153,7 +153,7 @@ def test_marginal_lm_rounds_equal_surrogate_rule(pair, r_min):
     # the refit of the KV-cached pair (c_p 1.52, k_H 1.29, ...) leaves the queue idle in all 64 decisions
     scen = calibrated_scenario(gamma_max=G, r_min=r_min, E_bar=0.01, a0=15.27, a1=3.0, after_reject_a0_shift=-3.0,
                                rng="threefry", k_H=1.92867, theta_H=0.940961, after_reject_H_scale=1.11543,
-                               rho_H=0.553167, c_p=1.62192)
+                               rho_H=0.553167, c_p=1.62192, after_reject_latent=None)
     V = 2e-3
     tr, ent = rollout_lm(scen, Gelato(V=V, exit="marginal"), seed=3, realizations=R, rounds=t, pair=pair,
                          record_entropy=True)

@@ -40,6 +40,15 @@ Fits, from ``(entropy, accepted[, support])`` records:
   ``after_reject_a0_shift``; ``after_reject_H_scale`` is fitted only in LM mode (a CSV holds
   verified positions only, and positions ``i ≥ 2`` are verified only after accepted prefixes,
   which biases their entropies low, so the ratio would be biased).
+* with the **text process** (LM mode, a structured CSV) the first draft after a rejection is
+  fitted *given* the carry-over instead: ``after_reject_latent = (mu, c, sigma)``, the least-squares
+  regression of its normal score on the normal score of the rejected draft of the previous
+  round (:func:`fit_after_reject_latent`; jackknife standard errors over sequences), and
+  ``after_reject_H_scale`` stays 1. History: the raw ratio 1.13 on top of the carried latent
+  counted the hard text after a rejection twice (first draft after a rejection 2.61 nats in the
+  surrogate vs 2.01 in LM mode; StaticSD(4) accepted −7.7 %); measured on the committed pair
+  the regression is ``0.19 + 0.25·z_a`` with residual s.d. 0.67, against the AR(1)'s ``0.53·z_a``
+  and 0.85 (docs/lm_validation_kv.md).
 
 Pairs from LM mode: each round drafts ``γ_max`` positions without early exit (so the entropy
 law is the per-position marginal and every verified position counts); a draft at position ``i``
