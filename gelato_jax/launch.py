@@ -54,6 +54,11 @@ def launch(command: Sequence[str], processes: int, *, port: int | None = None, e
 
     Returns 0 when every process exits with 0, else the status of the first process that failed
     (the others are stopped). ``port``: the coordinator's port (default: a free one)."""
+    return _launch(command, processes, port=port, env=env, python=python)[0]
+
+
+def _launch(command, processes, *, port=None, env=None, python=None) -> tuple[int, int | None]:
+    """``launch``'s work; returns ``(status, index of the process that failed or None)``."""
     command = list(command)
     if command and command[0] == "--":
         command = command[1:]
@@ -72,23 +77,23 @@ def launch(command: Sequence[str], processes: int, *, port: int | None = None, e
         for i in range(processes):
             child_env = dict(base, **{ENV_ADDRESS: addr, ENV_COUNT: str(processes), ENV_ID: str(i)})
             procs.append(subprocess.Popen([python or sys.executable, "-m", "gelato_jax", *command], env=child_env))
-        failed = None
+        failed, who = None, None
         while failed is None and any(p.poll() is None for p in procs):
-            for p in procs:
+            for i, p in enumerate(procs):
                 rc = p.poll()
                 if rc is not None and rc != 0:
-                    failed = rc
+                    failed, who = rc, i
                     break
             else:
                 time.sleep(0.1)
         if failed is None:
-            bad = [p.returncode for p in procs if p.returncode != 0]
-            failed = bad[0] if bad else 0
+            bad = [(p.returncode, i) for i, p in enumerate(procs) if p.returncode != 0]
+            failed, who = bad[0] if bad else (0, None)
         if failed != 0:
             _stop(procs)
             # a signal (negative status) is reported the way a shell would (128 + signal)
-            return 128 - failed if failed < 0 else failed
-        return 0
+            return (128 - failed if failed < 0 else failed), who
+        return 0, None
     except BaseException:
         _stop(procs)
         raise
@@ -108,10 +113,16 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    rc = launch(args.command, args.processes, port=args.port)
+    rc, who = _launch(args.command, args.processes, port=args.port)
     if rc != 0:
-        print(f"gelato launch: a process exited with status {rc}; the others were stopped "
-              "(rerun the same command to resume)", file=sys.stderr)
+        name = next((a for a in args.command if a != "--"), "")
+        if name == "verify":  # process 0 exits with 1 after its report when a claim fails
+            why = ("; with 1 from process 0, a claim failed (see its summary) or an error above" if rc == 1 and who == 0 else "")
+            print(f"gelato launch: process {who} exited with status {rc}{why}; the others were stopped "
+                  "(verify has no resume: a rerun starts over)", file=sys.stderr)
+        else:
+            print(f"gelato launch: process {who} exited with status {rc}; the others were stopped "
+                  "(rerun the same command to resume)", file=sys.stderr)
     return rc
 
 

@@ -341,6 +341,7 @@ def test_verify_killed_process_leaves_no_report_and_two_processes_give_the_one_p
     fault = dict(env, **{distributed.ENV_FAULT: "1:1"})
     r = _in(two, "launch", "--processes", 2, "--", *VERIFY_NA, "--out", "rep", env=fault)
     assert r.returncode == 128 + 9, (r.returncode, r.stderr[-3000:])
+    assert "process 1 exited with status 137" in r.stderr and "verify has no resume" in r.stderr
     assert not (two / "rep").exists()
     r = _in(two, "launch", "--processes", 2, "--", *VERIFY_NA, "--out", "rep", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
