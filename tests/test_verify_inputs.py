@@ -193,6 +193,24 @@ def test_size_overrides_reach_the_run(tmp_path, fake_runs):
     assert vrun.parse_sizes(vrun.FULL, ["n_fine=0"]) == dataclasses.replace(vrun.FULL, n_fine=0)
 
 
+def test_a_write_cut_short_leaves_no_report_md(tmp_path, fake_runs, monkeypatch):
+    """report.md and report.json of an earlier run are removed before anything is written and the
+    new ones come last: a run killed while writing leaves no report.md beside other files."""
+    from gelato_jax import io as gio
+    from gelato_jax.cli import main
+
+    out = tmp_path / "rep"
+    argv = ["verify", "--quick", "--only", "a", "--quiet", "--no-figures", "--out", str(out)]
+    assert main(argv) == 0 and (out / "report.md").exists()
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt  # as a kill while report.json is written
+
+    monkeypatch.setattr(gio, "save_json", crash)
+    assert main(argv) == 130  # "gelato: interrupted"
+    assert not (out / "report.md").exists() and not (out / "report.json").exists()
+
+
 def _api_child(code: str, timeout: int):
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     env["JAX_PLATFORMS"] = "cpu"
