@@ -191,6 +191,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                   + (f"  after_reject_H_scale = {f['after_reject_H_scale']:.4f} ± {f['after_reject_H_scale_se']:.4f}" if "after_reject_H_scale" in f else "")
                   + f"; acceptance there {fp['acceptance']:.4f} ± {fp['se']:.4f} (pooled map predicts "
                   f"{fp['pooled_map_prediction']:.4f}, positional map {fp['positional_map_prediction']:.4f})")
+            if "after_reject_latent" in f:
+                (mu, c, sd), se = f["after_reject_latent"], f.get("after_reject_latent_se", (float("nan"),) * 3)
+                print(f"text process after a rejection: after_reject_latent = ({mu:.4f} ± {se[0]:.4f}, {c:.4f} ± "
+                      f"{se[1]:.4f}, {sd:.4f} ± {se[2]:.4f}) (z_1 = mu + c z_a + sigma eps; after_reject_H_scale "
+                      "written as 1)")
         print(f"wrote {res['toml']} and {res['plot']}")
     if args.validate and args.csv is not None:
         from .calibrate import validate_csv_calibration
