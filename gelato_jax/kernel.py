@@ -8,7 +8,8 @@ the layout ``(γ_max, R)`` — every position a contiguous vector of the chunk's
 reduction over positions an unrolled chain of elementwise operations — runs 1.0–6× faster per
 CPU-second. This module is that round, for the common case:
 
-* the scenario: Rayleigh fading, round entropies without the within-round AR(1) (``entropy_process=
+* the scenario: i.i.d. fading drawn by inversion of the round's uniform (``channels.Fading.iid``:
+  Rayleigh), round entropies without the within-round AR(1) (``entropy_process=
   "round"``, ``rho_H = 0``; ``after_reject_*`` any), ``objective="per_round"``, the ``mix32``
   generator — static fields only, so the choice is made when tracing, whatever the leaves;
 * any policy: its hooks (``choose_budget``, ``draft``, ``update_state``, ``skip_verification``,
@@ -32,6 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _gamma_table, channel, controller, costs, early_exit, rng
+from .arrivals import arrival_law
+from .channels import fading_of
 from .model import RoundCarry, Trajectory, skipped_round
 from .policies.base import Policy, RoundObs, RoundOutcome
 from .scenario import Scenario
@@ -41,7 +44,7 @@ __all__ = ["supports", "chunk_sums"]
 
 def supports(scenario: Scenario, policy: Policy, *, ar: bool) -> bool:
     """Whether ``chunk_sums`` reproduces ``model.round_step`` for this pair (static fields only)."""
-    return (scenario.channel == "rayleigh" and scenario.entropy_process == "round" and not ar
+    return (fading_of(scenario).iid and scenario.entropy_process == "round" and not ar
             and scenario.objective == "per_round" and scenario.rng == "mix32")
 
 
@@ -156,13 +159,8 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
     vm = jax.vmap  # per-realization hooks: realizations on axis 0 of (R,) leaves, axis 1 of (γ, R)
 
     def draws_of(u):
-        h = jnp.maximum(-jnp.log(u[0]), jnp.asarray(scenario.h_min, dtype))
-        if scenario.energy_arrival == "constant":
-            a = jnp.broadcast_to(jnp.asarray(scenario.E_bar, dtype), (R,))
-        elif scenario.energy_arrival == "exponential":
-            a = -scenario.E_bar * jnp.log(u[1])
-        else:
-            a = 2.0 * scenario.E_bar * u[1]
+        h = jnp.maximum(fading_of(scenario).from_uniform(u[0]), jnp.asarray(scenario.h_min, dtype))
+        a = arrival_law(scenario).sample(scenario.E_bar, u[1])
         # stored once: XLA otherwise fuses the sampler into several consumers (StaticSD: ≈ 10× the work)
         entropy = _materialise(jnp.asarray(scenario.theta_H, dtype) * _gamma_table.gamma_quantile(table, u[2 : g + 2]))
         uniform = u[g + 2 :] - jnp.asarray(2.0 ** -(24 if dtype == jnp.float32 else 53), dtype)

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _gamma_table, channel, costs, rng, tokens
+from .arrivals import arrival_law
+from .channels import fading_of
 from .policies.base import Policy, RoundObs, RoundOutcome
 from .scenario import Scenario
 
@@ -152,7 +154,7 @@ def _round_uniforms(scenario: Scenario, key_r, t, *, ar: bool, dtype):
     """The generator's output for round ``t``: ``(u, keys)`` (``rng.round_draws``): the
     ``2 γ_max + 2`` uniforms and, where a draw needs ``jax.random`` (AR(1) entropies, channels
     other than Rayleigh), two keys (channel, entropies); ``keys`` is ``None`` otherwise."""
-    n_keys = 2 if (ar or scenario.channel != "rayleigh") else 0
+    n_keys = 2 if (ar or not fading_of(scenario).iid) else 0
     return rng.round_draws(scenario.rng, key_r, t, 2 * scenario.gamma_max + 2, n_keys, dtype)
 
 
@@ -169,16 +171,12 @@ def _draws_from(scenario: Scenario, fading_state, t, uniforms_keys, *, ar: bool,
     ch_state, table = fading_state
     g = scenario.gamma_max
     k_ch, k_h = (keys[0], keys[1]) if keys is not None else (None, None)
-    if scenario.channel == "rayleigh":
-        h = jnp.maximum(-jnp.log(u[0]), jnp.asarray(scenario.h_min, dtype))
+    fading = fading_of(scenario)
+    if fading.iid:  # by inversion of the round's own uniform
+        h = jnp.maximum(fading.from_uniform(u[0]), jnp.asarray(scenario.h_min, dtype))
     else:
         h, ch_state = channel.next_fading(k_ch, scenario, ch_state, t, dtype)
-    if scenario.energy_arrival == "constant":
-        a = jnp.asarray(scenario.E_bar, dtype)
-    elif scenario.energy_arrival == "exponential":
-        a = -scenario.E_bar * jnp.log(u[1])
-    else:
-        a = 2.0 * scenario.E_bar * u[1]
+    a = arrival_law(scenario).sample(scenario.E_bar, u[1])
     if scenario.entropy_process == "text":  # innovations of the latent text process (round_step)
         entropy = jax.scipy.special.ndtri(u[2 : g + 2])
     else:

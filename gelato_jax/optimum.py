@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import channel
+from .channels import fading_of
 from .policies.base import Policy, RoundObs
 from .scenario import Scenario
 
@@ -165,36 +166,8 @@ def h_quantisation(scenario: Scenario, quantiles: int):
     on each bin (for the bracket); ``exact`` is True when the law is discrete and represented
     without error (a trace with at most ``quantiles`` distinct values).
     """
-    h_min = float(scenario.h_min)
-    if scenario.channel == "trace":
-        vals = np.maximum(np.asarray(scenario.channel_trace, dtype=np.float64), h_min)
-        uniq, counts = np.unique(vals, return_counts=True)
-        if len(uniq) <= quantiles:
-            w = counts / counts.sum()
-            edges = np.concatenate([uniq, [np.inf]])
-            return edges, uniq, w, uniq, uniq, True
-        srt = np.sort(vals)
-        groups = np.array_split(srt, quantiles)
-        nodes = np.array([g[len(g) // 2] for g in groups])
-        lo = np.array([g[0] for g in groups])
-        hi = np.array([g[-1] for g in groups])
-        w = np.array([len(g) for g in groups], dtype=np.float64) / len(srt)
-        edges = np.concatenate([lo, [np.inf]])
-        return edges, nodes, w, lo, hi, False
-    # Exp(1) (rayleigh; stationary marginal of gauss_markov), clamped at h_min
-    u = np.linspace(0.0, 1.0, quantiles + 1)
-    h_out = outage_threshold(scenario)
-    u_out = -np.expm1(-h_out)
-    if 0.0 < u_out < 1.0:
-        u = np.unique(np.concatenate([u, [u_out]]))
-    with np.errstate(divide="ignore"):
-        edges = -np.log1p(-u)  # F^{-1}(u); last = inf
-    w = np.diff(u)
-    mid = 0.5 * (u[:-1] + u[1:])
-    nodes = np.maximum(-np.log1p(-mid), h_min)
-    lo = np.maximum(edges[:-1], h_min)
-    hi = np.where(np.isinf(edges[1:]), 1e200, edges[1:])
-    return edges, nodes, w, lo, hi, False
+    law = fading_of(scenario).law(scenario)
+    return law.quantisation(quantiles, float(scenario.h_min), split=outage_threshold(scenario))
 
 
 # ----------------------------------------------------------------------------- proxy tables
@@ -440,14 +413,10 @@ class _ProxyEval:
 
 
 def _marginal(scenario: Scenario) -> str:
-    """The fading marginal a stationary randomized policy sees: ``"exp1"`` (Rayleigh; the stationary
-    marginal of Gauss–Markov, ``|CN(0,1)|² ~ Exp(1)``, which round 0 also draws) or ``"discrete"``
-    (the empirical law of a trace). Any other channel has no known marginal: ``ValueError``."""
-    if scenario.channel in ("rayleigh", "gauss_markov"):
-        return "exp1"
-    if scenario.channel == "trace":
-        return "discrete"
-    raise ValueError(f"optimum(method='exact'): no known fading marginal for channel {scenario.channel!r}")
+    """The kind of the fading marginal a stationary randomized policy sees (``channels.FadingLaw``):
+    ``"exp1"`` (Rayleigh; the stationary marginal of Gauss–Markov, which round 0 also draws) or
+    ``"discrete"`` (a trace). A channel without a known marginal raises ``ValueError``."""
+    return fading_of(scenario).law(scenario).kind
 
 
 def _snr_poles(scenario: Scenario) -> float:

@@ -139,15 +139,9 @@ def fading_nodes(scenario: Scenario, n: int):
     probability midpoints ``−log(1 − (k + ½)/n)`` clamped at ``h_min``. A trace: its distinct values
     with their frequencies when there are at most ``n``, else ``n`` equal-count groups' medians.
     Numpy (the law does not depend on traced leaves except ``h_min``, applied by the caller)."""
-    if scenario.channel == "trace":
-        vals = np.asarray(scenario.channel_trace, dtype=np.float64)
-        uniq, counts = np.unique(vals, return_counts=True)
-        if len(uniq) <= n:
-            return uniq, counts / counts.sum()
-        groups = np.array_split(np.sort(vals), n)
-        return np.array([g[len(g) // 2] for g in groups]), np.array([len(g) for g in groups], float) / len(vals)
-    u = (np.arange(n) + 0.5) / n
-    return -np.log1p(-u), np.full(n, 1.0 / n)
+    from .channels import fading_of
+
+    return fading_of(scenario).law(scenario).nodes(n)
 
 
 def node_costs(scenario: Scenario, policy: Policy, aux, state, h):

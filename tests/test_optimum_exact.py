@@ -124,7 +124,7 @@ def test_slack_budget_lambda_zero():
 
 
 def test_marginals_and_methods():
-    with pytest.raises(ValueError, match="no known fading marginal"):
+    with pytest.raises(ValueError, match="Scenario.channel must be one of"):
         om._marginal(types.SimpleNamespace(channel="rician"))
     assert om._marginal(Scenario(channel="gauss_markov", rho=0.9)) == "exp1"
     # a trace is a discrete law: method="exact" solves the LP on its distinct values (no error)
