@@ -246,6 +246,7 @@ EFFECTS = [
     ("verify", ["--no-figures"], lambda r: r.kw("write", "figures"), False),
     ("verify", ["--out", "TMP/rep2"], lambda r: os.path.basename(r.arg("write", 0)), "rep2"),
     ("verify", ["--json"], lambda r: r.is_json, True),
+    ("verify", ["--size", "realizations=8"], lambda r: r.kw("verify", "sizes").realizations, 8),
     # tightness
     ("tightness", ["--grid", "delta=0.02,0.14"], lambda r: sorted(r.arg("tightness_atlas", 2)), ["delta"]),
     ("tightness", ["--configuration", "b"], lambda r: r.kw("tightness_atlas", "configuration"), "b"),
@@ -459,6 +460,9 @@ REFUSALS = [
     (["tightness", "--grid", "W=1e6,2e6", "--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
      "--process-id must be in 0..1"),
     (["tightness", "--grid", "W=1e6,2e6", "--connect-timeout", "5"], "--connect-timeout applies to several processes only"),
+    (["verify", "--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
+     "--process-id must be in 0..1"),
+    (["verify", "--connect-timeout", "5"], "--connect-timeout applies to several processes only"),
     (["optimize", "--set", "proxy=mean"], "proxy: gelato optimize would ignore"),
     (["optimize", "--set", "ewma_beta=0.2"], "ewma_beta: gelato optimize would ignore"),
 ]
