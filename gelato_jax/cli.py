@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from ._pytree import field_names
+from .pytree import field_names
 from .cli_inputs import (  # noqa: F401 - re-exported
     CLIError,
     Parser,

@@ -95,7 +95,7 @@ def read_model_tables(path: str) -> tuple[dict[str, Any], dict[str, Any], str | 
 
 def explicit_scenario_fields(args: argparse.Namespace) -> set[str]:
     """Scenario fields the user gave in ``--config`` or ``--set``."""
-    from ._pytree import field_names
+    from .pytree import field_names
     from .scenario import Scenario
 
     keys: set[str] = set()
@@ -122,7 +122,7 @@ def scenario_and_policy_from_args(args: argparse.Namespace, *, default_policy: s
     ``allowed_policies`` restricts the policy (e.g. ``("gelato",)`` for ``verify`` and ``theory``).
     The policy is validated against the scenario."""
     from . import policies
-    from ._pytree import field_names
+    from .pytree import field_names
     from .scenario import Scenario
 
     scen_kw: dict[str, Any] = {}

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._pytree import field_names
+from .pytree import field_names
 
 __all__ = ["METRICS", "Comparison", "compare", "paired_difference", "ratio_change", "metrics_from_sweep",
            "comparison_at", "grid_summary", "scenario_and_policies_from_args", "add_parsers"]

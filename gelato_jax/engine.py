@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import channel
-from ._pytree import leaf_fields
+from .pytree import leaf_fields
 from .model import initial_carry, init_realization, round_step, scan_rounds
 from .policies.base import Policy
 from .scenario import Scenario

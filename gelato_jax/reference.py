@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._pytree import field_names
+from .pytree import field_names
 
 __all__ = [
     "Params",

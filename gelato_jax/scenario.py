@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .rng import DEFAULT_RNG, RNGS
-from ._pytree import Validated, check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
+from .pytree import Validated, check_choice, field_names, check_int, check_real, leaf_field, pytree_dataclass, static_field
 
 __all__ = ["Scenario", "CHANNELS", "ENERGY_ARRIVALS", "ENTROPY_PROCESSES", "OBJECTIVES"]
 
@@ -315,9 +315,9 @@ class Scenario(Validated):
     # ----------------------------------------------------------------- construction helpers
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Scenario":
-        unknown = sorted(set(values) - set(cls._field_names) | ({"W_dl_tied"} & set(values)))
+        unknown = sorted(set(values) - set(field_names(cls)) | ({"W_dl_tied"} & set(values)))
         if unknown:
-            raise ValueError(f"Scenario: unknown field(s) {unknown}; known fields: {list(cls._field_names)}")
+            raise ValueError(f"Scenario: unknown field(s) {unknown}; known fields: {list(field_names(cls))}")
         return cls(**dict(values))
 
     @classmethod
@@ -332,7 +332,7 @@ class Scenario(Validated):
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
-        for name in self._field_names:
+        for name in field_names(self):
             if name == "W_dl_tied":
                 continue
             v = getattr(self, name)

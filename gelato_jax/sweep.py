@@ -54,7 +54,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._pytree import field_names, leaf_fields, static_fields
+from .pytree import field_names, leaf_fields, static_fields
 
 __all__ = ["SweepResult", "parse_grid_spec", "read_grid_file", "sweep", "sweep_policies", "load_sweep", "open_dataset", "add_parsers"]
 

@@ -55,6 +55,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gelato_jax.pytree import field_names
+
 __all__ = ["AtlasSizes", "ATLAS_QUICK", "ATLAS_FULL", "tightness_atlas", "parse_grid", "parse_sizes", "plan_stationary",
            "ATLAS_CONFIGURATIONS"]
 
@@ -108,8 +110,8 @@ def parse_grid(grid) -> dict[str, list]:
         raise ValueError("tightness atlas: --grid needs at least one FIELD=VALUES")
     out: dict[str, list] = {}
     for name, vals in items:
-        if name not in Scenario._field_names:
-            raise ValueError(f"--grid: {name!r} is not a scenario field; scenario fields: {', '.join(Scenario._field_names)}")
+        if name not in field_names(Scenario):
+            raise ValueError(f"--grid: {name!r} is not a scenario field; scenario fields: {', '.join(field_names(Scenario))}")
         if name in out:
             raise ValueError(f"--grid: field {name!r} given twice")
         out[name] = list(vals)
@@ -154,7 +156,7 @@ def _points(grid: dict[str, list]) -> list[dict[str, Any]]:
 def _policy_dict(policy) -> dict[str, Any]:
     from .run import _py
 
-    return {n: _py(getattr(policy, n)) for n in type(policy)._field_names}
+    return {n: _py(getattr(policy, n)) for n in field_names(policy)}
 
 
 def _hash(obj) -> str:

@@ -33,6 +33,7 @@ import argparse
 import shlex
 
 from gelato_jax.cli_inputs import add_model_args, nonneg_int, positive_int
+from gelato_jax.pytree import field_names
 
 __all__ = ["add_parsers", "cmd_verify", "cmd_tightness", "CONFIG_NAMES"]
 
@@ -110,7 +111,7 @@ def _uses_field(cfg, field: str, base_p) -> bool:
     ratio rule's fields only in the time-average configuration (f)."""
     if field == "V" or field in cfg.policy:
         return False
-    eff = {**{n: getattr(base_p, n) for n in type(base_p)._field_names}, **cfg.policy}
+    eff = {**{n: getattr(base_p, n) for n in field_names(base_p)}, **cfg.policy}
     if field in ("H_th", "Theta_th"):
         return eff["exit"] == "bucket"
     if field == "ewma_beta":
@@ -125,7 +126,7 @@ def refuse_unused_policy_fields(args, configs, base_p, command: str) -> None:
     silently ignored: refuse it (one line, exit status 2)."""
     from gelato_jax.cli_inputs import explicit_policy_fields
 
-    for field in sorted(explicit_policy_fields(args, type(base_p)._field_names)):
+    for field in sorted(explicit_policy_fields(args, field_names(base_p))):
         if not any(_uses_field(c, field, base_p) for c in configs):
             why = ("it sweeps V over its own grid" if field == "V" else
                    f"configuration{'s' if len(configs) > 1 else ''} {', '.join(c.name for c in configs)} "

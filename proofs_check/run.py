@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from gelato_jax.pytree import field_names
+
 from . import checks
 from .theory_adapter import TheoryConstants, theory_constants
 from .verdict import RATE, Verdict, not_applicable, not_run, observation
@@ -1054,7 +1056,7 @@ def proxy_vs_monte_carlo(cfg: Config, sizes: Sizes, *, seed: int = 0) -> Verdict
         return jax.vmap(one)(jax.random.split(key, n))
 
     vals, samples, tols = [], [], []
-    # theory.exact_proxy tabulates on a rate grid: allow a relative 1e-6 (measured: ~1e-9 at γ = 0,
+    # gelato_jax.exact_proxy tabulates on a rate grid: allow a relative 1e-6 (measured: ~1e-9 at γ = 0,
     # where the value is deterministic); the mean proxy of configuration (a) is evaluated directly
     table_rel_tol = 1e-6 if getattr(policy, "proxy", None) == "exact" else 0.0
     for i, h in enumerate(hs):
@@ -1242,7 +1244,7 @@ def _canonical(scenario, policy):
     from gelato_jax.scenario import Scenario
 
     s = None if scenario is None else Scenario.from_dict(scenario.to_dict())
-    p = None if policy is None else Gelato(**{n: _py(getattr(policy, n)) for n in type(policy)._field_names})
+    p = None if policy is None else Gelato(**{n: _py(getattr(policy, n)) for n in field_names(policy)})
     return s, p
 
 
@@ -1263,7 +1265,7 @@ def _call_text(scenario, policy, *, quick, seed, only, out, strict) -> str:
         args.append("scenario=Scenario(" + ", ".join(f"{k}={d[k]!r}" for k in d if d[k] != d0[k]) + ")")
     if policy is not None:
         p0 = Gelato()
-        diff = {n: _py(getattr(policy, n)) for n in type(policy)._field_names if _py(getattr(policy, n)) != _py(getattr(p0, n))}
+        diff = {n: _py(getattr(policy, n)) for n in field_names(policy) if _py(getattr(policy, n)) != _py(getattr(p0, n))}
         args.append("policy=Gelato(" + ", ".join(f"{k}={v!r}" for k, v in diff.items()) + ")")
     args += [f"quick={quick!r}", f"seed={seed!r}"]
     if only is not None:
@@ -1402,7 +1404,7 @@ def _verify_child(scenario, policy, *, quick, seed, names, progress, strict, siz
 
     job = {
         "scenario": None if scenario is None else scenario.to_dict(),
-        "policy": None if policy is None else {n: _py(getattr(policy, n)) for n in type(policy)._field_names},
+        "policy": None if policy is None else {n: _py(getattr(policy, n)) for n in field_names(policy)},
         "quick": quick, "seed": seed, "names": names, "progress": progress, "strict": strict,
         "sizes": None if sizes is None else dataclasses.asdict(sizes), "command": command, "jobs": jobs,
     }

@@ -603,11 +603,11 @@ def table_floors(quad: PriceQuadrature, lam: float, delta_T: float, delta_E: flo
 
 def exact_table_delta(scenario, policy, quad: PriceQuadrature, *, z: float = 3.0) -> tuple[float, float]:
     r"""``(δ_T, δ_E)`` for ``proxy="exact"``: ``z`` times a bound on the Monte Carlo standard error of
-    the table (``theory.exact_proxy``): for ``topp`` the table's largest relative SE times the largest
+    the table (``gelato_jax.exact_proxy``): for ``topp`` the table's largest relative SE times the largest
     ``T``/``E``; otherwise the table is a sample average over ``M = EXACT_SAMPLES`` entropy vectors of
     quantities in ``[0, max]``, whose SE is at most ``max/(2√M)``. A crude upper bound (the table is
     Rao–Blackwellised, its actual error is smaller): use it to rule a table floor *out*, not in."""
-    from theory import exact_proxy
+    from gelato_jax import exact_proxy
 
     Tm = float(np.max(np.where(quad.allowed, quad.T, 0.0)))
     Em = float(np.max(np.where(quad.allowed, quad.E, 0.0)))

@@ -4,7 +4,7 @@ Every invalid input must raise ``ValueError`` (CLI: exit status 2 with exactly o
 no traceback, no file written under ``--out``) naming the field and its allowed range. Valid
 values drawn from the same tables must be accepted, so the checks are two-sided. The allowed
 ranges below are written out from docs/model.md §9 and the documented field ranges, independently
-of the validators in gelato_jax/_pytree.py.
+of the validators in gelato_jax/pytree.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gelato_jax import Scenario
 from gelato_jax import policies
 from gelato_jax.cli import main
 from gelato_jax.policies import Gelato, StaticSD
-from gelato_jax._pytree import field_names, leaf_fields
+from gelato_jax.pytree import field_names, leaf_fields
 
 INF = math.inf
 # field: (lo, hi, lo_open, hi_open) — the documented allowed range of each real leaf

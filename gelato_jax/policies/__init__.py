@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._pytree import leaf_field, pytree_dataclass, static_field  # for users' own policies (gelato check)
+from ..pytree import leaf_field, pytree_dataclass, static_field  # for users' own policies (gelato check)
 from .ablations import ExitOnly, GreedyThroughput, LyapunovOnly
 from .adaedl import AdaEDL
 from .base import Policy, RoundObs, RoundOutcome, ScenarioStats, scenario_stats

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .._pytree import check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
+from ..pytree import check_choice, check_int, check_real, leaf_field, pytree_dataclass, static_field
 from ..controller import dpp_budget
 from ..costs import PAYLOADS
 from ..early_exit import leaky_bucket_exit

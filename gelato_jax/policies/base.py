@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from .. import costs, tokens
-from .._pytree import Validated
+from ..pytree import Validated
 from ..early_exit import no_exit
 from ..scenario import Scenario
 

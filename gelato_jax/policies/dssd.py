@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .._pytree import check_int, leaf_field, pytree_dataclass, static_field
+from ..pytree import check_int, leaf_field, pytree_dataclass, static_field
 from .base import Policy
 
 __all__ = ["DSSD"]

@@ -26,7 +26,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from .._pytree import check_choice, leaf_field, pytree_dataclass, static_field
+from ..pytree import check_choice, leaf_field, pytree_dataclass, static_field
 from ..costs import PAYLOADS
 from .base import Policy
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .._pytree import check_choice, check_real, leaf_field, pytree_dataclass, static_field
+from ..pytree import check_choice, check_real, leaf_field, pytree_dataclass, static_field
 from ..costs import PAYLOADS
 from .base import Policy
 

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 
-from .._pytree import field_names
+from ..pytree import field_names
 from ..cli_inputs import CLIError, add_model_args, parse_assignments, positive_int, read_model_tables
 
 __all__ = ["add_parsers", "load_policy_class", "cmd_check"]

@@ -63,7 +63,7 @@ from hypothesis.errors import Unsatisfiable
 from hypothesis.reporting import with_reporter
 
 from .. import engine
-from .._pytree import field_names, static_fields
+from ..pytree import field_names, static_fields
 from ..model import initial_carry, round_decision, round_step
 from ..policies.base import Policy, RoundOutcome
 from ..scenario import Scenario

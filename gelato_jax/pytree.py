@@ -158,24 +158,10 @@ def check_choice(owner: str, choices: Sequence[str]) -> Check:
     return check
 
 
-class _Fields:
-    """Class-level view of :func:`field_names` & co. (``cls._field_names``), computed from the
-    class it is read on, so a subclass that adds fields sees them."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __get__(self, obj, cls):
-        return self.fn(cls)
-
-
 class Validated(eqx.Module):
     """Base of validated pytrees (``Scenario``, ``Policy``); see the module docstring."""
 
     _checks = {}
-    _field_names = _Fields(field_names)
-    _leaf_fields = _Fields(leaf_fields)
-    _static_fields = _Fields(static_fields)
 
     def __post_init__(self):
         _run_checks(self)
@@ -215,7 +201,7 @@ def pytree_dataclass(cls: type | None = None, *, checks: dict[str, Check] | None
     def wrap(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, Validated)):
             raise TypeError(f"pytree_dataclass: {getattr(cls, '__name__', cls)!r} must subclass "
-                            "gelato_jax.policies.Policy (or gelato_jax._pytree.Validated), an equinox.Module")
+                            "gelato_jax.policies.Policy (or gelato_jax.pytree.Validated), an equinox.Module")
         cls._checks = {**cls._checks, **(checks or {})}
         own_post_init = cls.__dict__.get("__post_init__")
         if own_post_init is not None and own_post_init is not Validated.__post_init__:
