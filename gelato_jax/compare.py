@@ -292,7 +292,7 @@ def parse_policy_specs(names: Sequence[str], psets: Sequence[str] | None, scenar
     (e.g. ``gelato-v2=gelato`` and ``--pset gelato-v2.V=2``). ``oracle`` is solved on
     ``scenario`` (``Oracle.solve``; its fields: ``quantiles``, ``payload``)."""
     from . import policies as P
-    from .cli import parse_assignments
+    from .cli_inputs import parse_assignments
 
     labels: dict[str, str] = {}
     for item in names:

@@ -738,7 +738,7 @@ def open_dataset(directory: str):
 
 # ----------------------------------------------------------------------------- CLI
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .cli import scenario_and_policy_from_args
+    from .cli_inputs import scenario_and_policy_from_args
 
     from . import distributed
     from .compare import grid_from_args
