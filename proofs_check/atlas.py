@@ -57,6 +57,8 @@ import numpy as np
 
 from gelato_jax.pytree import field_names
 
+from .sizes import parse_size_overrides
+
 __all__ = ["AtlasSizes", "ATLAS_QUICK", "ATLAS_FULL", "tightness_atlas", "parse_grid", "parse_sizes", "plan_stationary",
            "ATLAS_CONFIGURATIONS"]
 
@@ -122,30 +124,9 @@ def parse_sizes(base: AtlasSizes, items) -> AtlasSizes:
     """``base`` with the ``FIELD=VALUE`` overrides in ``items`` (``gelato tightness --size``): any
     ``AtlasSizes`` field; integers >= 1 (``n_V`` >= 2), ``burn`` in [0, 1), the other numbers > 0.
     ``ValueError`` (one line) otherwise."""
-    kinds = {f.name: f.type for f in dataclasses.fields(AtlasSizes)}
-    new: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = str(item).partition("=")
-        name = name.strip()
-        if not sep or name not in kinds:
-            raise ValueError(f"--size expects FIELD=VALUE with FIELD one of {', '.join(kinds)}, got {item!r}")
-        if name in new:
-            raise ValueError(f"--size: {name} given twice")
-        try:
-            v = int(text) if kinds[name] in ("int", int) else float(text)
-        except ValueError:
-            raise ValueError(f"--size {name}: expected {'an integer' if kinds[name] in ('int', int) else 'a number'}, got {text!r}") from None
-        if kinds[name] in ("int", int):
-            lo = 2 if name == "n_V" else 1
-            if v < lo:
-                raise ValueError(f"--size {name} must be >= {lo}, got {v}")
-        elif name == "burn":
-            if not 0.0 <= v < 1.0:
-                raise ValueError(f"--size burn must be in [0, 1), got {v:g}")
-        elif not (math.isfinite(v) and v > 0):
-            raise ValueError(f"--size {name} must be a finite number > 0, got {text!r}")
-        new[name] = v
-    return dataclasses.replace(base, **new)
+    return parse_size_overrides(base, items, int_min={"n_V": 2},
+                                float_rules={"burn": (lambda v: 0.0 <= v < 1.0, "in [0, 1)")},
+                                default_float=(lambda v: v > 0, "a finite number > 0"))
 
 
 def _points(grid: dict[str, list]) -> list[dict[str, Any]]:

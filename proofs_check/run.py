@@ -39,6 +39,7 @@ import numpy as np
 from gelato_jax.pytree import field_names
 
 from . import checks
+from .sizes import parse_size_overrides
 from .theory_adapter import TheoryConstants, theory_constants
 from .verdict import RATE, Verdict, not_applicable, not_run, observation
 
@@ -138,41 +139,8 @@ def parse_sizes(base: Sizes, items) -> Sizes:
     samples, ``quantiles`` and ``scaling_points`` >= 2), ``lo < hi`` finite, ``settle_factor`` > 0,
     ``scaling_burn`` in [0, 1), the decades as ``LO,HI`` with ``LO < HI``. ``ValueError`` (one
     line) otherwise."""
-    kinds = {f.name: f.type for f in dataclasses.fields(Sizes)}
-    new: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = str(item).partition("=")
-        name = name.strip()
-        if not sep or name not in kinds:
-            raise ValueError(f"--size expects FIELD=VALUE with FIELD one of {', '.join(kinds)}, got {item!r}")
-        if name in new:
-            raise ValueError(f"--size: {name} given twice")
-        kind = str(kinds[name])
-        try:
-            if kind in ("int", str(int)):
-                v = int(text)
-            elif kind.startswith("tuple"):
-                v = tuple(float(x) for x in text.split(","))
-            else:
-                v = float(text)
-        except ValueError:
-            what = "an integer" if kind in ("int", str(int)) else "LO,HI" if kind.startswith("tuple") else "a number"
-            raise ValueError(f"--size {name}: expected {what}, got {text!r}") from None
-        if kind in ("int", str(int)):
-            lo = _SIZE_MIN.get(name, 1)
-            if v < lo:
-                raise ValueError(f"--size {name} must be >= {lo}, got {v}")
-        elif kind.startswith("tuple"):
-            if len(v) != 2 or not all(math.isfinite(x) for x in v) or not v[0] < v[1]:
-                raise ValueError(f"--size {name} expects LO,HI with finite LO < HI, got {text!r}")
-        elif not math.isfinite(v):
-            raise ValueError(f"--size {name} must be finite, got {text!r}")
-        elif name == "scaling_burn" and not 0.0 <= v < 1.0:
-            raise ValueError(f"--size scaling_burn must be in [0, 1), got {v:g}")
-        elif name == "settle_factor" and not v > 0:
-            raise ValueError(f"--size settle_factor must be > 0, got {v:g}")
-        new[name] = v
-    out = dataclasses.replace(base, **new)
+    out = parse_size_overrides(base, items, int_min=_SIZE_MIN, float_rules={
+        "scaling_burn": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"), "settle_factor": (lambda v: v > 0, "> 0")})
     if not out.lo < out.hi:
         raise ValueError(f"--size: the coarse V grid needs lo < hi, got lo={out.lo:g}, hi={out.hi:g}")
     return out
