@@ -99,6 +99,7 @@ def test_first_cached_round_equals_windowed_round(rope_pair):
     assert sent > R  # drafts were sent and verified
 
 
+@pytest.mark.slow  # 116 s; the default suite keeps test_decode_matches_full_forward_beyond_window
 def test_cache_after_many_rounds_equals_full_forward(rope_pair):
     """30 rounds (text grows ≈ 3× the window, rejections leave stale entries): the caches' next
     distributions equal the full forward on the emitted text."""
@@ -134,6 +135,7 @@ def test_cache_after_many_rounds_equals_full_forward(rope_pair):
         np.testing.assert_allclose(np.asarray(ld), np.asarray(draft(full)[0, -1]), atol=TOL)
 
 
+@pytest.mark.slow  # 55 s; batch independence of the default (packed) path: test_lm_packed.py
 def test_rollout_cached_path_runs_and_counts(rope_pair):
     from gelato_jax.lm.simulate import calibrated_scenario, rollout_lm, uses_kv_cache
     from gelato_jax.policies import Gelato

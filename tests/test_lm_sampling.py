@@ -64,7 +64,7 @@ def test_bucket_update_leaky_bucket():
     assert [s[1] for s in seq] == [False, False, False, True, False]
 
 
-@pytest.mark.parametrize("top_p", [1.0, 0.9, 0.5])
+@pytest.mark.parametrize("top_p", [pytest.param(1.0, marks=pytest.mark.slow), 0.9, pytest.param(0.5, marks=pytest.mark.slow)])
 def test_verification_law_equals_target_exactly(top_p):
     """Enumeration: for random p, q the law of the first emitted token equals p."""
     rng = np.random.default_rng(1)
