@@ -82,15 +82,9 @@ __all__ = [
 def arrival_variance(scenario) -> float:
     r"""``Var a_t`` of the scenario's energy arrivals: 0 (constant), ``Ē²`` (exponential with mean
     ``Ē``), ``Ē²/3`` (uniform on ``[0, 2Ē]``)."""
-    E_bar = float(np.asarray(scenario.E_bar).reshape(-1)[0])
-    law = scenario.energy_arrival
-    if law == "constant":
-        return 0.0
-    if law == "exponential":
-        return E_bar**2
-    if law == "uniform":
-        return E_bar**2 / 3.0
-    raise ValueError(f"unknown energy_arrival {law!r}")
+    from gelato_jax.arrivals import arrival_law
+
+    return arrival_law(scenario).variance(float(np.asarray(scenario.E_bar).reshape(-1)[0]))
 
 
 def _energy_deterministic(policy) -> bool:

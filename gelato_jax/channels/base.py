@@ -64,11 +64,8 @@ class DiscreteLaw(FadingLaw):
         self.values = np.asarray(values, dtype=np.float64).reshape(-1)
 
     def nodes(self, n: int):
-        uniq, counts = np.unique(self.values, return_counts=True)
-        if len(uniq) <= n:
-            return uniq, counts / counts.sum()
-        groups = np.array_split(np.sort(self.values), n)
-        return np.array([g[len(g) // 2] for g in groups]), np.array([len(g) for g in groups], float) / len(self.values)
+        _, nodes, w, _, _, _ = self.quantisation(n, -np.inf)  # the bins' representatives, unclamped
+        return nodes, w
 
     def quantisation(self, n: int, h_min: float, split: float | None = None):
         vals = np.maximum(self.values, h_min)
