@@ -3,9 +3,10 @@
 All three run the same model (docs/model.md §1–§6, GELATO with mean proxy and leaky bucket on the
 default scenario) with their own random number generation included:
 
-* ``jax``: the compiled chunk of ``gelato_jax.simulate`` (threefry, tabulated Gamma inverse CDF,
-  ``vmap`` over realizations, ``lax.scan`` over rounds, time averages in the carry), optionally
-  sharded over several (CPU) devices with ``NamedSharding`` on the realization axis;
+* ``jax``: the compiled chunk of ``gelato_jax.simulate`` (``mix32`` generator, gather-free Gamma sampler,
+  the round with realizations on the minor axis, ``lax.scan`` over rounds, streaming sums), optionally
+  split over several (CPU) devices as ``simulate`` does (``engine.over_devices``), with the XLA:CPU
+  flags of the ``gelato`` command (``gelato_jax.xla_cpu``; a flag set in ``XLA_FLAGS`` is kept);
 * ``numpy``: ``gelato_jax.reference.simulate`` (PCG64, ``standard_gamma``; vectorized over
   realizations, Python loop over rounds);
 * ``python``: ``gelato_jax.reference.python_loop_simulate`` (``random`` module, scalar loops).
@@ -103,14 +104,12 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
         raise ValueError(f"devices must be <= {n_dev} visible devices, got {devices}")
     pad = -(-R // devices) * devices
     idx = jnp.arange(pad, dtype=jnp.uint32)
-    if devices > 1:
-        from jax.sharding import AxisType, NamedSharding, PartitionSpec
-
-        mesh = jax.make_mesh((devices,), ("r",), devices=jax.devices()[:devices], axis_types=(AxisType.Auto,))
-        idx = jax.device_put(idx, NamedSharding(mesh, PartitionSpec("r")))
+    mesh = engine.device_mesh(devices)  # as simulate: each device runs its share of the realizations
+    if mesh is not None:
+        idx = jax.device_put(idx, engine.realization_sharding(mesh))
     t0 = time.perf_counter()
     aux = engine.precompute(s, p)
-    compiled = sim._simulate_chunk.lower(s, p, root, idx, aux, rounds=T, ar=False, dtype=dt).compile()
+    compiled = sim._simulate_chunk.lower(s, p, root, idx, aux, rounds=T, ar=False, dtype=dt, mesh=mesh).compile()
     t_compile = time.perf_counter() - t0
     out, t_run, rss_before, peak = _run_peak(lambda: jax.block_until_ready(compiled(s, p, root, idx, aux)))
     thr = np.asarray(out["throughput"])[:R]
@@ -138,6 +137,7 @@ def _record(impl, dtype, devices, R, T, *, compile_s, run_s, cpu_s, rss_before, 
         "peak_rss_mb": _rss_mb(),
         "run_rss_before_mb": rss_before,
         "run_peak_rss_mb": run_peak,
+        "xla_flags": os.environ.get("XLA_FLAGS", "") if impl == "jax" else None,
         **extra,
         "mean_throughput": float(np.mean(throughput)),
     }
@@ -199,10 +199,13 @@ def _subprocess(impl: str, R: int, T: int, dtype: str, devices: int, seed: int, 
     # float64 needs x64; a float32 JAX run goes without it, or JAX's default float (float64 under
     # x64) would put the policy's precomputed constants and the proxy's budget grid in float64
     env["JAX_ENABLE_X64"] = "0" if (impl == "jax" and dtype == "float32") else "1"
-    if impl == "jax":
-        flags = env.get("XLA_FLAGS", "")
-        flags = " ".join(f for f in flags.split() if "xla_force_host_platform_device_count" not in f)
-        env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={max(devices, 1)}".strip()
+    if impl == "jax":  # the flags of `gelato` (xla_cpu.configure) with `devices` CPU devices; the user's others kept
+        from . import xla_cpu
+
+        flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+        present = {f.split("=", 1)[0] for f in flags}
+        flags += [f for f in xla_cpu.recommended_flags(max(devices, 1)) if f.split("=", 1)[0] not in present]
+        env["XLA_FLAGS"] = " ".join(flags)
     code = (
         "import json,sys; from gelato_jax.bench import measure; "
         f"print('BENCH' + json.dumps(measure({impl!r}, {R}, {T}, {dtype!r}, {devices}, {seed})))"

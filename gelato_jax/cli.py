@@ -192,6 +192,9 @@ def _load_extension(module: str) -> Callable | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        from . import xla_cpu
+
+        xla_cpu.configure(strict=False)  # one CPU device per core, 512-bit vectors: before JAX starts
         parser = build_parser()
         args = parser.parse_args(argv)
         args._argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports

@@ -39,7 +39,8 @@ from .policies.base import Policy
 from .scenario import Scenario
 
 __all__ = ["prepare", "check_positive_int", "precompute", "shared_precompute", "realization_sums", "chunk_sums",
-           "simulate_metrics", "run_chunks"]
+           "simulate_metrics", "run_chunks", "device_mesh", "realization_sharding",
+           "over_devices"]
 
 
 def prepare(scenario: Scenario, policy: Policy, dtype):
@@ -255,6 +256,54 @@ def _probe(scenario, policy, aux, carry0, dtype):
     return draws, round_step(scenario, policy, aux, carry0, draws)[1]
 
 
+# ----------------------------------------------------------------------------- devices
+def device_mesh(devices: int | None = None):
+    """A one-axis mesh ``("r",)`` over the first ``devices`` local devices of the default backend
+    (default: all of them), or ``None`` where that is one device. Raises ``ValueError`` for more
+    devices than are visible."""
+    local = jax.local_devices()
+    n = len(local) if devices is None else check_positive_int("devices", devices)
+    if n > len(local):
+        raise ValueError(f"devices must be <= {len(local)} (visible devices), got {n}")
+    if n == 1:
+        return None
+    from jax.sharding import AxisType
+
+    return jax.make_mesh((n,), ("r",), devices=local[:n], axis_types=(AxisType.Explicit,))
+
+
+def realization_sharding(mesh):
+    """``NamedSharding(mesh, P("r"))`` for a chunk's realization indices (``None`` for ``None``)."""
+    if mesh is None:
+        return None
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return NamedSharding(mesh, PartitionSpec("r"))
+
+
+def over_devices(fn: Callable, mesh, *, sharded: int, out_axis: int = 0) -> Callable:
+    """``fn`` with its positional argument ``sharded`` (a realization axis, length a multiple of
+    the mesh size) split over ``mesh``'s devices and the other arguments replicated; every device
+    runs ``fn`` on its own realizations, without communication (``shard_map``), and the outputs'
+    axis ``out_axis`` is the realizations'. ``mesh=None``: ``fn`` itself.
+
+    ``shard_map`` rather than a sharded ``jit`` input: under ``jit``'s partitioner the kernel's
+    fusion barriers (``kernel._materialise``, a ``cond`` on a reduction over the chunk) became
+    all-reduces across devices, four per round (BENCHMARKS.md, issue 14, session 7)."""
+    if mesh is None:
+        return fn
+    from jax.sharding import PartitionSpec as P
+
+    def specs(n_args):
+        return tuple(P("r") if i == sharded else P() for i in range(n_args))
+
+    def wrapped(*args):
+        out_spec = P(*([None] * out_axis), "r")
+        return jax.shard_map(fn, mesh=mesh, in_specs=specs(len(args)), out_specs=out_spec, check_vma=False)(*args)
+
+    return wrapped
+
+
 # ----------------------------------------------------------------------------- chunks
 def run_chunks(call: Callable, realizations: int, chunk: int, *, axis: int = 0, todo: Iterable[int] | None = None,
                on_chunk: Callable | None = None, keep: bool = True, desc: str = "simulate", progress: bool | None = False,
@@ -262,8 +311,8 @@ def run_chunks(call: Callable, realizations: int, chunk: int, *, axis: int = 0, 
     """Run ``call(indices)`` over realizations ``0 .. realizations − 1`` in chunks of ``chunk``.
 
     ``indices`` is a uint32 array of length ``chunk`` (padded past ``realizations``: one compiled
-    program for every chunk) or, with ``sharding``, a length rounded up to the device count and
-    placed with that sharding. The outputs (dicts of arrays whose ``axis`` runs over the chunk's
+    program for every chunk; at least 2) or, with ``sharding``, a length rounded up to a multiple
+    of the device count (at least 2 per device) and placed with that sharding. The outputs (dicts of arrays whose ``axis`` runs over the chunk's
     realizations) are trimmed to the valid realizations; ``on_chunk(c, start, stop, arrays)`` is
     called as each chunk finishes; ``todo`` restricts the chunks run (resume). Returns the
     outputs concatenated along ``axis`` (``keep=False``: ``None``)."""
@@ -271,10 +320,10 @@ def run_chunks(call: Callable, realizations: int, chunk: int, *, axis: int = 0, 
 
     n_chunks = -(-realizations // chunk)
     todo = list(range(n_chunks)) if todo is None else list(todo)
-    width = chunk
-    if sharding is not None:
-        n_dev = sharding.mesh.size
-        width = -(-chunk // n_dev) * n_dev
+    # at least 2 realizations per device: XLA compiles a length-1 realization axis differently
+    # (degenerate dimensions removed) and its float results then differ in the last bit
+    n_dev = 1 if sharding is None else sharding.mesh.size
+    width = max(-(-chunk // n_dev), 2) * n_dev
     parts: dict[int, Mapping[str, np.ndarray]] = {}
     bar = tqdm(total=n_chunks, initial=n_chunks - len(todo), desc=desc, unit="chunk", leave=False,
                disable=(not progress) if progress is not None else None)

@@ -191,9 +191,12 @@ def simulate_chunk(scenario: Scenario, policy: Policy, root, indices, *, rounds:
     return _averages(sums, carry, rounds, dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _simulate_chunk(scenario, policy, root, indices, aux, *, rounds, ar, dtype):
-    return simulate_chunk(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
+@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "mesh"))
+def _simulate_chunk(scenario, policy, root, indices, aux, *, rounds, ar, dtype, mesh=None):
+    def chunk(s, p, r, i, a):
+        return simulate_chunk(s, p, r, i, rounds=rounds, ar=ar, dtype=dtype, aux=a)
+
+    return engine.over_devices(chunk, mesh, sharded=3)(scenario, policy, root, indices, aux)
 
 
 def simulate(
@@ -205,6 +208,7 @@ def simulate(
     rounds: int = 10_000,
     chunk: int | None = None,
     dtype=None,
+    devices: int | None = None,
     progress: bool | None = False,
 ) -> SimResult:
     """Simulate ``realizations`` independent realizations of ``rounds`` rounds each.
@@ -216,6 +220,9 @@ def simulate(
       chunk: realizations per compiled call (default: all at once). Results are identical for
         any chunk (the last chunk is padded, so every call has the same shape).
       dtype: ``float32`` or ``float64`` (default: JAX's default float).
+      devices: local devices each chunk's realizations are split over (default: all of the
+        default backend's; on CPU, ``gelato_jax.xla_cpu.configure()`` makes one per core). Results
+        are identical for any count (a chunk is padded to a multiple of it).
       progress: show a tqdm bar over chunks (``None``: only on a terminal).
     Returns:
       ``SimResult`` of per-realization time averages.
@@ -228,10 +235,11 @@ def simulate(
     scenario, policy, dtype = prepare(scenario, policy, dtype)
     ar = _entropy_ar(scenario)
     root = jax.random.key(seed)
+    mesh = engine.device_mesh(devices)
     aux = engine.precompute(scenario, policy)  # once, not in every chunk
     merged = engine.run_chunks(
-        lambda idx: _simulate_chunk(scenario, policy, root, idx, aux, rounds=rounds, ar=ar, dtype=dtype),
-        realizations, chunk, desc="simulate", progress=progress)
+        lambda idx: _simulate_chunk(scenario, policy, root, idx, aux, rounds=rounds, ar=ar, dtype=dtype, mesh=mesh),
+        realizations, chunk, desc="simulate", progress=progress, sharding=engine.realization_sharding(mesh))
     return SimResult(
         throughput=merged["throughput"],
         goodput=merged["goodput"],

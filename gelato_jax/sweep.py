@@ -15,9 +15,9 @@ grid on common random numbers: one resumable ``sweep`` folder per policy under `
 ``load_sweep(DIR)`` stacks them along a first axis ``policy``. ``SweepResult.to_xarray()`` and
 ``to_dataframe()`` label every axis (``open_dataset(DIR)`` in one call).
 
-Sharding: the realization axis of each chunk is sharded over a ``jax.make_mesh`` of the visible
-devices with ``NamedSharding(mesh, P("r"))`` (chunks are padded to a multiple of the device
-count; padded realizations are computed and dropped). Realization ``r`` always uses the key
+Sharding: the realization axis of each chunk is split over a mesh of the visible local devices
+(``engine.over_devices``: every device runs its own realizations, no communication; chunks are
+padded to a multiple of the device count; padded realizations are computed and dropped). Realization ``r`` always uses the key
 ``fold_in(key(seed), r)``, so results are bit-identical for any chunk size and device count.
 
 Chunks and resume: realizations run in chunks; each finished chunk is written atomically as
@@ -316,12 +316,18 @@ def _kernel():
 
     from .simulator import simulate_chunk
 
-    @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "s_axes", "p_axes"))
-    def run(scen, pol, root, indices, *, rounds, ar, dtype, s_axes, p_axes):
-        def per_point(s, p):
-            return simulate_chunk(s, p, root, indices, rounds=rounds, ar=ar, dtype=dtype)
+    from . import engine
 
-        return jax.vmap(per_point, in_axes=(s_axes.tree, p_axes.tree))(scen, pol)
+    @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "s_axes", "p_axes", "mesh"))
+    def run(scen, pol, root, indices, *, rounds, ar, dtype, s_axes, p_axes, mesh=None):
+        def points(scen, pol, root, indices):
+            def per_point(s, p):
+                return simulate_chunk(s, p, root, indices, rounds=rounds, ar=ar, dtype=dtype)
+
+            return jax.vmap(per_point, in_axes=(s_axes.tree, p_axes.tree))(scen, pol)
+
+        # every device its own realizations, outputs (points, realizations)
+        return engine.over_devices(points, mesh, sharded=3, out_axis=1)(scen, pol, root, indices)
 
     return run
 
@@ -434,7 +440,7 @@ def sweep(
       ``SweepResult`` (the same as ``load_sweep(out)``).
     """
     import jax
-    from jax.sharding import AxisType, NamedSharding, PartitionSpec
+    from jax.sharding import NamedSharding, PartitionSpec
 
     from . import distributed, engine
     from . import io as gio
@@ -446,10 +452,8 @@ def sweep(
     if chunk is None:  # a resumed folder keeps its chunk size; N processes get one chunk each
         chunk = _saved_chunk(out) or -(-realizations // jax.process_count())
     chunk = min(engine.check_positive_int("chunk", chunk), realizations)
-    all_devices = jax.local_devices()  # several processes: each runs its own chunks on its own devices
-    n_dev = len(all_devices) if devices is None else engine.check_positive_int("devices", devices)
-    if n_dev > len(all_devices):
-        raise ValueError(f"devices must be <= {len(all_devices)} (visible devices), got {n_dev}")
+    mesh = engine.device_mesh(devices)  # several processes: each runs its own chunks on its own devices
+    n_dev = 1 if mesh is None else mesh.size
     fields, coords, scens, pols = _build_points(scenario, policy, grid)
     prepared = [engine.prepare(s, p, dtype) for s, p in zip(scens, pols)]
     dt = prepared[0][2]
@@ -488,10 +492,9 @@ def sweep(
 
     s_stack, s_axes = _stack([p[0] for p in prepared], fields, dt)
     p_stack, p_axes = _stack([p[1] for p in prepared], fields, dt)
-    mesh = jax.make_mesh((n_dev,), ("r",), devices=all_devices[:n_dev], axis_types=(AxisType.Auto,))
-    idx_sharding = NamedSharding(mesh, PartitionSpec("r"))
-    rep = NamedSharding(mesh, PartitionSpec())
-    s_stack, p_stack = jax.device_put((s_stack, p_stack), rep)
+    idx_sharding = engine.realization_sharding(mesh)
+    if mesh is not None:
+        s_stack, p_stack = jax.device_put((s_stack, p_stack), NamedSharding(mesh, PartitionSpec()))
     root = jax.random.key(seed)
     kernel = _get_kernel()
     env = gio.environment_info() if out is not None else None
@@ -507,7 +510,7 @@ def sweep(
     def call(idx):
         timer[0] = time.time()
         res = kernel(s_stack, p_stack, root, idx, rounds=rounds, ar=ar, dtype=dt,
-                     s_axes=_Static(s_axes), p_axes=_Static(p_axes))
+                     s_axes=_Static(s_axes), p_axes=_Static(p_axes), mesh=mesh)
         return {k: res[_SRC[k]] for k in METRICS}
 
     def finished(c, start, stop, arrays):
