@@ -193,6 +193,13 @@ def simulate_metrics(scenario, t, carry, draws, row) -> dict:
     }
 
 
+#: the metrics of ``simulate_metrics`` that are integers in ``[0, γ_max + 1]`` every round: the
+#: round kernel sums them exactly in int32 (where ``rounds·(γ_max + 1) < 2³¹``) instead of with a
+#: compensated float sum — the same values, a third of the work (BENCHMARKS.md, issue 14, session 7)
+simulate_metrics.small_integers = frozenset({"tokens", "budget", "sent", "passes", "accepted", "outage", "unverified",
+                                             "mismatch"})
+
+
 def _kahan(acc, x):
     """Compensated summation of vectors: ``acc = (sum, compensation)``. Keeps float32 time
     averages over 10⁵+ rounds accurate to a few ulp instead of ~1e-5 relative."""
