@@ -17,6 +17,9 @@ class ArrivalLaw:
     ``maximum(E_bar)`` (``None``: unbounded)."""
 
     name: str = ""
+    #: whether ``sample`` reads its uniform (the round kernel does not generate the word otherwise;
+    #: the stream's layout is unchanged, so the other draws stay the same)
+    reads_uniform: bool = True
 
     def sample(self, E_bar, u):
         raise NotImplementedError
@@ -32,6 +35,7 @@ class Constant(ArrivalLaw):
     """``a_t = E_bar``."""
 
     name = "constant"
+    reads_uniform = False
 
     def sample(self, E_bar, u):
         return jnp.broadcast_to(jnp.asarray(E_bar, jnp.result_type(u)), jnp.shape(u))

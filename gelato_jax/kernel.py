@@ -139,11 +139,16 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
     z0 = jnp.zeros((R,), dtype) if queue0 is None else jnp.broadcast_to(jnp.asarray(queue0, dtype), (R,))
     carry0 = RoundCarry(jnp.zeros((), jnp.int32), z0, pstate0, jnp.zeros((R,), bool))
 
-    n_u = 2 * g + 2
-    slots = jnp.arange(2 * n_u if dtype == jnp.float64 else n_u, dtype=jnp.uint32)[:, None]
+    # the round's uniforms: slot 0 fading, 1 arrival, 2 .. γ_max + 1 entropies, then acceptances;
+    # slot 1 is not generated where the arrival law does not read it (constant arrivals)
+    law = arrival_law(scenario)
+    used = [j for j in range(2 * g + 2) if j != 1 or law.reads_uniform]
+    n_u = len(used)
+    words = [w for j in used for w in ((2 * j, 2 * j + 1) if dtype == jnp.float64 else (j,))]
+    slots = jnp.asarray(words, dtype=jnp.uint32)[:, None]
 
     def uniforms(t):
-        """``rng.round_draws("mix32", key, t, n_u, 0, dtype)`` of every realization, as ``(n_u, R)``."""
+        """``rng.round_draws("mix32", key, t, 2γ_max + 2, 0, dtype)[used]`` of every realization, as ``(n_u, R)``."""
         x = rng.mix32(t.astype(jnp.uint32) ^ k0)
         w = rng.mix32((x[None, :] + slots * jnp.uint32(rng._PHI)) ^ k1[None, :])
         if dtype == jnp.float32:
@@ -158,12 +163,14 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
     flat_draft = _flat_draft(policy)
     vm = jax.vmap  # per-realization hooks: realizations on axis 0 of (R,) leaves, axis 1 of (γ, R)
 
+    first = n_u - 2 * g  # the row of slot 2 (the first entropy)
+
     def draws_of(u):
         h = jnp.maximum(fading_of(scenario).from_uniform(u[0]), jnp.asarray(scenario.h_min, dtype))
-        a = arrival_law(scenario).sample(scenario.E_bar, u[1])
+        a = law.sample(scenario.E_bar, u[1] if law.reads_uniform else u[0])
         # stored once: XLA otherwise fuses the sampler into several consumers (StaticSD: ≈ 10× the work)
-        entropy = _materialise(jnp.asarray(scenario.theta_H, dtype) * _gamma_table.gamma_quantile(table, u[2 : g + 2]))
-        uniform = u[g + 2 :] - jnp.asarray(2.0 ** -(24 if dtype == jnp.float32 else 53), dtype)
+        entropy = _materialise(jnp.asarray(scenario.theta_H, dtype) * _gamma_table.gamma_quantile(table, u[first : first + g]))
+        uniform = u[first + g :] - jnp.asarray(2.0 ** -(24 if dtype == jnp.float32 else 53), dtype)
         return h, a, entropy, uniform
 
     def step(carry, t, draws):
@@ -230,7 +237,7 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
         return vm(lambda c, d, r: metrics(scenario, t, c, d, r), in_axes=(0, (0, 0, 1, 1), 0))(per, draws, row)
 
     # metric names (static), from a shape-only trace of one round
-    probe_u = jnp.full((2 * g + 2, R), 0.5, dtype)
+    probe_u = jnp.full((n_u, R), 0.5, dtype)
     names = list(jax.eval_shape(lambda: metrics_of(carry0.t, carry0, draws_of(probe_u),
                                                    step(carry0, carry0.t, draws_of(probe_u))[1])))
     # integer metrics bounded by γ_max + 1 per round (declared by ``metrics``): exact int32 sums,
