@@ -32,7 +32,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import _gamma_table, channel, controller, costs, early_exit, rng
+from . import _gamma_table, channel, controller, costs, early_exit, rng, tokens
 from .arrivals import arrival_law
 from .channels import fading_of
 from .model import RoundCarry, Trajectory, skipped_round
@@ -199,7 +199,7 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
         sent, passes = _materialise((jnp.asarray(sent, jnp.int32), jnp.asarray(passes, jnp.int32)))
 
         shift = jnp.where((pos == 0) & rejected[None], scenario.after_reject_a0_shift, 0.0)
-        accept = (uniform < jax.nn.sigmoid((scenario.a0 + shift) - scenario.a1 * entropy)) & (pos < sent[None])
+        accept = (uniform < tokens.logistic((scenario.a0 + shift) - scenario.a1 * entropy)) & (pos < sent[None])
         accepted = _materialise(_row_min(jnp.where(accept, g, pos)).astype(jnp.int32))
         n_tokens = accepted + 1
         bits = costs.token_bits(scenario, policy.payload, entropy)

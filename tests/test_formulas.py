@@ -143,3 +143,15 @@ def test_dpp_budget_tie_breaks_and_outage():
     assert int(dpp_budget(1.0, 0.0, thr, en, True)) == 0  # outage -> only γ = 0
     assert int(dpp_budget(0.0, 5.0, thr, jnp.array([0.0, 1, 2, 3]), False)) == 0
     assert int(dpp_budget(0.0, 0.0, thr, en, False)) == 0  # all-zero objective -> γ = 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_written_out_logistic_equals_jax_sigmoid_bit_for_bit(dtype):
+    # tokens.logistic replaces jax.nn.sigmoid in the acceptance (faster in the round kernel); it
+    # must not change a single value: a dense grid over the range where σ is not 0 or 1, the tails, ±inf, NaN
+    x = jnp.concatenate([jnp.linspace(-120.0, 120.0, 1_000_001, dtype=dtype),
+                         jnp.asarray([-jnp.inf, jnp.inf, jnp.nan, 0.0, -0.0, 1e-30, -1e-30, 800.0, -800.0], dtype)])
+    a = np.asarray(jax.jit(jax.nn.sigmoid)(x))
+    b = np.asarray(jax.jit(tokens.logistic)(x))
+    assert a.dtype == b.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(a, b)
