@@ -80,6 +80,26 @@ def _run_peak(fn):
 _LAST_CPU = float("nan")
 
 
+def _timed(fn, repeats: int):
+    """``fn()`` once for its memory (``_run_peak``: the first execution, which also pays one-time
+    costs), then ``repeats`` timed runs: ``(result, median seconds, median CPU seconds, extra)``
+    with every run's times in ``extra``. The machines here are shared and noisy: the median of
+    several runs, not one run, is the figure."""
+    import statistics
+
+    out, first, rss_before, peak = _run_peak(fn)
+    first_cpu = _LAST_CPU
+    walls, cpus = [], []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    extra = {"first_run_s": first, "first_run_cpu_s": first_cpu, "run_s_all": walls, "cpu_s_all": cpus,
+             "rss_before": rss_before, "run_peak": peak}
+    return out, statistics.median(walls), statistics.median(cpus), extra
+
+
 def _model(V: float = 1.0):
     from .policies import Gelato
     from .scenario import Scenario
@@ -87,7 +107,7 @@ def _model(V: float = 1.0):
     return Scenario(), Gelato(V=V)
 
 
-def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[str, Any]:
+def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int, repeats: int = 3) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -111,12 +131,9 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int) -> dict[st
     aux = engine.precompute(s, p)
     compiled = sim._simulate_chunk.lower(s, p, root, idx, aux, rounds=T, ar=False, dtype=dt, mesh=mesh).compile()
     t_compile = time.perf_counter() - t0
-    out, t_run, rss_before, peak = _run_peak(lambda: jax.block_until_ready(compiled(s, p, root, idx, aux)))
+    out, t_run, cpu, extra = _timed(lambda: jax.block_until_ready(compiled(s, p, root, idx, aux)), repeats)
     thr = np.asarray(out["throughput"])[:R]
-    return _record(
-        "jax", str(dt), devices, R, T, compile_s=t_compile, run_s=t_run, cpu_s=_LAST_CPU,
-        rss_before=rss_before, run_peak=peak, throughput=thr,
-    )
+    return _record("jax", str(dt), devices, R, T, compile_s=t_compile, run_s=t_run, cpu_s=cpu, throughput=thr, **extra)
 
 
 def _record(impl, dtype, devices, R, T, *, compile_s, run_s, cpu_s, rss_before, run_peak, throughput, **extra):
@@ -143,7 +160,7 @@ def _record(impl, dtype, devices, R, T, *, compile_s, run_s, cpu_s, rss_before, 
     }
 
 
-def _measure_numpy(R: int, T: int, dtype: str, seed: int) -> dict[str, Any]:
+def _measure_numpy(R: int, T: int, dtype: str, seed: int, repeats: int = 3) -> dict[str, Any]:
     import tracemalloc
 
     import numpy as np
@@ -152,19 +169,15 @@ def _measure_numpy(R: int, T: int, dtype: str, seed: int) -> dict[str, Any]:
 
     scen, pol = _model()
     reference.params(scen, pol)  # scenario constants (quadrature) outside the timing
-    out, t_run, rss_before, peak_rss = _run_peak(
-        lambda: reference.simulate(scen, pol, seed=seed, realizations=R, rounds=T, dtype=np.dtype(dtype))
-    )
-    cpu = _LAST_CPU
+    out, t_run, cpu, extra = _timed(
+        lambda: reference.simulate(scen, pol, seed=seed, realizations=R, rounds=T, dtype=np.dtype(dtype)), repeats)
     # a second, shorter run under tracemalloc for the peak of numpy allocations (it slows numpy)
     tracemalloc.start()
     reference.simulate(scen, pol, seed=seed, realizations=R, rounds=min(T, 20), dtype=np.dtype(dtype))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return _record(
-        "numpy", dtype, 1, R, T, compile_s=0.0, run_s=t_run, cpu_s=cpu, rss_before=rss_before,
-        run_peak=peak_rss, throughput=out["throughput"], tracemalloc_peak_mb=peak / 2**20,
-    )
+    return _record("numpy", dtype, 1, R, T, compile_s=0.0, run_s=t_run, cpu_s=cpu, throughput=out["throughput"],
+                   tracemalloc_peak_mb=peak / 2**20, **extra)
 
 
 def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
@@ -183,18 +196,21 @@ def _measure_python(R: int, T: int, seed: int) -> dict[str, Any]:
     )
 
 
-def measure(impl: str, R: int, T: int, dtype: str = "float32", devices: int = 1, seed: int = 0) -> dict[str, Any]:
-    """One measurement in this process (``impl``: jax, numpy or python)."""
+def measure(impl: str, R: int, T: int, dtype: str = "float32", devices: int = 1, seed: int = 0,
+            repeats: int = 3) -> dict[str, Any]:
+    """One measurement in this process (``impl``: jax, numpy or python; jax and numpy: the median
+    of ``repeats`` timed runs after a first one)."""
     if impl == "jax":
-        return _measure_jax(R, T, dtype, devices, seed)
+        return _measure_jax(R, T, dtype, devices, seed, repeats)
     if impl == "numpy":
-        return _measure_numpy(R, T, dtype, seed)
+        return _measure_numpy(R, T, dtype, seed, repeats)
     if impl == "python":
         return _measure_python(R, T, seed)
     raise ValueError(f"impl must be one of ['jax', 'numpy', 'python'], got {impl!r}")
 
 
-def _subprocess(impl: str, R: int, T: int, dtype: str, devices: int, seed: int, timeout: float | None) -> dict[str, Any]:
+def _subprocess(impl: str, R: int, T: int, dtype: str, devices: int, seed: int, timeout: float | None,
+                repeats: int = 3) -> dict[str, Any]:
     env = dict(os.environ)
     # float64 needs x64; a float32 JAX run goes without it, or JAX's default float (float64 under
     # x64) would put the policy's precomputed constants and the proxy's budget grid in float64
@@ -208,7 +224,7 @@ def _subprocess(impl: str, R: int, T: int, dtype: str, devices: int, seed: int, 
         env["XLA_FLAGS"] = " ".join(flags)
     code = (
         "import json,sys; from gelato_jax.bench import measure; "
-        f"print('BENCH' + json.dumps(measure({impl!r}, {R}, {T}, {dtype!r}, {devices}, {seed})))"
+        f"print('BENCH' + json.dumps(measure({impl!r}, {R}, {T}, {dtype!r}, {devices}, {seed}, {repeats})))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
     for line in proc.stdout.splitlines():
@@ -227,9 +243,11 @@ def run_benchmark(
     dtypes=("float32", "float64"),
     devices=(1, 2),
     seed: int = 0,
+    repeats: int = 3,
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Run every measurement (each in a subprocess) and return the results and the ratios."""
+    """Run every measurement (each in a subprocess; JAX and numpy: the median of ``repeats``
+    timed runs after a first, untimed-for-speed one) and return the results and the ratios."""
     from tqdm.auto import tqdm
 
     from .io import environment_info
@@ -244,7 +262,7 @@ def run_benchmark(
     with tqdm(jobs, desc="bench", unit="run", disable=(not progress) if progress is not None else None) as bar:
         for impl, R, T, dt, d in bar:
             bar.set_postfix_str(f"{impl} {dt} x{d}")
-            results.append(_subprocess(impl, R, T, dt, d, seed, None))
+            results.append(_subprocess(impl, R, T, dt, d, seed, None, repeats))
     by = {(r["impl"], r["dtype"], r["devices"]): r for r in results}
     ratios = {}
     for key, label in (("rate", "wall"), ("rate_per_cpu_s", "cpu")):
@@ -341,6 +359,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         dtypes=dtypes,
         devices=devices,
         seed=args.seed,
+        repeats=args.repeats or 3,
         progress=False if args.quiet else None,
     )
     rep["command"] = " ".join(sys.argv)
@@ -355,7 +374,7 @@ _DEFAULT_DTYPES, _DEFAULT_DEVICES = "float32,float64", "1,2"
 # options of the benchmark that bench --scaling does not read (their defaults: None = not given)
 _NOT_SCALING = (("realizations", "--realizations"), ("numpy_rounds", "--numpy-rounds"),
                 ("python_realizations", "--python-realizations"), ("python_rounds", "--python-rounds"),
-                ("devices", "--devices"))
+                ("devices", "--devices"), ("repeats", "--repeats"))
 
 
 def add_parsers(subparsers) -> None:
@@ -370,6 +389,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--dtype", default=None, help="float32, float64 or both, comma-separated (default both; --scaling: one, default float32)")
     p.add_argument("--devices", default=None, help="CPU device counts for the JAX runs, comma-separated (default 1,2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help="timed runs of each JAX and numpy measurement after a first one; the median is reported (default 3)")
     p.add_argument("--scaling", metavar="R1,R2,...", help="instead: JAX rate and memory vs realizations (--rounds each; "
                    "refuses the other benchmark's options)")
     p.add_argument("--out", metavar="DIR", help="save bench.json here")

@@ -350,6 +350,7 @@ EFFECTS = [
     ("bench", ["--dtype", "float64"], lambda r: r.kw("run_benchmark", "dtypes"), ("float64",)),
     ("bench", ["--devices", "1"], lambda r: r.kw("run_benchmark", "devices"), (1,)),
     ("bench", ["--seed", "4"], lambda r: r.kw("run_benchmark", "seed"), 4),
+    ("bench", ["--repeats", "2"], lambda r: r.kw("run_benchmark", "repeats"), 2),
     ("bench", ["--quiet"], lambda r: r.kw("run_benchmark", "progress"), False),
     ("bench", ["--scaling", "10,20"], lambda r: (r.n("run_benchmark"), r.kw("run_scaling", "sizes")), (0, (10, 20))),
     ("bench", ["--scaling", "10", "--rounds", "9", "--dtype", "float64", "--seed", "4"],
