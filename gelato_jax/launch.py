@@ -29,6 +29,7 @@ import sys
 import time
 from typing import Sequence
 
+from . import xla_cpu
 from .cli_inputs import CLIError, positive_int
 from .distributed import ENV_ADDRESS, ENV_COUNT, ENV_ID
 
@@ -72,6 +73,8 @@ def _launch(command, processes, *, port=None, env=None, python=None) -> tuple[in
             raise CLIError(f"gelato launch: {flag} is set by launch; remove it from the command")
     addr = f"127.0.0.1:{port if port is not None else free_port()}"
     base = dict(os.environ if env is None else env)
+    # the machine's cores shared out: each process makes cores/N CPU devices (xla_cpu.configure), not one per core
+    base.setdefault(xla_cpu.ENV_DEVICES, str(max(1, xla_cpu.cpu_count() // processes)))
     procs: list[subprocess.Popen] = []
     try:
         for i in range(processes):
