@@ -5,7 +5,7 @@ early exit. Public interface (docs/model.md §10): ``Scenario``, ``policies``, `
 ``rollout``, ``simulate``.
 """
 
-from . import policies
+from . import policies, xla_cpu
 from .compare import Comparison, compare
 from .optimum import Optimum, optimum
 from .policies import DSSD, UHLM, AdaEDL, ExitOnly, Gelato, GreedyThroughput, LyapunovOnly, Oracle, StaticSD
@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Scenario",
     "policies",
+    "xla_cpu",
     "Exogenous",
     "Trajectory",
     "SimResult",
