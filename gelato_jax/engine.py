@@ -319,10 +319,11 @@ def run_chunks(call: Callable, realizations: int, chunk: int, *, axis: int = 0, 
 
     ``indices`` is a uint32 array of length ``chunk`` (padded past ``realizations``: one compiled
     program for every chunk; at least 2) or, with ``sharding``, a length rounded up to a multiple
-    of the device count (at least 2 per device) and placed with that sharding. The outputs (dicts of arrays whose ``axis`` runs over the chunk's
-    realizations) are trimmed to the valid realizations; ``on_chunk(c, start, stop, arrays)`` is
-    called as each chunk finishes; ``todo`` restricts the chunks run (resume). Returns the
-    outputs concatenated along ``axis`` (``keep=False``: ``None``)."""
+    of the device count (at least 2 per device) and placed with that sharding. The outputs (dicts
+    of arrays whose ``axis`` runs over the chunk's realizations) are trimmed to the valid
+    realizations; ``on_chunk(c, start, stop, arrays)`` is called as each chunk finishes; ``todo``
+    restricts the chunks run (resume). Returns the outputs concatenated along ``axis``
+    (``keep=False``: ``None``)."""
     from tqdm.auto import tqdm
 
     n_chunks = -(-realizations // chunk)
