@@ -17,8 +17,9 @@ grid on common random numbers: one resumable ``sweep`` folder per policy under `
 
 Sharding: the realization axis of each chunk is split over a mesh of the visible local devices
 (``engine.over_devices``: every device runs its own realizations, no communication; chunks are
-padded to a multiple of the device count; padded realizations are computed and dropped). Realization ``r`` always uses the key
-``fold_in(key(seed), r)``, so results are bit-identical for any chunk size and device count.
+padded to a multiple of the device count; padded realizations are computed and dropped).
+Realization ``r`` always uses the key ``fold_in(key(seed), r)``, so results are bit-identical for
+any chunk size and device count.
 
 Chunks and resume: realizations run in chunks; each finished chunk is written atomically as
 ``chunk-NNNNN.npz`` (metrics, shape ``(n_grid_points, chunk)``) and then its JSON sidecar
