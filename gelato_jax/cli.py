@@ -74,6 +74,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.tokens == "lm":
         from .lm.cli import lm_scenario_and_policy_from_args, simulate_lm_from_args
 
+        if args.devices is not None:
+            raise ValueError("--devices applies to --tokens surrogate (LM mode runs on one device)")
+
         scenario, policy, name = lm_scenario_and_policy_from_args(args)
         res = simulate_lm_from_args(args, scenario, policy)
     else:
@@ -87,6 +90,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             realizations=args.realizations or _SURROGATE_REALIZATIONS,
             rounds=args.rounds or _SURROGATE_ROUNDS,
             chunk=args.chunk,
+            devices=args.devices,
             progress=None if not args.quiet else False,
         )
     wall = time.time() - t0
@@ -145,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realizations", type=positive_int, default=None, help="default 256 (surrogate), 16 (lm)")
     p.add_argument("--rounds", type=positive_int, default=None, help="default 5000 (surrogate), 50 (lm)")
     p.add_argument("--chunk", type=positive_int, default=None, help="realizations per compiled call")
+    p.add_argument("--devices", type=positive_int, default=None,
+                   help="devices each chunk's realizations are split over (default: all; surrogate tokens)")
     p.add_argument("--out", metavar="DIR", help="save simulate.npz + simulate.json here")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

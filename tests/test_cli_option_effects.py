@@ -211,6 +211,7 @@ EFFECTS = [
     ("simulate", ["--realizations", "3"], lambda r: r.kw("simulate", "realizations"), 3),
     ("simulate", ["--rounds", "11"], lambda r: r.kw("simulate", "rounds"), 11),
     ("simulate", ["--chunk", "2"], lambda r: r.kw("simulate", "chunk"), 2),
+    ("simulate", ["--devices", "1"], lambda r: r.kw("simulate", "devices"), 1),
     ("simulate", ["--quiet"], lambda r: r.kw("simulate", "progress"), False),
     ("simulate", ["--policy", "static"], lambda r: type(r.arg("simulate", 1)).__name__, "StaticSD"),
     ("simulate", ["--set", "V=2.5"], lambda r: r.arg("simulate", 1).V, 2.5),
@@ -415,6 +416,7 @@ def test_option_has_an_effect(case, run):
 # (command line, text the one-line error must contain): an option with nothing to act on
 REFUSALS = [
     (["simulate", "--top-p", "0.5"], "--top-p only applies to LM mode"),
+    (["simulate", "--tokens", "lm", "--devices", "2"], "--devices applies to --tokens surrogate"),
     (["simulate", "--weights", "W_DIR"], "--weights only applies to LM mode"),
     (["simulate", "--calibration", "CFG"], "--calibration only applies to LM mode"),
     (["headline", "--draw-only", "--quick"], "--quick does not apply to --draw-only"),
