@@ -74,9 +74,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.tokens == "lm":
         from .lm.cli import lm_scenario_and_policy_from_args, simulate_lm_from_args
 
-        if args.devices is not None:
-            raise ValueError("--devices applies to --tokens surrogate (LM mode runs on one device)")
-
         scenario, policy, name = lm_scenario_and_policy_from_args(args)
         res = simulate_lm_from_args(args, scenario, policy)
     else:

@@ -245,8 +245,11 @@ _LM_ONLY_FLAGS = (("calibration", "--calibration"), ("top_p", "--top-p"), ("weig
 
 def _refuse_lm_flags_for_surrogate(args: argparse.Namespace) -> None:
     """``gelato simulate`` without ``--tokens lm``: LM-only flags have no effect, so refuse them
-    (exit status 2) instead of ignoring them silently."""
+    (exit status 2) instead of ignoring them silently; with ``--tokens lm``, the same for the
+    surrogate's ``--devices``."""
     if getattr(args, "tokens", "lm") == "lm":
+        if getattr(args, "devices", None) is not None:  # the surrogate's option, the other way round
+            raise ValueError("--devices applies to --tokens surrogate (LM mode runs on one device)")
         return
     given = [flag for attr, flag in _LM_ONLY_FLAGS if getattr(args, attr, None) is not None]
     if not given:
