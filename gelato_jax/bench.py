@@ -218,10 +218,8 @@ def _subprocess(impl: str, R: int, T: int, dtype: str, devices: int, seed: int, 
     if impl == "jax":  # the flags of `gelato` (xla_cpu.configure) with `devices` CPU devices; the user's others kept
         from . import xla_cpu
 
-        flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
-        present = {f.split("=", 1)[0] for f in flags}
-        flags += [f for f in xla_cpu.recommended_flags(max(devices, 1)) if f.split("=", 1)[0] not in present]
-        env["XLA_FLAGS"] = " ".join(flags)
+        user = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f)
+        env["XLA_FLAGS"] = xla_cpu.merge_flags(user, xla_cpu.recommended_flags(max(devices, 1)))[0]
     code = (
         "import json,sys; from gelato_jax.bench import measure; "
         f"print('BENCH' + json.dumps(measure({impl!r}, {R}, {T}, {dtype!r}, {devices}, {seed}, {repeats})))"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["configure", "cpu_count", "has_avx512", "recommended_flags", "ENV_DEVICES", "ENV_SWITCH"]
+__all__ = ["configure", "cpu_count", "has_avx512", "merge_flags", "recommended_flags", "ENV_DEVICES", "ENV_SWITCH"]
 
 #: the number of CPU devices to create (default: the cores this process may run on)
 ENV_DEVICES = "GELATO_CPU_DEVICES"
@@ -104,9 +104,16 @@ def configure(devices: int | None = None, *, strict: bool = True) -> list[str]:
             raise RuntimeError(msg)
         return []
     current = os.environ.get("XLA_FLAGS", "")
-    present = {tok.split("=", 1)[0] for tok in current.split()}
-    added = [f for f in recommended_flags(devices) if f.split("=", 1)[0] not in present]
+    merged, added = merge_flags(current, recommended_flags(devices))
     if added:
-        os.environ["XLA_FLAGS"] = " ".join([current.strip(), *added]).strip()
+        os.environ["XLA_FLAGS"] = merged
     return added
+
+
+def merge_flags(current: str, flags: list[str]) -> tuple[str, list[str]]:
+    """``current`` (an ``XLA_FLAGS`` string) with those of ``flags`` whose name it does not set
+    already (a flag the user set keeps their value): ``(merged string, flags added)``."""
+    present = {tok.split("=", 1)[0] for tok in current.split()}
+    added = [f for f in flags if f.split("=", 1)[0] not in present]
+    return " ".join([current.strip(), *added]).strip(), added
 
