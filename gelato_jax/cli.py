@@ -160,10 +160,33 @@ def build_parser() -> argparse.ArgumentParser:
         add_simulate_lm_args(p)
 
     for module in _EXTENSIONS:
-        add = _load_extension(module)
+        try:
+            add = _load_extension(module)
+        except ModuleNotFoundError as exc:  # an optional extra's dependency: the command says what to install
+            if module not in _OPTIONAL:
+                raise
+            command, extra = _OPTIONAL[module]
+            add = _needs_extra(command, extra, exc.name)
         if add is not None:
             add(sub)
     return parser
+
+
+def _needs_extra(command: str, extra: str, missing: str | None) -> Callable:
+    """``add_parsers`` of a command whose extra is not installed: ``gelato COMMAND ...`` exits 2 with
+    what to install (the other commands are unaffected)."""
+
+    def add(sub) -> None:
+        p = sub.add_parser(command, help=f"(needs the {extra} extra: pip install 'gelato-jax[{extra}]')")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+
+        def func(args):
+            raise ValueError(f"gelato {command} needs the {extra} extra ({missing} is not installed): "
+                             f"pip install 'gelato-jax[{extra}]'")
+
+        p.set_defaults(func=func)
+
+    return add
 
 
 # Modules that register more subcommands with ``add_parsers(subparsers)``.
@@ -179,6 +202,8 @@ _EXTENSIONS = (
     "gelato_jax.optimize",  # gelato optimize
     "gelato_jax.launch",  # gelato launch
 )
+# extensions that need an optional extra: module -> (command, extra)
+_OPTIONAL = {"gelato_jax.testing.cli": ("check", "testing")}
 
 
 def _load_extension(module: str) -> Callable | None:

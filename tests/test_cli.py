@@ -96,3 +96,23 @@ def test_out_that_is_a_file_fails_before_simulating(tmp_path, capsys):
     f.write_text("keep me")
     assert main(["simulate", *SMALL, "--out", str(f)]) == 2
     assert "--out" in capsys.readouterr().err and f.read_text() == "keep me"
+
+
+def test_a_missing_optional_extra_disables_only_its_command(monkeypatch, capsys):
+    # optax no longer pulls in chex: `pip install -e .` has no chex, and `gelato check` (the testing
+    # extra) must not take the other commands down with it
+    from gelato_jax import cli
+
+    real = cli._load_extension
+
+    def load(module):
+        if module == "gelato_jax.testing.cli":
+            raise ModuleNotFoundError("No module named 'chex'", name="chex")
+        return real(module)
+
+    monkeypatch.setattr(cli, "_load_extension", load)
+    assert "verify" in cli.build_parser().format_help()
+    rc = cli.main(["check", "her_policy.py:MyPolicy"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "gelato check needs the testing extra (chex is not installed): pip install 'gelato-jax[testing]'" in err
