@@ -90,10 +90,10 @@ def main() -> None:
         ("simulator, StaticSD full", StaticSD(gamma=4)),
         ("simulator, StaticSD topp", StaticSD(gamma=4, payload="topp")),
     ]:
-        sc, po, _ = sm._prepare(Scenario(), pol, jnp.float32)
+        sc, po, _ = engine.prepare(Scenario(), pol, jnp.float32)
         rows.append(
-            (label, lambda sc=sc, po=po, aux=engine.precompute(sc, po): jax.block_until_ready(
-                sm._simulate_chunk(sc, po, root, idx, aux, rounds=T, ar=False, dtype=dt)))
+            (label, lambda sc=sc, po=po, aux=engine.precompute(sc, po), tab=engine.entropy_table(sc, dt): jax.block_until_ready(
+                sm._simulate_chunk(sc, po, root, idx, aux, tab, rounds=T, ar=False, dtype=dt)))
         )
     print(f"R = {R}, T = {T}, float32, realization-rounds per CPU-second (best of 3)")
     for label, fn in rows:

@@ -284,10 +284,18 @@ def poly_pieces(dtype) -> tuple[tuple[float, ...], tuple[float, ...], tuple[floa
 
 
 def gamma_table_poly(k, dtype) -> PolyGammaTable:
-    """Build the polynomial log-quantile table of ``Gamma(k, 1)`` (``k`` may be traced; the
-    coefficients are fitted on the host in float64 through ``jax.pure_callback``, cached, once per
-    compiled call; under ``vmap`` over ``k`` once per value)."""
+    """Build the polynomial log-quantile table of ``Gamma(k, 1)``; the coefficients are fitted on
+    the host in float64 and cached.
+
+    A concrete ``k`` (a number or array outside ``jit``) gives the table as an array: the drivers
+    build it so (``engine.entropy_table``) and hand it to their compiled programs as an argument,
+    which keeps host callbacks out of those programs (JAX's persistent compilation cache refuses
+    programs with callbacks). A traced ``k`` (a sweep over ``k_H``, a caller's ``jit``) is served
+    by ``jax.pure_callback``, once per compiled call (under ``vmap`` over ``k`` once per value);
+    both give the same values."""
     out_dtype = jnp.dtype(dtype)
+    if not isinstance(k, jax.core.Tracer):
+        return PolyGammaTable(jnp.asarray(_poly_table_host(k, out_dtype.name)))
     n, d = POLY_PIECES[out_dtype]
     kdt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     shape = jax.ShapeDtypeStruct((2, n, d + 1), out_dtype)
@@ -331,7 +339,8 @@ def _poly_table_cached(k: float, dtype_name: str):
                 # precision, so y = (s + log Γ(k+1))/k continues the smooth function (the
                 # evaluation clamps it to the float's range)
                 y = np.where(q > 0, np.log(np.where(q > 0, q, 1.0)), (s + np_gammaln(k + 1.0)) / k)
-                out[side, p] = chebyshev.cheb2poly(chebyshev.chebfit(x, y, d))
+                c = chebyshev.cheb2poly(chebyshev.chebfit(x, y, d))  # trailing zeros trimmed
+                out[side, p, : c.size] = c
     out = out.astype(out_dtype)
     out.setflags(write=False)
     return out

@@ -129,9 +129,10 @@ def _measure_jax(R: int, T: int, dtype: str, devices: int, seed: int, repeats: i
         idx = jax.device_put(idx, engine.realization_sharding(mesh))
     t0 = time.perf_counter()
     aux = engine.precompute(s, p)
-    compiled = sim._simulate_chunk.lower(s, p, root, idx, aux, rounds=T, ar=False, dtype=dt, mesh=mesh).compile()
+    table = engine.entropy_table(s, dt)
+    compiled = sim._simulate_chunk.lower(s, p, root, idx, aux, table, rounds=T, ar=False, dtype=dt, mesh=mesh).compile()
     t_compile = time.perf_counter() - t0
-    out, t_run, cpu, extra = _timed(lambda: jax.block_until_ready(compiled(s, p, root, idx, aux)), repeats)
+    out, t_run, cpu, extra = _timed(lambda: jax.block_until_ready(compiled(s, p, root, idx, aux, table)), repeats)
     thr = np.asarray(out["throughput"])[:R]
     return _record("jax", str(dt), devices, R, T, compile_s=t_compile, run_s=t_run, cpu_s=cpu, throughput=thr, **extra)
 

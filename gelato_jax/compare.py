@@ -53,14 +53,14 @@ METRICS = (
     ("mismatch_rate", "mismatch rate (unverified)", ""),
     ("mismatch_per_token", "mismatched per token", ""),
 )
-def _chunk_metrics(scenario, policy, root, indices, *, rounds, ar, dtype):
+def _chunk_metrics(scenario, policy, root, indices, aux, table, *, rounds, ar, dtype):
     """Time averages of the realizations ``indices`` on ``simulate``'s draws:
     ``simulator.simulate_chunk`` plus the comparison's derived metrics (each ``(R,)``)."""
     import jax.numpy as jnp
 
     from .simulator import simulate_chunk
 
-    s = simulate_chunk(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype)
+    s = simulate_chunk(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux, table=table)
     return {
         "throughput": s["throughput"],
         "goodput": s["goodput"],
@@ -83,15 +83,22 @@ def _chunk_metrics(scenario, policy, root, indices, *, rounds, ar, dtype):
 def _compiled():
     import jax
 
-    @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-    def run(scenario, policy, root, indices, *, rounds, ar, dtype):
-        return _chunk_metrics(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype)
+    from . import engine
+
+    @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "mesh"))
+    def run(scenario, policy, root, indices, aux, table, *, rounds, ar, dtype, mesh=None):
+        def chunk(s, p, r, i, a, tab):
+            return _chunk_metrics(s, p, r, i, a, tab, rounds=rounds, ar=ar, dtype=dtype)
+
+        return engine.over_devices(chunk, mesh, sharded=3)(scenario, policy, root, indices, aux, table)
 
     return run
 
 
-def simulate_metrics(scenario, policy, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None):
-    """Per-realization metrics (dict of ``(R,)`` arrays) of one policy on ``simulate``'s draws."""
+def simulate_metrics(scenario, policy, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None,
+                     devices: int | None = None):
+    """Per-realization metrics (dict of ``(R,)`` arrays) of one policy on ``simulate``'s draws
+    (each chunk's realizations split over ``devices`` local devices, default all, as ``simulate``)."""
     import jax
 
     from . import engine
@@ -104,8 +111,11 @@ def simulate_metrics(scenario, policy, *, seed: int, realizations: int, rounds: 
     scenario, policy, dtype = engine.prepare(scenario, policy, dtype)
     ar = entropy_ar(scenario)
     root = jax.random.key(seed)
-    out = engine.run_chunks(lambda idx: _compiled()(scenario, policy, root, idx, rounds=rounds, ar=ar, dtype=dtype),
-                            realizations, chunk, desc="compare")
+    mesh = engine.device_mesh(devices)
+    aux, table = engine.precompute(scenario, policy), engine.entropy_table(scenario, dtype)
+    out = engine.run_chunks(
+        lambda idx: _compiled()(scenario, policy, root, idx, aux, table, rounds=rounds, ar=ar, dtype=dtype, mesh=mesh),
+        realizations, chunk, desc="compare", sharding=engine.realization_sharding(mesh))
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 

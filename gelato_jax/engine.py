@@ -38,7 +38,7 @@ from .model import initial_carry, init_realization, round_step, scan_rounds
 from .policies.base import Policy
 from .scenario import Scenario
 
-__all__ = ["prepare", "check_positive_int", "precompute", "shared_precompute", "realization_sums", "chunk_sums",
+__all__ = ["prepare", "check_positive_int", "precompute", "entropy_table", "shared_precompute", "realization_sums", "chunk_sums",
            "simulate_metrics", "run_chunks", "device_mesh", "realization_sharding",
            "over_devices"]
 
@@ -156,6 +156,22 @@ def precompute(scenario: Scenario, policy: Policy):
     return aux
 
 
+def entropy_table(scenario: Scenario, dtype):
+    """The surrogate entropy sampler's table (``_gamma_table.gamma_table_poly(k_H, dtype)``),
+    built on the host, to hand to a compiled program as its ``table`` argument; ``None`` where
+    ``k_H`` is traced (the program then builds it through a host callback).
+
+    Passed as an argument rather than built inside, the program holds no host callback, so JAX's
+    persistent compilation cache can keep it (a second process, or a second run of a command,
+    reuses the compiled program) — and ``k_H`` stays a leaf: a new value needs no recompilation."""
+    from ._gamma_table import gamma_table_poly
+
+    k = scenario.k_H
+    if isinstance(k, jax.core.Tracer):
+        return None
+    return gamma_table_poly(k, jnp.dtype(dtype))
+
+
 def shared_precompute(scenario: Scenario, policy: Policy, field: str, values):
     """The ``precompute`` shared by every point of a sweep over the policy leaf ``field``, or
     ``None`` when it depends on that field (then each point must compute its own inside the
@@ -210,16 +226,17 @@ def _kahan(acc, x):
 
 
 def realization_sums(scenario: Scenario, policy: Policy, root, index, *, rounds: int, ar: bool, dtype,
-                     metrics: Callable = simulate_metrics, queue0=None, aux=None):
+                     metrics: Callable = simulate_metrics, queue0=None, aux=None, table=None):
     """Sums over the rounds of one realization of ``metrics(scenario, t, carry_before, draws, row)``
     (a dict of scalars; ``carry_before`` is the ``RoundCarry`` the round started from, ``draws``
     its exogenous draws ``(h, a, entropy, uniform)``, ``row`` its ``Trajectory`` row).
 
     Vmappable over ``index`` and over scenario/policy leaves. ``queue0``: ``Z_0`` (default 0).
-    ``aux``: the policy's ``precompute`` (computed here if not given). Returns
+    ``aux``: the policy's ``precompute`` (computed here if not given); ``table``: the entropy
+    sampler's ``entropy_table(scenario, dtype)`` (built here if not given). Returns
     ``(sums: dict, final RoundCarry)``."""
     aux = policy.precompute(scenario) if aux is None else aux
-    key_r, fading = init_realization(scenario, root, index, dtype)
+    key_r, fading = init_realization(scenario, root, index, dtype, table)
     carry0 = initial_carry(scenario, policy, aux, dtype)
     if queue0 is not None:
         carry0 = carry0._replace(queue=jnp.asarray(queue0, dtype))
@@ -240,7 +257,7 @@ def realization_sums(scenario: Scenario, policy: Policy, root, index, *, rounds:
 
 
 def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, ar: bool, dtype,
-               metrics: Callable = simulate_metrics, queue0=None, aux=None):
+               metrics: Callable = simulate_metrics, queue0=None, aux=None, table=None):
     """``realization_sums`` for every realization of ``indices`` ``(R,)``: ``(sums: dict of (R,),
     final RoundCarry with (R,) leaves)``. Runs ``gelato_jax.kernel`` (the round with realizations
     on the minor axis) where it supports the pair, otherwise ``realization_sums`` under ``vmap``;
@@ -251,9 +268,9 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
     aux = policy.precompute(scenario) if aux is None else aux
     if kernel.supports(scenario, policy, ar=ar):
         return kernel.chunk_sums(scenario, policy, root, indices, rounds=rounds, dtype=dtype, aux=aux, metrics=metrics,
-                                 queue0=queue0)
+                                 queue0=queue0, table=table)
     return jax.vmap(lambda i: realization_sums(scenario, policy, root, i, rounds=rounds, ar=ar, dtype=dtype,
-                                               metrics=metrics, queue0=queue0, aux=aux))(indices)
+                                               metrics=metrics, queue0=queue0, aux=aux, table=table))(indices)
 
 
 def _probe(scenario, policy, aux, carry0, dtype):

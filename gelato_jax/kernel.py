@@ -118,11 +118,13 @@ def _row_min(x):
     return out
 
 
-def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, dtype, aux, metrics, queue0=None):
+def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, dtype, aux, metrics, queue0=None,
+               table=None):
     """Sums over ``rounds`` rounds of ``metrics(scenario, t, carry, draws, row)`` (the per-realization
     function of ``engine.realization_sums``, called here under ``vmap``) for the realizations
     ``indices`` ``(R,)``, from ``Z_0 = queue0`` (default 0); returns ``(sums: dict of (R,), final
-    RoundCarry with (R,) leaves)``. Only for pairs ``supports`` accepts."""
+    RoundCarry with (R,) leaves)``; ``table``: ``engine.entropy_table`` (built here if ``None``).
+    Only for pairs ``supports`` accepts."""
     g = scenario.gamma_max
     dtype = jnp.dtype(dtype)
     R = indices.shape[0]
@@ -134,7 +136,7 @@ def chunk_sums(scenario: Scenario, policy: Policy, root, indices, *, rounds: int
 
     keys = jax.vmap(init)(indices)
     k0, k1 = keys[:, 0], keys[:, 1]
-    table = _gamma_table.gamma_table_poly(scenario.k_H, dtype)
+    table = _gamma_table.gamma_table_poly(scenario.k_H, dtype) if table is None else table
     pstate0 = jax.vmap(lambda _: policy.init_state(scenario, aux))(indices)
     z0 = jnp.zeros((R,), dtype) if queue0 is None else jnp.broadcast_to(jnp.asarray(queue0, dtype), (R,))
     carry0 = RoundCarry(jnp.zeros((), jnp.int32), z0, pstate0, jnp.zeros((R,), bool))

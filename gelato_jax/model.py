@@ -215,11 +215,12 @@ def scan_rounds(scenario: Scenario, key_r, fading_state, carry, step, rounds: in
     return carry
 
 
-def _init_realization(scenario: Scenario, root, index, dtype):
+def _init_realization(scenario: Scenario, root, index, dtype, table=None):
     """Round stream key and initial ``(channel state, Gamma table)`` of realization ``index``.
-    The table depends on the scenario only (under ``vmap`` over realizations it is not batched)."""
+    The table depends on the scenario only (under ``vmap`` over realizations it is not batched);
+    ``table``: ``entropy_table(scenario, dtype)`` built outside the program (default: built here)."""
     k_init, k_rounds = jax.random.split(jax.random.fold_in(root, index))
-    table = _gamma_table.gamma_table_poly(scenario.k_H, dtype)
+    table = _gamma_table.gamma_table_poly(scenario.k_H, dtype) if table is None else table
     return rng.stream_key(scenario.rng, k_rounds), (channel.init_fading(k_init, scenario, dtype), table)
 
 

@@ -76,9 +76,9 @@ def rollout(scenario: Scenario, policy: Policy, exogenous: Exogenous, *, aux=Non
 
 
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _sample_chunk(scenario, root, indices, *, rounds, ar, dtype):
+def _sample_chunk(scenario, root, indices, table, *, rounds, ar, dtype):
     def one(index):
-        key_r, fading = _init_realization(scenario, root, index, dtype)
+        key_r, fading = _init_realization(scenario, root, index, dtype, table)
 
         def body(fading, t):
             draws, fading = _draw_round(scenario, key_r, fading, t, ar=ar, dtype=dtype)
@@ -99,7 +99,8 @@ def sample_exogenous(scenario: Scenario, *, seed: int, realizations: int, rounds
     scenario, _, dtype = prepare(scenario, _NullPolicy(), dtype)
     root = jax.random.key(seed)
     idx = jnp.arange(realizations, dtype=jnp.uint32)
-    return _sample_chunk(scenario, root, idx, rounds=rounds, ar=_entropy_ar(scenario), dtype=dtype)
+    return _sample_chunk(scenario, root, idx, engine.entropy_table(scenario, dtype), rounds=rounds,
+                         ar=_entropy_ar(scenario), dtype=dtype)
 
 
 class _NullPolicy(Policy):
@@ -163,11 +164,14 @@ class SimResult:
         return out
 
 
-def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rounds: int, ar: bool, dtype, aux=None):
+def simulate_realization(scenario: Scenario, policy: Policy, root, index, *, rounds: int, ar: bool, dtype, aux=None,
+                         table=None):
     """Time averages of one realization (a dict of scalars); vmappable over ``index`` and over
     scenario/policy leaves (``engine.realization_sums`` with ``simulate``'s metrics). ``aux``: the
-    policy's ``precompute`` (computed in the program if ``None``)."""
-    sums, carry = engine.realization_sums(scenario, policy, root, index, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
+    policy's ``precompute``, ``table``: ``engine.entropy_table`` (each computed in the program if
+    ``None``)."""
+    sums, carry = engine.realization_sums(scenario, policy, root, index, rounds=rounds, ar=ar, dtype=dtype, aux=aux,
+                                          table=table)
     return _averages(sums, carry, rounds, dtype)
 
 
@@ -180,23 +184,25 @@ def _averages(sums, carry, rounds, dtype):
     return out
 
 
-def simulate_chunk(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, ar: bool, dtype, aux=None):
+def simulate_chunk(scenario: Scenario, policy: Policy, root, indices, *, rounds: int, ar: bool, dtype, aux=None,
+                   table=None):
     """``simulate_realization`` for every realization of ``indices`` (a dict of ``(R,)`` arrays).
 
     Where ``kernel.supports`` the pair (Rayleigh fading, round entropies without the within-round
     AR(1), the per-round objective, ``mix32``), the chunk runs as one round with realizations on the minor axis
     (``gelato_jax.kernel``: the same draws and operations, 1.0–6× faster per CPU-second); otherwise
     ``simulate_realization`` is ``vmap``-ed. Vmappable over scenario/policy leaves (sweeps)."""
-    sums, carry = engine.chunk_sums(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
+    sums, carry = engine.chunk_sums(scenario, policy, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux,
+                                    table=table)
     return _averages(sums, carry, rounds, dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "mesh"))
-def _simulate_chunk(scenario, policy, root, indices, aux, *, rounds, ar, dtype, mesh=None):
-    def chunk(s, p, r, i, a):
-        return simulate_chunk(s, p, r, i, rounds=rounds, ar=ar, dtype=dtype, aux=a)
+def _simulate_chunk(scenario, policy, root, indices, aux, table, *, rounds, ar, dtype, mesh=None):
+    def chunk(s, p, r, i, a, tab):
+        return simulate_chunk(s, p, r, i, rounds=rounds, ar=ar, dtype=dtype, aux=a, table=tab)
 
-    return engine.over_devices(chunk, mesh, sharded=3)(scenario, policy, root, indices, aux)
+    return engine.over_devices(chunk, mesh, sharded=3)(scenario, policy, root, indices, aux, table)
 
 
 def simulate(
@@ -237,8 +243,9 @@ def simulate(
     root = jax.random.key(seed)
     mesh = engine.device_mesh(devices)
     aux = engine.precompute(scenario, policy)  # once, not in every chunk
+    table = engine.entropy_table(scenario, dtype)
     merged = engine.run_chunks(
-        lambda idx: _simulate_chunk(scenario, policy, root, idx, aux, rounds=rounds, ar=ar, dtype=dtype, mesh=mesh),
+        lambda idx: _simulate_chunk(scenario, policy, root, idx, aux, table, rounds=rounds, ar=ar, dtype=dtype, mesh=mesh),
         realizations, chunk, desc="simulate", progress=progress, sharding=engine.realization_sharding(mesh))
     return SimResult(
         throughput=merged["throughput"],

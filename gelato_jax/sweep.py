@@ -320,15 +320,16 @@ def _kernel():
     from . import engine
 
     @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "s_axes", "p_axes", "mesh"))
-    def run(scen, pol, root, indices, *, rounds, ar, dtype, s_axes, p_axes, mesh=None):
-        def points(scen, pol, root, indices):
-            def per_point(s, p):
-                return simulate_chunk(s, p, root, indices, rounds=rounds, ar=ar, dtype=dtype)
+    def run(scen, pol, root, indices, table, *, rounds, ar, dtype, s_axes, p_axes, mesh=None):
+        def points(scen, pol, root, indices, table):
+            def per_point(s, p, tab):
+                return simulate_chunk(s, p, root, indices, rounds=rounds, ar=ar, dtype=dtype, table=tab)
 
-            return jax.vmap(per_point, in_axes=(s_axes.tree, p_axes.tree))(scen, pol)
+            # the entropy table varies with the points exactly where k_H does
+            return jax.vmap(per_point, in_axes=(s_axes.tree, p_axes.tree, s_axes.tree.k_H))(scen, pol, table)
 
         # every device its own realizations, outputs (points, realizations)
-        return engine.over_devices(points, mesh, sharded=3, out_axis=1)(scen, pol, root, indices)
+        return engine.over_devices(points, mesh, sharded=3, out_axis=1)(scen, pol, root, indices, table)
 
     return run
 
@@ -493,9 +494,10 @@ def sweep(
 
     s_stack, s_axes = _stack([p[0] for p in prepared], fields, dt)
     p_stack, p_axes = _stack([p[1] for p in prepared], fields, dt)
+    table = engine.entropy_table(s_stack, dt)  # one per point where k_H is on the grid (stacked on axis 0)
     idx_sharding = engine.realization_sharding(mesh)
     if mesh is not None:
-        s_stack, p_stack = jax.device_put((s_stack, p_stack), NamedSharding(mesh, PartitionSpec()))
+        s_stack, p_stack, table = jax.device_put((s_stack, p_stack, table), NamedSharding(mesh, PartitionSpec()))
     root = jax.random.key(seed)
     kernel = _get_kernel()
     env = gio.environment_info() if out is not None else None
@@ -510,7 +512,7 @@ def sweep(
 
     def call(idx):
         timer[0] = time.time()
-        res = kernel(s_stack, p_stack, root, idx, rounds=rounds, ar=ar, dtype=dt,
+        res = kernel(s_stack, p_stack, root, idx, table, rounds=rounds, ar=ar, dtype=dt,
                      s_axes=_Static(s_axes), p_axes=_Static(p_axes), mesh=mesh)
         return {k: res[_SRC[k]] for k in METRICS}
 

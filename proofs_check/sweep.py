@@ -61,14 +61,18 @@ def horizon(V_max: float, V0: float, *, settle_factor: float, minimum: int, mult
     return int(math.ceil(T / multiple) * multiple)
 
 
-@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _sweep_chunk(scenario, policy, Vs, root, indices, aux, *, rounds, ar, dtype):
-    def per_V(V):
-        pol = policy.replace(V=V)
-        out = simulate_chunk(scenario, pol, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux)
-        return {k: out[k] for k in SWEEP_FIELDS}
+@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "mesh"))
+def _sweep_chunk(scenario, policy, Vs, root, indices, aux, table, *, rounds, ar, dtype, mesh=None):
+    def chunk(scenario, policy, Vs, root, indices, aux, table):
+        def per_V(V):
+            pol = policy.replace(V=V)
+            out = simulate_chunk(scenario, pol, root, indices, rounds=rounds, ar=ar, dtype=dtype, aux=aux, table=table)
+            return {k: out[k] for k in SWEEP_FIELDS}
 
-    return jax.vmap(per_V)(Vs)
+        return jax.vmap(per_V)(Vs)
+
+    # every device its own realizations, outputs (V, realizations)
+    return engine.over_devices(chunk, mesh, sharded=4, out_axis=1)(scenario, policy, Vs, root, indices, aux, table)
 
 
 def sweep_cache_size() -> int:
@@ -77,7 +81,8 @@ def sweep_cache_size() -> int:
 
 
 def _sweep_setup(scenario, policy, Vs, seed, realizations, rounds, chunk, dtype):
-    """Shared argument checks and set-up of ``v_sweep`` and ``lagrangian_sweep``."""
+    """Shared argument checks and set-up of ``v_sweep`` and ``lagrangian_sweep``: ``(Vs, chunk,
+    scenario, policy, dtype, ar, root, n_chunks)``."""
     Vs = np.asarray(Vs, np.float64)
     if Vs.ndim != 1 or Vs.size == 0 or not np.all(np.isfinite(Vs)) or np.any(Vs < 0):
         raise ValueError("Vs must be a non-empty 1-D array of finite values >= 0")
@@ -90,19 +95,22 @@ def _sweep_setup(scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
             -(-realizations // chunk))
 
 
-def _run_chunks(call, chunk, realizations, n_chunks, desc, progress):
-    """``engine.run_chunks`` over ``(n_V, chunk)`` outputs (realizations on axis 1); adds
-    ``"_calls"``."""
-    merged = engine.run_chunks(call, realizations, chunk, axis=1, desc=desc, progress=progress)
+def _run_chunks(call, chunk, realizations, n_chunks, desc, progress, mesh=None):
+    """``engine.run_chunks`` over ``(n_V, chunk)`` outputs (realizations on axis 1; each chunk's
+    realizations split over ``mesh``); adds ``"_calls"``."""
+    merged = engine.run_chunks(call, realizations, chunk, axis=1, desc=desc, progress=progress,
+                               sharding=engine.realization_sharding(mesh))
     merged["_calls"] = n_chunks
     return merged
 
 
-def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None, progress: bool | None = None, desc: str = "V sweep"):
+def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None, progress: bool | None = None, desc: str = "V sweep",
+            devices: int | None = None):
     """Per-realization time averages for every ``V``: a dict of ``(n_V, R)`` numpy arrays.
 
-    ``policy`` must have a leaf ``V``; ``Vs`` is a 1-D array of positive values. Returns the
-    dict plus ``"calls"`` (compiled calls made) under the key ``"_calls"``.
+    ``policy`` must have a leaf ``V``; ``Vs`` is a 1-D array of positive values; each chunk's
+    realizations are split over ``devices`` local devices (default all; results identical for
+    any count). Returns the dict plus ``"calls"`` (compiled calls made) under the key ``"_calls"``.
     """
     if not hasattr(policy, "V"):
         raise ValueError(f"policy {type(policy).__name__} has no field V to sweep")
@@ -110,8 +118,11 @@ def v_sweep(scenario, policy, Vs, *, seed: int, realizations: int, rounds: int, 
         scenario, policy, Vs, seed, realizations, rounds, chunk, dtype)
     Vj = jnp.asarray(Vs, dtype)
     aux = engine.shared_precompute(scenario, policy, "V", Vj)  # None: computed per V in the program
-    return _run_chunks(lambda idx: _sweep_chunk(scenario, policy, Vj, root, idx, aux, rounds=int(rounds), ar=ar, dtype=dtype),
-                       chunk, realizations, n_chunks, desc, progress)
+    table = engine.entropy_table(scenario, dtype)
+    mesh = engine.device_mesh(devices)
+    return _run_chunks(lambda idx: _sweep_chunk(scenario, policy, Vj, root, idx, aux, table, rounds=int(rounds), ar=ar,
+                                                dtype=dtype, mesh=mesh),
+                       chunk, realizations, n_chunks, desc, progress, mesh)
 
 
 # ----------------------------------------------------------------------------- Lagrangian sweep
@@ -152,28 +163,34 @@ def _lagrangian_metrics(pol, aux, lam, burn):
     return metrics
 
 
-@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, shared_aux, *, rounds, ar, dtype):
-    lam = jnp.asarray(lam, dtype)
+@functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype", "mesh"))
+def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, shared_aux, table, *, rounds, ar, dtype,
+                      mesh=None):
+    def chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, shared_aux, table):
+        lam = jnp.asarray(lam, dtype)
 
-    def per_V(V, burn, z0):
-        pol = policy.replace(V=V)
-        aux = pol.precompute(scenario) if shared_aux is None else shared_aux
-        metrics = _lagrangian_metrics(pol, aux, lam, burn)
+        def per_V(V, burn, z0):
+            pol = policy.replace(V=V)
+            aux = pol.precompute(scenario) if shared_aux is None else shared_aux
+            metrics = _lagrangian_metrics(pol, aux, lam, burn)
 
-        sums, carry = engine.chunk_sums(scenario, pol, root, indices, rounds=rounds, ar=ar, dtype=dtype,
-                                        metrics=metrics, queue0=z0, aux=aux)
-        n_w = jnp.asarray(rounds, dtype) - burn.astype(dtype)
-        out = {k: sums[k] / rounds for k in LAGRANGIAN_FIELDS}
-        out.update({k + "_w": sums[k + "_w"] / n_w for k in LAGRANGIAN_FIELDS})
-        out["queue_final"] = carry.queue
-        out["queue_burn"] = sums["queue_burn"]
-        return out
+            sums, carry = engine.chunk_sums(scenario, pol, root, indices, rounds=rounds, ar=ar, dtype=dtype,
+                                            metrics=metrics, queue0=z0, aux=aux, table=table)
+            n_w = jnp.asarray(rounds, dtype) - burn.astype(dtype)
+            out = {k: sums[k] / rounds for k in LAGRANGIAN_FIELDS}
+            out.update({k + "_w": sums[k + "_w"] / n_w for k in LAGRANGIAN_FIELDS})
+            out["queue_final"] = carry.queue
+            out["queue_burn"] = sums["queue_burn"]
+            return out
 
-    return jax.vmap(per_V)(Vs, burns, z0s)
+        return jax.vmap(per_V)(Vs, burns, z0s)
+
+    return engine.over_devices(chunk, mesh, sharded=7, out_axis=1)(scenario, policy, Vs, burns, z0s, lam, root, indices,
+                                                                    shared_aux, table)
 
 
-def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None, progress: bool | None = None, desc: str = "Lagrangian sweep"):
+def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, realizations: int, rounds: int, chunk: int | None = None, dtype=None, progress: bool | None = None, desc: str = "Lagrangian sweep",
+                     devices: int | None = None):
     r"""Per-realization time averages for every ``V`` with the per-round Lagrangian regret.
 
     Runs the same rounds as ``v_sweep`` (same ``_draw_round``/``round_step``, realization ``r`` from
@@ -184,7 +201,7 @@ def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, re
     with suffix ``_w``, over the window ``burns[i] ≤ t < rounds`` (one window start per ``V``);
     ``queue_burn`` is ``Z`` at the window start, ``queue_final`` is ``Z_T``. ``z0``: initial queue
     per ``V`` (default 0, the theorem's ``Z_0``; a warm start ``Z_0 = V·λ*`` skips the transient when
-    the stationary regime is measured). Returns a dict of
+    the stationary regime is measured); ``devices`` as ``v_sweep``. Returns a dict of
     ``(n_V, R)`` numpy arrays plus ``"_calls"``.
     """
     if not hasattr(policy, "V") or not hasattr(policy, "proxy_costs"):
@@ -203,7 +220,9 @@ def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, re
     Zj = jnp.asarray(z0, dtype)
     Bj = jnp.asarray(burns.astype(np.int32))
     aux = engine.shared_precompute(scenario, policy, "V", Vj)  # None: computed per V in the program
+    table = engine.entropy_table(scenario, dtype)
+    mesh = engine.device_mesh(devices)
     return _run_chunks(
-        lambda idx: _lagrangian_chunk(scenario, policy, Vj, Bj, Zj, float(lam), root, idx, aux, rounds=int(rounds), ar=ar,
-                                      dtype=dtype),
-        chunk, realizations, n_chunks, desc, progress)
+        lambda idx: _lagrangian_chunk(scenario, policy, Vj, Bj, Zj, float(lam), root, idx, aux, table, rounds=int(rounds),
+                                      ar=ar, dtype=dtype, mesh=mesh),
+        chunk, realizations, n_chunks, desc, progress, mesh)

@@ -228,14 +228,14 @@ def price_quadrature(scenario, policy, *, quantiles: int = 65536) -> PriceQuadra
 
 # ----------------------------------------------------------------------------- simulation
 @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-def _fixed_price_chunk(scenario, policy, lams, root, indices, aux, *, rounds, ar, dtype):
+def _fixed_price_chunk(scenario, policy, lams, root, indices, aux, table, *, rounds, ar, dtype):
     from gelato_jax.model import draw_round, init_realization, initial_carry, round_step
 
     def per_lam(lam):
         lam = jnp.asarray(lam, dtype)
 
         def one(index):
-            key_r, fading = init_realization(scenario, root, index, dtype)
+            key_r, fading = init_realization(scenario, root, index, dtype, table)
             zero = jnp.zeros((), dtype)
             carry0 = (initial_carry(scenario, policy, aux, dtype), fading, zero, zero, zero)
 
@@ -268,7 +268,7 @@ def fixed_price_simulation(scenario, policy, lam: float, *, rel_step: float = 0.
     ``energy`` ``e(λ)``, ``kappa`` ``[e(λ−) − e(λ+)]/(2λs)`` with a two-sided Student-t CI at level
     ``1 − alpha`` across realizations (paired differences), ``method``.
     """
-    from gelato_jax.engine import precompute, prepare
+    from gelato_jax.engine import entropy_table, precompute, prepare
     from gelato_jax.model import entropy_ar
 
     if not (math.isfinite(float(lam)) and float(lam) >= 0):
@@ -283,12 +283,12 @@ def fixed_price_simulation(scenario, policy, lam: float, *, rel_step: float = 0.
     d = rel_step * lam if lam > 0 else rel_step
     lams = jnp.asarray([max(lam - d, 0.0), lam, lam + d], dtype)
     root = jax.random.key(seed)
-    aux = precompute(scenario, pol)
+    aux, table = precompute(scenario, pol), entropy_table(scenario, dtype)
     chunk = min(int(chunk or realizations), realizations)
     parts = []
     for start in range(0, realizations, chunk):
         idx = jnp.asarray(np.arange(start, start + chunk, dtype=np.uint32))
-        out = _fixed_price_chunk(scenario, pol, lams, root, idx, aux, rounds=int(rounds), ar=ar, dtype=dtype)
+        out = _fixed_price_chunk(scenario, pol, lams, root, idx, aux, table, rounds=int(rounds), ar=ar, dtype=dtype)
         n_valid = min(chunk, realizations - start)
         parts.append({k: np.asarray(v, np.float64)[:, :n_valid] for k, v in out.items()})
     res = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}

@@ -177,7 +177,7 @@ def _chunk_fn():
     from gelato_jax import engine
 
     @functools.partial(jax.jit, static_argnames=("rounds", "ar", "dtype"))
-    def run(scenario, policy, Vs, z0s, T_star, lam, burn, root, indices, *, rounds, ar, dtype):
+    def run(scenario, policy, Vs, z0s, T_star, lam, burn, root, indices, table, *, rounds, ar, dtype):
         def per_V(V, z0):
             pol = policy.replace(V=V)
             aux = pol.precompute(scenario)
@@ -185,7 +185,7 @@ def _chunk_fn():
 
             def one(index):
                 sums, carry = engine.realization_sums(scenario, pol, root, index, rounds=rounds, ar=ar, dtype=dtype,
-                                                      metrics=metrics, queue0=z0, aux=aux)
+                                                      metrics=metrics, queue0=z0, aux=aux, table=table)
                 sums = dict(sums)
                 sums["queue_final"] = carry.queue
                 return sums
@@ -210,8 +210,9 @@ def renewal_sweep(scenario, policy, Vs, z0, T_star, lam, burn, *, seed, realizat
     root = jax.random.key(seed)
     fn = _chunk_fn()
     Vj, Zj = jnp.asarray(Vs, dtype), jnp.asarray(z0, dtype)
-    call = lambda idx: fn(scenario, policy, Vj, Zj, float(T_star), float(lam), int(burn), root, idx, rounds=int(rounds),
-                          ar=entropy_ar(scenario), dtype=dtype)
+    table = engine.entropy_table(scenario, dtype)
+    call = lambda idx: fn(scenario, policy, Vj, Zj, float(T_star), float(lam), int(burn), root, idx, table,
+                          rounds=int(rounds), ar=entropy_ar(scenario), dtype=dtype)
     return engine.run_chunks(call, realizations, min(chunk, realizations), axis=1, desc="verify f-time-average", progress=False)
 
 

@@ -65,7 +65,7 @@ from .. import costs
 from ..channel import in_outage
 from ..policies.base import Policy
 from ..scenario import Scenario, read_toml
-from ..engine import check_positive_int, prepare
+from ..engine import check_positive_int, entropy_table, prepare
 from ..simulator import (
     SimResult,
     Trajectory,
@@ -175,11 +175,11 @@ def _initial_contexts(root, indices, context_len: int):
 # Three jitted pieces per round: the policy-dependent halves are cheap to compile; the LM kernel
 # (the expensive compile) depends only on the models, R and γ_max, so every policy shares it.
 @functools.partial(jax.jit, static_argnames=("dtype",))
-def _init(scenario, policy, root, indices, *, dtype):
+def _init(scenario, policy, root, indices, table, *, dtype):
     aux = policy.precompute(scenario)
 
     def one(index):
-        key_r, fading = _init_realization(scenario, root, index, dtype)
+        key_r, fading = _init_realization(scenario, root, index, dtype, table)
         carry = initial_carry(scenario, policy, aux, dtype)
         return key_r, fading, carry
 
@@ -334,6 +334,7 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
     top_p_arr = jnp.asarray(top_p, f32)
     b_id, b_prob = jnp.asarray(scenario.b_id, f32), jnp.asarray(scenario.b_prob, f32)
     root = jax.random.key(seed)
+    table = entropy_table(scenario, dtype)
     from tqdm.auto import tqdm
 
     n_chunks = -(-n // chunk)
@@ -349,7 +350,7 @@ def _run(scenario, policy, *, seed, realizations, rounds, pair, top_p, chunk, dt
             n_valid = part.size
             part = np.concatenate([part, np.full(chunk - n_valid, part[-1])])  # pad: same shape every chunk
             idx = jnp.asarray(part.astype(np.uint32))
-            aux, (key_r, fading, carry) = _init(scenario, policy, root, idx, dtype=dtype)
+            aux, (key_r, fading, carry) = _init(scenario, policy, root, idx, table, dtype=dtype)
             ctx = _initial_contexts(root, idx, pair.context_len)
             chunk_rows, chunk_ents, chunk_pairs = [], [], []
             if cached:
