@@ -5,7 +5,7 @@ early exit. Public interface (docs/model.md §10): ``Scenario``, ``policies``, `
 ``rollout``, ``simulate``.
 """
 
-from . import policies, xla_cpu
+from . import compile_cache, policies, xla_cpu
 from .compare import Comparison, compare
 from .optimum import Optimum, optimum
 from .policies import DSSD, UHLM, AdaEDL, ExitOnly, Gelato, GreedyThroughput, LyapunovOnly, Oracle, StaticSD
@@ -19,6 +19,7 @@ __all__ = [
     "Scenario",
     "policies",
     "xla_cpu",
+    "compile_cache",
     "Exogenous",
     "Trajectory",
     "SimResult",

@@ -220,9 +220,10 @@ def _load_extension(module: str) -> Callable | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        from . import xla_cpu
+        from . import compile_cache, xla_cpu
 
         xla_cpu.configure(strict=False)  # one CPU device per core, 512-bit vectors: before JAX starts
+        compile_cache.enable()  # compiled programs kept on disk for the next command (GELATO_COMPILE_CACHE=0: off)
         parser = build_parser()
         args = parser.parse_args(argv)
         args._argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports

@@ -176,9 +176,10 @@ def _lagrangian_chunk(scenario, policy, Vs, burns, z0s, lam, root, indices, shar
 
             sums, carry = engine.chunk_sums(scenario, pol, root, indices, rounds=rounds, ar=ar, dtype=dtype,
                                             metrics=metrics, queue0=z0, aux=aux, table=table)
-            n_w = jnp.asarray(rounds, dtype) - burn.astype(dtype)
-            out = {k: sums[k] / rounds for k in LAGRANGIAN_FIELDS}
-            out.update({k + "_w": sums[k + "_w"] / n_w for k in LAGRANGIAN_FIELDS})
+            # sums, divided on the host (lagrangian_sweep): XLA compiled the division by the traced
+            # window length differently with one and with two devices (last-bit differences)
+            out = {k: sums[k] for k in LAGRANGIAN_FIELDS}
+            out.update({k + "_w": sums[k + "_w"] for k in LAGRANGIAN_FIELDS})
             out["queue_final"] = carry.queue
             out["queue_burn"] = sums["queue_burn"]
             return out
@@ -222,7 +223,13 @@ def lagrangian_sweep(scenario, policy, Vs, burns, lam, *, z0=None, seed: int, re
     aux = engine.shared_precompute(scenario, policy, "V", Vj)  # None: computed per V in the program
     table = engine.entropy_table(scenario, dtype)
     mesh = engine.device_mesh(devices)
-    return _run_chunks(
+    out = _run_chunks(
         lambda idx: _lagrangian_chunk(scenario, policy, Vj, Bj, Zj, float(lam), root, idx, aux, table, rounds=int(rounds),
                                       ar=ar, dtype=dtype, mesh=mesh),
         chunk, realizations, n_chunks, desc, progress, mesh)
+    n_all = np.asarray(rounds, out["throughput"].dtype)
+    n_w = (n_all - burns.astype(out["throughput"].dtype))[:, None]
+    for k in LAGRANGIAN_FIELDS:
+        out[k] = out[k] / n_all
+        out[k + "_w"] = out[k + "_w"] / n_w
+    return out

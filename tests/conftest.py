@@ -10,6 +10,17 @@ import os
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
+# JAX's persistent compilation cache (gelato_jax.compile_cache), in a folder of this checkout: the
+# suite compiles many identical programs — in both xdist workers, and again after each module's
+# ``jax.clear_caches()`` below — and a cached one is loaded instead of compiled. GELATO_COMPILE_CACHE=0
+# turns it off; the CLI's subprocesses inherit the folder (never the user's ~/.cache).
+os.environ.setdefault("GELATO_COMPILE_CACHE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                           ".pytest_cache", "gelato-xla"))
+
+import gelato_jax  # noqa: E402
+
+gelato_jax.compile_cache.enable()
+
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
