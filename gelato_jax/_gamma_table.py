@@ -290,9 +290,10 @@ def gamma_table_poly(k, dtype) -> PolyGammaTable:
     A concrete ``k`` (a number or array outside ``jit``) gives the table as an array: the drivers
     build it so (``engine.entropy_table``) and hand it to their compiled programs as an argument,
     which keeps host callbacks out of those programs (JAX's persistent compilation cache refuses
-    programs with callbacks). A traced ``k`` (a sweep over ``k_H``, a caller's ``jit``) is served
-    by ``jax.pure_callback``, once per compiled call (under ``vmap`` over ``k`` once per value);
-    both give the same values."""
+    programs with callbacks; ``gelato sweep`` builds one table per grid point where ``k_H``
+    varies). A traced ``k`` (a caller's own ``jit`` or ``vmap`` over ``k_H``) is served by
+    ``jax.pure_callback``, once per compiled call (under ``vmap`` over ``k`` once per value); both
+    give the same values."""
     out_dtype = jnp.dtype(dtype)
     if not isinstance(k, jax.core.Tracer):
         return PolyGammaTable(jnp.asarray(_poly_table_host(k, out_dtype.name)))

@@ -90,6 +90,19 @@ def test_sweep_labels_and_matches_simulate(swept):
     assert "git_commit" in side["environment"] and "jax" in side["environment"]
 
 
+def test_sweep_over_k_H_uses_each_points_entropy_table():
+    """A grid over ``k_H``: one Gamma table per point, built on the host and batched with the
+    points (engine.entropy_table); each point is simulate() at that ``k_H``."""
+    ks = [0.5, 2.5, 0.8]
+    res = sw.sweep(Scenario(), POL, {"k_H": ks}, seed=2, realizations=R, rounds=40)
+    for i, k in enumerate(ks):
+        ref = simulate(Scenario(k_H=k), POL, seed=2, realizations=R, rounds=40)
+        for name in ("sent", "passes", "accepted", "tokens"):
+            np.testing.assert_array_equal(res.metrics[name][i], getattr(ref, name), err_msg=(k, name))
+        np.testing.assert_allclose(res.metrics["throughput"][i], ref.throughput, rtol=1e-13, err_msg=k)
+    assert not np.array_equal(res.metrics["sent"][0], res.metrics["sent"][1])  # the law does change
+
+
 def test_sweep_one_compile_for_all_grid_points_and_chunks(swept):
     n0 = sw._get_kernel()._cache_size()
     sw.sweep(Scenario(), POL, {"V": [0.5, 7.0], "E_bar": [0.05, 0.07]}, seed=3, realizations=R, rounds=T, chunk=2,
