@@ -116,3 +116,27 @@ def test_a_missing_optional_extra_disables_only_its_command(monkeypatch, capsys)
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert "gelato check needs the testing extra (chex is not installed): pip install 'gelato-jax[testing]'" in err
+
+
+def test_each_command_is_defined_by_the_module_main_loads_for_it():
+    # main builds the parser of the command it runs from one module (cli.COMMANDS); every module
+    # must register exactly the commands listed for it, and the one-command parser must accept
+    # what the full one accepts
+    import argparse
+
+    from gelato_jax import cli
+
+    for module, commands in cli._EXTENSION_COMMANDS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        cli._load_extension(module)(sub)
+        assert tuple(sub.choices) == commands, module
+    def commands(parser):
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    full = commands(cli.build_parser())
+    assert set(full) == set(cli.COMMANDS)
+    for command in cli.COMMANDS:
+        one = commands(cli.build_parser(command))
+        # simulate is built in; a module registers all of its commands
+        assert set(one) == {"simulate", *cli._EXTENSION_COMMANDS.get(cli.COMMANDS[command], ())}, command
+        assert one[command].format_help() == full[command].format_help(), command
