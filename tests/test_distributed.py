@@ -30,7 +30,7 @@ import time
 import numpy as np
 import pytest
 
-from gelato_jax import distributed
+from gelato_jax import distributed, xla_cpu
 from gelato_jax.cli import main
 from gelato_jax.launch import free_port
 
@@ -54,9 +54,11 @@ def reference(env, tmp_path_factory):
     root = tmp_path_factory.mktemp("one-process")
     argvs = [[*SWEEP, "--realizations", "64", "--chunk", "32", "--out", str(root / "R64")],
              [*SWEEP, *SMALL, "--realizations", "128", "--chunk", "32", "--out", str(root / "R128")]]
-    # both runs in one child process: one import
+    # both runs in one child process: one import; one CPU device, as each process of a launch on
+    # this 2-core machine, so that process 0 of the launches below loads these programs from the cache
     code = f"import sys; from gelato_jax.cli import main; sys.exit(max(main(a) for a in {argvs!r}))"
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=400)
+    r = subprocess.run([sys.executable, "-c", code], env=dict(env, **{xla_cpu.ENV_DEVICES: "1"}), capture_output=True,
+                       text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     return {R: sw.load_sweep(str(root / f"R{R}")) for R in (64, 128)}
 
@@ -198,15 +200,16 @@ def test_slurm_variables_with_distributed_flag_match_one_process(env, reference,
     port = free_port()
     procs = []
     for i in range(2):
-        task = dict(env, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2", SLURM_PROCID=str(i),
+        task = dict(env, **{xla_cpu.ENV_DEVICES: "1"}, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2", SLURM_PROCID=str(i),
                     SLURM_LOCALID=str(i), SLURM_STEP_NUM_NODES="1", JAX_COORDINATOR_PORT=str(port))
         for var in (distributed.ENV_ADDRESS, distributed.ENV_COUNT, distributed.ENV_ID):
             task.pop(var, None)
-        procs.append(subprocess.Popen([sys.executable, "-m", "gelato_jax", *SWEEP, "--realizations", "64", "--distributed",
-                                       "--out", str(out)], env=task, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # the SMALL program (the claim is the detection, not the program; process 0 loads it from the cache)
+        procs.append(subprocess.Popen([sys.executable, "-m", "gelato_jax", *SWEEP, *SMALL, "--realizations", "128",
+                                       "--chunk", "32", "--distributed", "--out", str(out)], env=task, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     assert "gelato sweep:" in outs[0][0] and "gelato sweep:" not in outs[1][0]
-    _assert_same(sw.load_sweep(str(out)), reference[64])
+    _assert_same(sw.load_sweep(str(out)), reference[128])
     assert [json.loads((out / f"chunk-0000{c}.json").read_text())["process"] for c in (0, 1)] == [0, 1]
