@@ -13,7 +13,8 @@ programs hold no host callback (the Gamma sampler's table is an input), so the p
 compilation cache of the ``env`` fixture holds them and process 0 of a launch loads what an
 earlier process compiled; a process other than 0 compiles its own (JAX writes the cache from
 process 0 only, and on CPU the key holds the device id). The one-process references are computed
-in one child (one import for both), the tightness and verify references in the test process, the
+in one child (one import for both) on one CPU device, as each process of a launch on 2 cores, so
+that process 0 of the launches loads their program; the tightness and verify references in the test process, the
 killed-sweep test runs a smaller program than the default one (its claim does not need it), the
 verify test runs only the global checks for real (every configuration not applicable; the real
 configuration (a) is under ``-m slow``), the two coordinator-timeout children run at the same
