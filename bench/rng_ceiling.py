@@ -36,7 +36,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=300)
     args = ap.parse_args()
     R, T = args.realizations, args.rounds
-    scen, _, dt = sm._prepare(Scenario(), Gelato(), jnp.float32)
+    scen, _, dt = engine.prepare(Scenario(), Gelato(), jnp.float32)
+    table = engine.entropy_table(scen, dt)
     root = jax.random.key(0)
     idx = jnp.arange(R, dtype=jnp.uint32)
     n_u = 2 * scen.gamma_max + 2
@@ -68,7 +69,7 @@ def main() -> None:
     @jax.jit
     def draws_only(root, idx):
         def one(i):
-            key_r, fading = sm._init_realization(scen, root, i, dt)
+            key_r, fading = sm._init_realization(scen, root, i, dt, table)
 
             def body(c, t):
                 acc, fading = c
