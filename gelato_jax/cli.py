@@ -132,8 +132,8 @@ def _fields(obj) -> dict[str, Any]:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``gelato`` parser with every command, or, for ``command`` (one of ``COMMANDS``), with that
-    command alone (and ``simulate``, defined here): ``main`` imports only the module that defines the command it runs (the others
-    cost ≈ 0.5 s of imports per process, flax and sympy among them)."""
+    command (and ``simulate``, defined here) only: ``main`` imports just the module that defines the
+    command it runs (the others cost ≈ 0.5 s of imports per process, flax and sympy among them)."""
     parser = Parser(prog="gelato", description="GELATO device-edge speculative decoding: simulator and theory verifier")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
 
@@ -156,9 +156,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate)
     if command in (None, "simulate"):
-        from .lm.cli import add_simulate_lm_args
-
-        add_simulate_lm_args(p)
+        try:
+            from .lm.cli import add_simulate_lm_args
+        except ModuleNotFoundError:  # pragma: no cover - lm is part of the package
+            pass
+        else:
+            add_simulate_lm_args(p)
 
     if command == "simulate":
         modules = ()

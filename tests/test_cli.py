@@ -130,6 +130,7 @@ def test_each_command_is_defined_by_the_module_main_loads_for_it():
         sub = argparse.ArgumentParser().add_subparsers()
         cli._load_extension(module)(sub)
         assert tuple(sub.choices) == commands, module
+
     def commands(parser):
         return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
 

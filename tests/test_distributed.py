@@ -14,8 +14,8 @@ compilation cache of the ``env`` fixture holds them and process 0 of a launch lo
 earlier process compiled; a process other than 0 compiles its own (JAX writes the cache from
 process 0 only, and on CPU the key holds the device id). The one-process references are computed
 in one child (one import for both) on one CPU device, as each process of a launch on 2 cores, so
-that process 0 of the launches loads their program; the tightness and verify references in the test process, the
-killed-sweep test runs a smaller program than the default one (its claim does not need it), the
+that process 0 of the launches loads their program; the tightness and verify references in the
+test process, the killed-sweep test runs a smaller program than the default one (its claim does not need it), the
 verify test runs only the global checks for real (every configuration not applicable; the real
 configuration (a) is under ``-m slow``), the two coordinator-timeout children run at the same
 time, and ``gelato launch`` stops the survivors of a killed process within 1 s.
@@ -201,14 +201,15 @@ def test_slurm_variables_with_distributed_flag_match_one_process(env, reference,
     port = free_port()
     procs = []
     for i in range(2):
-        task = dict(env, **{xla_cpu.ENV_DEVICES: "1"}, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2", SLURM_PROCID=str(i),
-                    SLURM_LOCALID=str(i), SLURM_STEP_NUM_NODES="1", JAX_COORDINATOR_PORT=str(port))
+        task = dict(env, **{xla_cpu.ENV_DEVICES: "1"}, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost",
+                    SLURM_NTASKS="2", SLURM_PROCID=str(i), SLURM_LOCALID=str(i), SLURM_STEP_NUM_NODES="1",
+                    JAX_COORDINATOR_PORT=str(port))
         for var in (distributed.ENV_ADDRESS, distributed.ENV_COUNT, distributed.ENV_ID):
             task.pop(var, None)
         # the SMALL program (the claim is the detection, not the program; process 0 loads it from the cache)
         procs.append(subprocess.Popen([sys.executable, "-m", "gelato_jax", *SWEEP, *SMALL, "--realizations", "128",
-                                       "--chunk", "32", "--distributed", "--out", str(out)], env=task, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
+                                       "--chunk", "32", "--distributed", "--out", str(out)], env=task,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     assert "gelato sweep:" in outs[0][0] and "gelato sweep:" not in outs[1][0]
