@@ -33,7 +33,7 @@ from . import xla_cpu
 from .cli_inputs import CLIError, positive_int
 from .distributed import ENV_ADDRESS, ENV_COUNT, ENV_ID
 
-__all__ = ["LAUNCHABLE", "free_port", "launch", "add_parsers"]
+__all__ = ["LAUNCHABLE", "devices_per_process", "free_port", "launch", "add_parsers"]
 
 #: commands that split their work over the processes of a ``jax.distributed`` job
 LAUNCHABLE = ("sweep", "tightness", "verify")
@@ -47,6 +47,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def devices_per_process(processes: int) -> int:
+    """The CPU devices each of ``processes`` local processes makes: the machine's cores shared out
+    (``xla_cpu.configure`` would otherwise make one per core in every process)."""
+    return max(1, xla_cpu.cpu_count() // processes)
 
 
 def launch(command: Sequence[str], processes: int, *, port: int | None = None, env: dict | None = None,
@@ -73,8 +79,7 @@ def _launch(command, processes, *, port=None, env=None, python=None) -> tuple[in
             raise CLIError(f"gelato launch: {flag} is set by launch; remove it from the command")
     addr = f"127.0.0.1:{port if port is not None else free_port()}"
     base = dict(os.environ if env is None else env)
-    # the machine's cores shared out: each process makes cores/N CPU devices (xla_cpu.configure), not one per core
-    base.setdefault(xla_cpu.ENV_DEVICES, str(max(1, xla_cpu.cpu_count() // processes)))
+    base.setdefault(xla_cpu.ENV_DEVICES, str(devices_per_process(processes)))
     procs: list[subprocess.Popen] = []
     try:
         for i in range(processes):

@@ -13,10 +13,10 @@ programs hold no host callback (the Gamma sampler's table is an input), so the p
 compilation cache of the ``env`` fixture holds them and process 0 of a launch loads what an
 earlier process compiled; a process other than 0 compiles its own (JAX writes the cache from
 process 0 only, and on CPU the key holds the device id). The one-process references are computed
-in one child (one import for both) on one CPU device, as each process of a launch on 2 cores, so
-that process 0 of the launches loads their program; the tightness and verify references in the
-test process, the killed-sweep test runs a smaller program than the default one (its claim does not need it), the
-verify test runs only the global checks for real (every configuration not applicable; the real
+in one child (one import for both) on as many CPU devices as each process of a two-process
+launch has, so that process 0 of the launches loads their program; the tightness and verify
+references in the test process, the killed-sweep test runs a smaller program than the default
+one (its claim does not need it), the verify test runs only the global checks for real (every configuration not applicable; the real
 configuration (a) is under ``-m slow``), the two coordinator-timeout children run at the same
 time, and ``gelato launch`` stops the survivors of a killed process within 1 s.
 """
@@ -33,7 +33,7 @@ import pytest
 
 from gelato_jax import distributed, xla_cpu
 from gelato_jax.cli import main
-from gelato_jax.launch import free_port
+from gelato_jax.launch import devices_per_process, free_port
 
 from _multiprocess import env, gelato, gelato_start  # noqa: F401 - env is a fixture
 
@@ -44,6 +44,8 @@ SWEEP = ["sweep", "--grid", "V=0.05,0.5", "--rounds", "500", "--quiet"]
 # budget, no early exit, full payload; measured: half the CPU of a process running the default
 # program, which is compile time)
 SMALL = ["--set", "gamma_max=1", "--set", "exit=none", "--set", "payload=full"]
+# the CPU devices of each process of `gelato launch --processes 2` on this machine
+LAUNCH_DEVICES = {xla_cpu.ENV_DEVICES: str(devices_per_process(2))}
 
 
 
@@ -55,11 +57,11 @@ def reference(env, tmp_path_factory):
     root = tmp_path_factory.mktemp("one-process")
     argvs = [[*SWEEP, "--realizations", "64", "--chunk", "32", "--out", str(root / "R64")],
              [*SWEEP, *SMALL, "--realizations", "128", "--chunk", "32", "--out", str(root / "R128")]]
-    # both runs in one child process: one import; one CPU device, as each process of a launch on
-    # this 2-core machine, so that process 0 of the launches below loads these programs from the cache
+    # both runs in one child process: one import; the devices of one process of a two-process
+    # launch, so that process 0 of the launches below loads these programs from the cache
     code = f"import sys; from gelato_jax.cli import main; sys.exit(max(main(a) for a in {argvs!r}))"
-    r = subprocess.run([sys.executable, "-c", code], env=dict(env, **{xla_cpu.ENV_DEVICES: "1"}), capture_output=True,
-                       text=True, timeout=400)
+    r = subprocess.run([sys.executable, "-c", code], env=dict(env, **LAUNCH_DEVICES), capture_output=True, text=True,
+                       timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     return {R: sw.load_sweep(str(root / f"R{R}")) for R in (64, 128)}
 
@@ -201,7 +203,7 @@ def test_slurm_variables_with_distributed_flag_match_one_process(env, reference,
     port = free_port()
     procs = []
     for i in range(2):
-        task = dict(env, **{xla_cpu.ENV_DEVICES: "1"}, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost",
+        task = dict(env, **LAUNCH_DEVICES, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost",
                     SLURM_NTASKS="2", SLURM_PROCID=str(i), SLURM_LOCALID=str(i), SLURM_STEP_NUM_NODES="1",
                     JAX_COORDINATOR_PORT=str(port))
         for var in (distributed.ENV_ADDRESS, distributed.ENV_COUNT, distributed.ENV_ID):
